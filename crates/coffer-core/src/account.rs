@@ -1,0 +1,1 @@
+//! Spec §6, "Account keys": master key, identities, fingerprints, OPAQUE configuration.

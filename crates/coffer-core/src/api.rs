@@ -1,0 +1,1 @@
+//! Spec §11, "HTTP API": request and response bodies.

@@ -1,0 +1,1 @@
+//! Spec §4, "Content": file bodies in 64 KiB committed STREAM chunks.

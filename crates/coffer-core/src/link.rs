@@ -1,0 +1,1 @@
+//! Spec §10, "Links": link secrets, URLs and link records.

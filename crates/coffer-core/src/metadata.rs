@@ -1,0 +1,1 @@
+//! Spec §5, "Metadata": encrypted node metadata.

@@ -1,0 +1,1 @@
+//! Spec §9, "Key rotation".

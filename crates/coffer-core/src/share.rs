@@ -1,0 +1,1 @@
+//! Spec §8, "Sharing to a user": shares, generations and grants.

@@ -1,0 +1,1 @@
+//! Spec §7, "Tree": nodes, node keys and signed node records.
