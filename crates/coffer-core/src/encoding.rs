@@ -212,12 +212,19 @@ impl<const N: usize> Serialize for Bytes<N> {
 
 impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let buf = serde_bytes::ByteBuf::deserialize(d)?;
-        let arr: [u8; N] = buf
-            .as_slice()
-            .try_into()
-            .map_err(|_| serde::de::Error::custom(ERR_INVALID_VALUE))?;
-        Ok(Bytes(arr))
+        /// Accepts a CBOR byte string only: an array of integers is not a byte string (spec §1.3).
+        struct ByteStringVisitor<const N: usize>;
+        impl<const N: usize> serde::de::Visitor<'_> for ByteStringVisitor<N> {
+            type Value = Bytes<N>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a byte string of {N} bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes<N>, E> {
+                let arr: [u8; N] = v.try_into().map_err(|_| E::custom(ERR_INVALID_VALUE))?;
+                Ok(Bytes(arr))
+            }
+        }
+        d.deserialize_bytes(ByteStringVisitor::<N>)
     }
 }
 

@@ -313,6 +313,23 @@ impl VerifyingKey {
     }
 }
 
+impl VerifyingKey {
+    /// Verifies an RFC 8032 Ed25519 signature over `message` exactly as given, under the same
+    /// strict rules as [`VerifyingKey::verify`] but without Coffer's `label || 0x00` prefix.
+    ///
+    /// For interoperability testing against external vectors (RFC 8032, Wycheproof) only: every
+    /// signature in the protocol is verified with [`VerifyingKey::verify`] and a label.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] if the signature does not verify.
+    pub fn verify_message(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
+        let sig = ed25519_dalek::Signature::from_bytes(signature);
+        self.0
+            .verify_strict(message, &sig)
+            .map_err(|_| Error::BadSignature)
+    }
+}
+
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
