@@ -81,7 +81,9 @@ fn classify(msg: &str) -> DecodeError {
         DecodeError::WrongType
     } else if msg.contains(ERR_UNKNOWN_VERSION) {
         DecodeError::UnknownVersion
-    } else if msg.contains(ERR_INVALID_VALUE) {
+    } else if msg.contains(ERR_INVALID_VALUE) || msg.starts_with("invalid value:") {
+        // The second form is serde's `Error::invalid_value`, raised for an integer that does not
+        // fit its field (a `u32` given 2^32, spec §1.3.2).
         DecodeError::InvalidValue
     } else {
         DecodeError::Malformed
@@ -421,6 +423,36 @@ mod tests {
         assert_eq!(decode::<Demo>(&enc), Err(DecodeError::Malformed));
         let deep = [0x81u8; 20];
         assert_eq!(decode::<Demo>(&deep), Err(DecodeError::Malformed));
+    }
+
+    crate::cbor_struct! {
+        /// A structure with narrow integer fields.
+        #[derive(Debug, PartialEq, Eq)]
+        struct Narrow (type = 8, version = 1) {
+            a: u32,
+            b: u8,
+        }
+    }
+
+    #[test]
+    fn integers_out_of_field_range_are_invalid_values() {
+        // [8, 1, 2^32, 0]: too large for a u32 field.
+        let big = [0x84, 0x08, 0x01, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0x00];
+        assert_eq!(decode::<Narrow>(&big), Err(DecodeError::InvalidValue));
+        // [8, 1, 0, 256]: too large for a u8 field.
+        let big = [0x84, 0x08, 0x01, 0x00, 0x19, 0x01, 0x00];
+        assert_eq!(decode::<Narrow>(&big), Err(DecodeError::InvalidValue));
+        // A negative integer is a wrong major type, not a value out of range.
+        let neg = [0x84, 0x08, 0x01, 0x20, 0x00];
+        assert_eq!(decode::<Narrow>(&neg), Err(DecodeError::Malformed));
+        let ok = [0x84, 0x08, 0x01, 0x1a, 0xff, 0xff, 0xff, 0xff, 0x18, 0xff];
+        assert_eq!(
+            decode::<Narrow>(&ok),
+            Ok(Narrow {
+                a: u32::MAX,
+                b: 255
+            })
+        );
     }
 
     #[test]

@@ -400,7 +400,7 @@ fn x25519_group(f: &mut VectorFile, rng: &mut RecordingRng) {
     high_bit[31] |= 0x80;
     let cases: [(&str, [u8; 32], &str); 9] = [
         (
-            "u = 0 (order 2 on the Edwards side: all-zero shared secret)",
+            "u = 0, the point of order 2: all-zero shared secret",
             [0u8; 32],
             "LowOrderPublic",
         ),
@@ -414,7 +414,7 @@ fn x25519_group(f: &mut VectorFile, rng: &mut RecordingRng) {
             "LowOrderPublic",
         ),
         (
-            "u = p - 1 (order 2)",
+            "u = p - 1, a point of order 4 on the twist",
             b32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
             "LowOrderPublic",
         ),
