@@ -251,6 +251,8 @@ macro_rules! cbor_struct {
         $(#[$meta])*
         $vis struct $name { $( $(#[$fmeta])* $fvis $field: $fty ),* }
 
+        // A private structure may not use its constants; they are `pub` for public ones.
+        #[allow(dead_code, unreachable_pub)]
         impl $name {
             /// The structure type code of this structure (spec §1.4).
             pub const TYPE: u64 = $ty;

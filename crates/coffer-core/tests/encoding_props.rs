@@ -19,9 +19,13 @@ coffer_core::cbor_struct! {
     /// The test-only structure.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct TestStructure (type = 255, version = 1) {
+        /// An unsigned integer.
         pub a: u64,
+        /// A fixed-length byte string.
         pub b: Bytes<4>,
+        /// An optional text string.
         pub c: Option<String>,
+        /// A list of unsigned integers.
         pub d: Vec<u64>,
     }
 }
@@ -210,14 +214,11 @@ proptest! {
         let mut bytes = encode(&x);
         let i = pos.index(bytes.len());
         bytes[i] = bytes[i].wrapping_add(delta);
-        match decode::<TestStructure>(&bytes) {
-            Ok(y) => {
-                // A change can land on another valid value (a field's value byte), but then the
-                // input is that value's one canonical encoding.
-                prop_assert_ne!(&y, &x);
-                prop_assert_eq!(encode(&y), bytes);
-            }
-            Err(_) => {}
+        if let Ok(y) = decode::<TestStructure>(&bytes) {
+            // A change can land on another valid value (a field's value byte), but then the
+            // input is that value's one canonical encoding.
+            prop_assert_ne!(&y, &x);
+            prop_assert_eq!(encode(&y), bytes);
         }
     }
 

@@ -170,7 +170,16 @@ pub fn generate() -> VectorFile {
 
 fn hkdf_group(f: &mut VectorFile, rng: &mut RecordingRng) {
     let g = f.group("Hkdf", json!({}));
-    let cases: [(&str, &[u8], usize, usize, usize, &[&str]); 6] = [
+    /// (label, context, output length, ikm length, salt length, flags)
+    type HkdfCase = (
+        &'static str,
+        &'static [u8],
+        usize,
+        usize,
+        usize,
+        &'static [&'static str],
+    );
+    let cases: [HkdfCase; 6] = [
         (
             "coffer/v1/test-vector/hkdf",
             b"",
