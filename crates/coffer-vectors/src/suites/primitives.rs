@@ -357,7 +357,7 @@ fn ed25519_groups(f: &mut VectorFile, rng: &mut RecordingRng) {
         base(&pk, SIGN_LABEL, msg, sig),
     );
     g.invalid(
-        "label without the 0x00 separator folded into the message",
+        "label boundary moved into the message (label minus its last character; message = that character || 0x00 || msg)",
         &["WrongLabel"],
         "bad-signature",
         base(
