@@ -81,7 +81,9 @@ fn classify(msg: &str) -> DecodeError {
         DecodeError::WrongType
     } else if msg.contains(ERR_UNKNOWN_VERSION) {
         DecodeError::UnknownVersion
-    } else if msg.contains(ERR_INVALID_VALUE) {
+    } else if msg.contains(ERR_INVALID_VALUE) || msg.starts_with("invalid value:") {
+        // The second form is serde's `Error::invalid_value`, raised for an integer that does not
+        // fit its field (a `u32` given 2^32, spec §1.3.2).
         DecodeError::InvalidValue
     } else {
         DecodeError::Malformed
@@ -212,12 +214,19 @@ impl<const N: usize> Serialize for Bytes<N> {
 
 impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let buf = serde_bytes::ByteBuf::deserialize(d)?;
-        let arr: [u8; N] = buf
-            .as_slice()
-            .try_into()
-            .map_err(|_| serde::de::Error::custom(ERR_INVALID_VALUE))?;
-        Ok(Bytes(arr))
+        /// Accepts a CBOR byte string only: an array of integers is not a byte string (spec §1.3).
+        struct ByteStringVisitor<const N: usize>;
+        impl<const N: usize> serde::de::Visitor<'_> for ByteStringVisitor<N> {
+            type Value = Bytes<N>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a byte string of {N} bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes<N>, E> {
+                let arr: [u8; N] = v.try_into().map_err(|_| E::custom(ERR_INVALID_VALUE))?;
+                Ok(Bytes(arr))
+            }
+        }
+        d.deserialize_bytes(ByteStringVisitor::<N>)
     }
 }
 
@@ -242,6 +251,8 @@ macro_rules! cbor_struct {
         $(#[$meta])*
         $vis struct $name { $( $(#[$fmeta])* $fvis $field: $fty ),* }
 
+        // A private structure may not use its constants; they are `pub` for public ones.
+        #[allow(dead_code, unreachable_pub)]
         impl $name {
             /// The structure type code of this structure (spec §1.4).
             pub const TYPE: u64 = $ty;
@@ -414,6 +425,36 @@ mod tests {
         assert_eq!(decode::<Demo>(&enc), Err(DecodeError::Malformed));
         let deep = [0x81u8; 20];
         assert_eq!(decode::<Demo>(&deep), Err(DecodeError::Malformed));
+    }
+
+    crate::cbor_struct! {
+        /// A structure with narrow integer fields.
+        #[derive(Debug, PartialEq, Eq)]
+        struct Narrow (type = 8, version = 1) {
+            a: u32,
+            b: u8,
+        }
+    }
+
+    #[test]
+    fn integers_out_of_field_range_are_invalid_values() {
+        // [8, 1, 2^32, 0]: too large for a u32 field.
+        let big = [0x84, 0x08, 0x01, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0x00];
+        assert_eq!(decode::<Narrow>(&big), Err(DecodeError::InvalidValue));
+        // [8, 1, 0, 256]: too large for a u8 field.
+        let big = [0x84, 0x08, 0x01, 0x00, 0x19, 0x01, 0x00];
+        assert_eq!(decode::<Narrow>(&big), Err(DecodeError::InvalidValue));
+        // A negative integer is a wrong major type, not a value out of range.
+        let neg = [0x84, 0x08, 0x01, 0x20, 0x00];
+        assert_eq!(decode::<Narrow>(&neg), Err(DecodeError::Malformed));
+        let ok = [0x84, 0x08, 0x01, 0x1a, 0xff, 0xff, 0xff, 0xff, 0x18, 0xff];
+        assert_eq!(
+            decode::<Narrow>(&ok),
+            Ok(Narrow {
+                a: u32::MAX,
+                b: 255
+            })
+        );
     }
 
     #[test]

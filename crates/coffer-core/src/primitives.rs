@@ -154,6 +154,7 @@ pub fn chacha20poly1305_open(
 
 /// In-place ChaCha20-Poly1305 encryption of `buf`, returning the detached tag (the content
 /// format's hot path: no allocation per chunk).
+#[allow(dead_code)] // The §4 content hot path; unused until content lands.
 pub(crate) fn chacha20poly1305_seal_in_place(
     key: &[u8; 32],
     nonce: &[u8; 12],
@@ -169,6 +170,7 @@ pub(crate) fn chacha20poly1305_seal_in_place(
 }
 
 /// In-place ChaCha20-Poly1305 decryption with a detached tag.
+#[allow(dead_code)] // The §4 content hot path; unused until content lands.
 pub(crate) fn chacha20poly1305_open_in_place(
     key: &[u8; 32],
     nonce: &[u8; 12],
@@ -309,6 +311,23 @@ impl VerifyingKey {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         self.0
             .verify_strict(&signed_message(label, message), &sig)
+            .map_err(|_| Error::BadSignature)
+    }
+}
+
+impl VerifyingKey {
+    /// Verifies an RFC 8032 Ed25519 signature over `message` exactly as given, under the same
+    /// strict rules as [`VerifyingKey::verify`] but without Coffer's `label || 0x00` prefix.
+    ///
+    /// For interoperability testing against external vectors (RFC 8032, Wycheproof) only: every
+    /// signature in the protocol is verified with [`VerifyingKey::verify`] and a label.
+    ///
+    /// # Errors
+    /// [`Error::BadSignature`] if the signature does not verify.
+    pub fn verify_message(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<()> {
+        let sig = ed25519_dalek::Signature::from_bytes(signature);
+        self.0
+            .verify_strict(message, &sig)
             .map_err(|_| Error::BadSignature)
     }
 }
