@@ -506,9 +506,9 @@ crate::cbor_struct! {
 }
 
 crate::cbor_struct! {
-    /// The associated data of the sealed capability: the record without its last field.
+    /// The associated data of the sealed capability (type 75): the record's public fields.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct LinkRecordAad (type = 70, version = 1) {
+    pub struct CapabilityContext (type = 75, version = 1) {
         /// As in [`LinkRecord`].
         pub link_id: LinkId,
         /// As in [`LinkRecord`].
@@ -553,11 +553,11 @@ impl LinkRecord {
         encode(self)
     }
 
-    /// The associated data of the sealed capability: the encoding of the record's first nine
-    /// elements (everything but `capability`), as an array of nine.
+    /// The associated data of the sealed capability: the encoded [`CapabilityContext`]
+    /// `[75, 1, link-id, node-id, permission, expires-at, max-downloads, password, drop]`.
     #[must_use]
     pub fn capability_aad(&self) -> Vec<u8> {
-        encode(&LinkRecordAad {
+        encode(&CapabilityContext {
             link_id: self.link_id,
             node_id: self.node_id,
             permission: self.permission,
@@ -1040,9 +1040,10 @@ crate::cbor_struct! {
 }
 
 crate::cbor_struct! {
-    /// The first five elements of a [`DropEnvelope`]: associated data of both of its ciphertexts.
+    /// The associated data of both ciphertexts of a [`DropEnvelope`] (type 76):
+    /// `[76, 1, link-id, folder-id, node-id]`.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct DropContext (type = 72, version = 1) {
+    pub struct DropContext (type = 76, version = 1) {
         /// The upload-only link.
         pub link_id: LinkId,
         /// The folder.
@@ -1323,16 +1324,16 @@ impl OwnerLinkEntry {
 }
 
 crate::cbor_struct! {
-    /// Associated data of a sealed owner entry: `[73, 1, link-id]`.
+    /// Associated data of a sealed owner entry (type 77): `[77, 1, link-id]`.
     #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct OwnerEntryContext (type = 73, version = 1) {
+    pub struct OwnerEntryContext (type = 77, version = 1) {
         /// The link the entry is for.
         pub link_id: LinkId,
     }
 }
 
 /// Seals an owner entry under `owner_key` (label `coffer/v1/link/owner-entry`, associated data
-/// `[73, 1, link-id]`). Draws the 24-byte seal nonce.
+/// `[77, 1, link-id]`). Draws the 24-byte seal nonce.
 #[must_use]
 pub fn seal_owner_entry(
     owner_key: &SecretKey,
