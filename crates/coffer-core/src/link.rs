@@ -338,7 +338,6 @@ impl LinkUrl {
         }
         if version != "1" {
             let numeric = !version.is_empty()
-                && version.len() <= 19
                 && version.bytes().all(|c| c.is_ascii_digit())
                 && !(version.len() > 1 && version.starts_with('0'));
             return Err(if numeric {
@@ -348,14 +347,14 @@ impl LinkUrl {
             }
             .into());
         }
+        let mut secret_bytes = decode_b64_exact::<LINK_SECRET_LEN>(secret_text)?;
+        let secret = LinkSecret::from_bytes(secret_bytes);
+        secret_bytes.zeroize();
         let password_required = match flag {
             None => false,
             Some("p") => true,
             Some(_) => return Err(DecodeError::InvalidText.into()),
         };
-        let mut secret_bytes = decode_b64_exact::<LINK_SECRET_LEN>(secret_text)?;
-        let secret = LinkSecret::from_bytes(secret_bytes);
-        secret_bytes.zeroize();
         if secret.link_id() != path_id {
             return Err(Error::Binding(
                 "link id in the URL path is not derived from the secret",
@@ -543,6 +542,23 @@ impl LinkRecord {
         };
         if !drop_ok || record.max_downloads == Some(0) {
             return Err(DecodeError::InvalidValue.into());
+        }
+        Ok(record)
+    }
+
+    /// Server side: everything a server checks before storing `bytes` under `link_id` (spec
+    /// §10.8): [`LinkRecord::parse`], the record's link id, and the password parameters.
+    ///
+    /// # Errors
+    /// As [`LinkRecord::parse`]; [`Error::Binding`] for another link id;
+    /// [`Error::LimitExceeded`] for Argon2id parameters out of range.
+    pub fn validate_for_storage(bytes: &[u8], link_id: LinkId) -> Result<Self> {
+        let record = Self::parse(bytes)?;
+        if record.link_id != link_id {
+            return Err(Error::Binding("link record is for another link id"));
+        }
+        if let Some(pw) = &record.password {
+            pw.argon2_params()?;
         }
         Ok(record)
     }

@@ -523,6 +523,22 @@ fn password_links() {
             "limit-exceeded"
         );
     }
+    assert!(LinkRecord::validate_for_storage(&link.record, link.url.link_id()).is_ok());
+    assert_eq!(
+        err(LinkRecord::validate_for_storage(
+            &link.record,
+            LinkId::from_bytes([0; 16])
+        ))
+        .class(),
+        "binding-mismatch"
+    );
+    let huge = reencode(&link.record, |r| {
+        r.password.as_mut().expect("pw").m_kib = 1 << 40
+    });
+    assert_eq!(
+        err(LinkRecord::validate_for_storage(&huge, link.url.link_id())).class(),
+        "limit-exceeded"
+    );
     let bad_params = NewLinkPassword {
         password: b"x",
         params: Argon2Params {
