@@ -785,3 +785,31 @@ fn reseal_rotate_and_owner_entries() {
     assert_eq!(opened.generation, 2);
     assert_eq!(opened.expires_at, Some(NOW + 50));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Any single-bit change in a sealed owner entry is rejected.
+    #[test]
+    fn owner_entry_bit_flips_are_rejected(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let (_, link) = read_link(&LinkOptions { max_downloads: Some(2), ..LinkOptions::default() });
+        let key = SecretKey::from_bytes([5; 32]);
+        let sealed = seal_owner_entry(&key, &link.owner_entry, &mut rng(3));
+        prop_assert!(open_owner_entry(&key, link.url.link_id(), &sealed).is_ok());
+        let mut bad = sealed.clone();
+        let i = pos.index(bad.len());
+        bad[i] ^= 1 << bit;
+        prop_assert_eq!(open_owner_entry(&key, link.url.link_id(), &bad).map(|_| ()), Err(Error::DecryptionFailed));
+    }
+
+    /// Re-sealing for any generation keeps the URL working and carries that generation's key.
+    #[test]
+    fn reseal_carries_any_generation(generation in any::<u64>(), key in any::<[u8; 32]>()) {
+        let (t, link) = read_link(&LinkOptions::default());
+        let t2 = LinkTarget { generation, node_key: SecretKey::from_bytes(key), ..t };
+        let resealed = reseal_link(&mut rng(4), &link.owner_entry, &t2).expect("reseal");
+        let opened = open_link(&link.url, &resealed.record, None, NOW).expect("open");
+        prop_assert_eq!(opened.generation, generation);
+        prop_assert_eq!(node_key(&opened), &t2.node_key);
+    }
+}
