@@ -4,10 +4,6 @@
 
 use crate::format::{Test, TestGroup, VectorFile};
 
-pub mod encoding;
-pub mod primitives;
-pub mod seal;
-
 /// A vector file and the functions that make and check it.
 pub struct Suite {
     /// File stem: the file is `test-vectors/<name>.json`, its schema `schemas/<name>.schema.json`.
@@ -18,24 +14,24 @@ pub struct Suite {
     pub verify_test: fn(&TestGroup, &Test) -> anyhow::Result<()>,
 }
 
-/// Every suite, in file-name order.
-pub const SUITES: &[Suite] = &[
-    Suite {
-        name: "encoding",
-        generate: encoding::generate,
-        verify_test: encoding::verify_test,
-    },
-    Suite {
-        name: "primitives",
-        generate: primitives::generate,
-        verify_test: primitives::verify_test,
-    },
-    Suite {
-        name: "seal",
-        generate: seal::generate,
-        verify_test: seal::verify_test,
-    },
-];
+macro_rules! suites {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every suite, in file-name order.
+        pub const SUITES: &[Suite] = &[
+            $(Suite { name: stringify!($name), generate: $name::generate, verify_test: $name::verify_test },)*
+        ];
+    };
+}
+
+suites!(
+    encoding,
+    link,
+    link_url,
+    primitives,
+    seal,
+);
 
 /// Checks an operation's outcome against a test's expectation: `valid` tests must succeed and
 /// `check` their output; `invalid` tests must fail with the stated failure class.
