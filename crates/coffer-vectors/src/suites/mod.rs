@@ -4,6 +4,8 @@
 
 use crate::format::{Test, TestGroup, VectorFile};
 
+pub mod account;
+pub mod identity;
 pub mod seal;
 
 /// A vector file and the functions that make and check it.
@@ -17,11 +19,23 @@ pub struct Suite {
 }
 
 /// Every suite, in file-name order.
-pub const SUITES: &[Suite] = &[Suite {
-    name: "seal",
-    generate: seal::generate,
-    verify_test: seal::verify_test,
-}];
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "account",
+        generate: account::generate,
+        verify_test: account::verify_test,
+    },
+    Suite {
+        name: "identity",
+        generate: identity::generate,
+        verify_test: identity::verify_test,
+    },
+    Suite {
+        name: "seal",
+        generate: seal::generate,
+        verify_test: seal::verify_test,
+    },
+];
 
 /// Checks an operation's outcome against a test's expectation: `valid` tests must succeed and
 /// `check` their output; `invalid` tests must fail with the stated failure class.
