@@ -339,6 +339,23 @@ fn verify_chain_all<B: AsRef<[u8]>>(chain: &[B]) -> Result<Vec<Parsed>> {
     Ok(out)
 }
 
+fn verified(p: &Parsed, bytes: &[u8]) -> VerifiedIdentity {
+    VerifiedIdentity {
+        user_name: p.record.user_name.clone(),
+        generation: p.record.generation,
+        signing_key: p.signing_key,
+        agreement_key: p.agreement_key,
+        created: p.record.created,
+        fingerprint: Fingerprint::compute(
+            &p.record.user_name,
+            p.record.generation,
+            &p.signing_key,
+            &p.agreement_key,
+        ),
+        head_hash: primitives::sha256(bytes),
+    }
+}
+
 /// Verifies an identity chain, generation 0 first (spec §6.6), and returns the current (last)
 /// generation.
 ///
@@ -350,24 +367,24 @@ fn verify_chain_all<B: AsRef<[u8]>>(chain: &[B]) -> Result<Vec<Parsed>> {
 /// [`MAX_CHAIN_LEN`].
 pub fn verify_chain<B: AsRef<[u8]>>(chain: &[B]) -> Result<VerifiedIdentity> {
     let all = verify_chain_all(chain)?;
-    let (last, bytes) = match (all.last(), chain.last()) {
-        (Some(p), Some(b)) => (p, b.as_ref()),
-        _ => return Err(Error::InvalidArgument("empty identity chain")),
-    };
-    Ok(VerifiedIdentity {
-        user_name: last.record.user_name.clone(),
-        generation: last.record.generation,
-        signing_key: last.signing_key,
-        agreement_key: last.agreement_key,
-        created: last.record.created,
-        fingerprint: Fingerprint::compute(
-            &last.record.user_name,
-            last.record.generation,
-            &last.signing_key,
-            &last.agreement_key,
-        ),
-        head_hash: primitives::sha256(bytes),
-    })
+    match (all.last(), chain.last()) {
+        (Some(p), Some(b)) => Ok(verified(p, b.as_ref())),
+        _ => Err(Error::InvalidArgument("empty identity chain")),
+    }
+}
+
+/// Verifies an identity chain like [`verify_chain`] and returns every generation, generation 0
+/// first, so that a caller can check a signature made by an older generation's key (spec §6.6).
+///
+/// # Errors
+/// As [`verify_chain`].
+pub fn verify_chain_generations<B: AsRef<[u8]>>(chain: &[B]) -> Result<Vec<VerifiedIdentity>> {
+    let all = verify_chain_all(chain)?;
+    Ok(all
+        .iter()
+        .zip(chain)
+        .map(|(p, b)| verified(p, b.as_ref()))
+        .collect())
 }
 
 /// Verifies `chain` and accepts it only if it extends the pinned identity: same user name, the

@@ -36,8 +36,8 @@ use crate::seal::{self, SEALED_KEY_LEN, SEAL_OVERHEAD};
 
 pub use identity::{
     create_identity, is_valid_user_name, parse_signed_identity, rotate_identity, verify_chain,
-    verify_pinned, Fingerprint, IdentityKeys, IdentityPin, IdentityRecord, SignedIdentity,
-    VerifiedIdentity,
+    verify_chain_generations, verify_pinned, Fingerprint, IdentityKeys, IdentityPin,
+    IdentityRecord, SignedIdentity, VerifiedIdentity,
 };
 pub use opaque::{
     login_finish, login_start, registration_finish, registration_start, server_login_finish,

@@ -105,8 +105,16 @@ impl<'a> OpaqueIdentities<'a> {
 macro_rules! secret_bytes {
     ($(#[$meta:meta])* $name:ident, $len:expr) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq)]
+        #[derive(Clone)]
         pub struct $name(Zeroizing<[u8; $len]>);
+
+        /// Constant-time comparison.
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                crate::primitives::ct_eq(&self.0[..], &other.0[..])
+            }
+        }
+        impl Eq for $name {}
 
         impl $name {
             /// The key bytes. Handle with care.

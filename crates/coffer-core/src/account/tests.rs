@@ -640,6 +640,13 @@ fn valid_chains_verify() {
         assert_eq!(head.agreement_key, c.keys[n - 1].agreement.public_key());
         assert_eq!(head.head_hash, primitives::sha256(&c.signed[n - 1]));
     }
+    let all = verify_chain_generations(&c.signed).expect("generations");
+    assert_eq!(all.len(), 3);
+    for (i, g) in all.iter().enumerate() {
+        assert_eq!(g.generation, i as u64);
+        assert_eq!(g.signing_key, c.keys[i].signing.verifying_key());
+        assert_eq!(g, &verify_chain(&c.signed[..=i]).expect("prefix"));
+    }
     assert_eq!(
         record(&c.signed[2]).previous,
         Some(Bytes(primitives::sha256(&c.signed[1])))
@@ -985,4 +992,67 @@ proptest! {
         bad[1][i] ^= delta;
         prop_assert!(verify_chain(&bad).is_err());
     }
+}
+
+#[test]
+fn identity_elements_and_reflections_are_rejected() {
+    let f = fixture();
+    let mut r = rng(50);
+    assert_eq!(
+        server_registration_start(&f.setup, &[0u8; REGISTRATION_REQUEST_LEN], &ids()).err(),
+        Some(Error::AuthenticationFailed)
+    );
+    assert_eq!(
+        server_login_start(
+            &f.setup,
+            None,
+            &[0u8; CREDENTIAL_REQUEST_LEN],
+            &ids(),
+            &mut r
+        )
+        .err(),
+        Some(Error::AuthenticationFailed)
+    );
+    let (state, _) = registration_start(PASSWORD, &mut r).expect("start");
+    assert_eq!(
+        registration_finish(
+            state,
+            PASSWORD,
+            &[0u8; REGISTRATION_RESPONSE_LEN],
+            &ids(),
+            &mut r
+        )
+        .err(),
+        Some(Error::AuthenticationFailed)
+    );
+    // A server that reflects the client's blinded element back (with its real public key).
+    let (state, request) = registration_start(PASSWORD, &mut r).expect("start");
+    let response = server_registration_start(&f.setup, &request, &ids()).expect("server");
+    let mut reflected = request.clone();
+    reflected.extend_from_slice(&response[32..]);
+    assert_eq!(
+        registration_finish(state, PASSWORD, &reflected, &ids(), &mut r).err(),
+        Some(Error::AuthenticationFailed)
+    );
+    // Invalid identities are refused before any work.
+    let bad = OpaqueIdentities {
+        user_name: "",
+        server_identity: SERVER,
+    };
+    assert!(matches!(
+        server_registration_start(&f.setup, &[0u8; 32], &bad),
+        Err(Error::InvalidArgument(_))
+    ));
+    let bad = OpaqueIdentities {
+        user_name: USER,
+        server_identity: "",
+    };
+    assert!(matches!(
+        server_registration_start(&f.setup, &[0u8; 32], &bad),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        registration_start(b"", &mut r),
+        Err(Error::InvalidArgument(_))
+    ));
 }
