@@ -613,6 +613,91 @@ pub fn recover(
     })
 }
 
+/// Server, sign-up (spec §6.8 step 5): checks the key bundle and the generation-0 identity a
+/// client uploads for `account_id` and `user_name`. The OPAQUE upload is checked by
+/// [`server_registration_finish`].
+///
+/// # Errors
+/// Decoding errors of either structure; [`Error::Binding`] for another account, user name or a
+/// generation other than 0; the errors of [`verify_chain`].
+pub fn check_new_account(
+    account_id: &AccountId,
+    user_name: &str,
+    key_bundle: &[u8],
+    signed_identity: &[u8],
+) -> Result<VerifiedIdentity> {
+    let bundle = parse_key_bundle(key_bundle)?;
+    if bundle.account_id != *account_id
+        || bundle.master_key_generation != 0
+        || bundle.identity_generation != 0
+    {
+        return Err(Error::Binding(
+            "key bundle is not a new bundle of this account",
+        ));
+    }
+    let identity = verify_chain(&[signed_identity])?;
+    if identity.user_name != user_name {
+        return Err(Error::Binding("identity of another user name"));
+    }
+    Ok(identity)
+}
+
+/// Server, password change (spec §9.1 step 4): accepts `new_bundle` only if it differs from
+/// `stored_bundle` in nothing but the wrapped master key.
+///
+/// # Errors
+/// Decoding errors; [`Error::Binding`] if anything else changed.
+pub fn check_password_change(stored_bundle: &[u8], new_bundle: &[u8]) -> Result<()> {
+    let old = parse_key_bundle(stored_bundle)?;
+    let new = parse_key_bundle(new_bundle)?;
+    if old.account_id != new.account_id
+        || old.master_key_generation != new.master_key_generation
+        || old.identity_generation != new.identity_generation
+        || old.sealed_secrets != new.sealed_secrets
+    {
+        return Err(Error::Binding(
+            "a password change may replace only the wrapped master key",
+        ));
+    }
+    Ok(())
+}
+
+/// Server, compromise recovery (spec §9.4 step 5): checks that `new_signed_identity` extends the
+/// stored chain by exactly one generation and that `new_bundle` is the next bundle of the same
+/// account (both generations + 1). Returns the new head of the chain.
+///
+/// # Errors
+/// Decoding errors; the errors of [`verify_chain`] on the extended chain; [`Error::Binding`] for a
+/// bundle of another account or with other generations; [`Error::LimitExceeded`] when a
+/// generation would overflow.
+pub fn check_recovery<B: AsRef<[u8]>>(
+    stored_chain: &[B],
+    stored_bundle: &[u8],
+    new_bundle: &[u8],
+    new_signed_identity: &[u8],
+) -> Result<VerifiedIdentity> {
+    let old = parse_key_bundle(stored_bundle)?;
+    let new = parse_key_bundle(new_bundle)?;
+    let mut chain: Vec<&[u8]> = stored_chain.iter().map(AsRef::as_ref).collect();
+    let current = verify_chain(&chain)?;
+    chain.push(new_signed_identity);
+    let head = verify_chain(&chain)?;
+    let overflow = Error::LimitExceeded {
+        what: "master key generation",
+        limit: u64::MAX,
+    };
+    if new.account_id != old.account_id
+        || old.identity_generation != current.generation
+        || new.master_key_generation != old.master_key_generation.checked_add(1).ok_or(overflow)?
+        || new.identity_generation != head.generation
+    {
+        return Err(Error::Binding(
+            "key bundle is not the next bundle of this account",
+        ));
+    }
+    Ok(head)
+}
+
 fn deletion_value(session_key: &SessionKey, account_id: &AccountId, user_name: &str) -> SecretKey {
     let ctx = encode(&DeletionContext {
         account_id: *account_id,

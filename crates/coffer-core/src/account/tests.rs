@@ -300,6 +300,13 @@ fn password_change_keeps_the_master_key() {
     assert_eq!(old.sealed_secrets, new.sealed_secrets);
     assert_eq!(old.master_key_generation, new.master_key_generation);
     assert_ne!(old.wrapped_master_key, new.wrapped_master_key);
+    check_password_change(&f.key_bundle, &change.key_bundle).expect("server accepts");
+    let mut swapped = new.clone();
+    swapped.sealed_secrets = ByteBuf::from(vec![0u8; 100]);
+    assert!(matches!(
+        check_password_change(&f.key_bundle, &encode(&swapped)),
+        Err(Error::Binding(_))
+    ));
     // The new password logs in and unlocks the same master key.
     let (client, server) = login(&f.setup, Some(&new_file), new_password, &ids(), 11);
     let client = client.expect("login");
@@ -378,6 +385,32 @@ fn recovery_rotates_everything() {
     let bundle = parse_key_bundle(&rec.key_bundle).expect("bundle");
     assert_eq!(bundle.master_key_generation, 1);
     assert_eq!(bundle.identity_generation, 1);
+    assert_eq!(
+        check_recovery(
+            &[&f.signed_identity],
+            &f.key_bundle,
+            &rec.key_bundle,
+            &rec.signed_identity
+        ),
+        Ok(head.clone())
+    );
+    // The server refuses a bundle that does not advance, and an identity that does not extend.
+    assert!(matches!(
+        check_recovery(
+            &[&f.signed_identity],
+            &f.key_bundle,
+            &f.key_bundle,
+            &rec.signed_identity
+        ),
+        Err(Error::Binding(_))
+    ));
+    assert!(check_recovery(
+        &[&f.signed_identity],
+        &f.key_bundle,
+        &rec.key_bundle,
+        &f.signed_identity
+    )
+    .is_err());
     assert_eq!(
         open_secrets(
             &f.account.master_key,
