@@ -484,8 +484,9 @@ pub fn hpke_open(
     .map_err(|_| Error::DecryptionFailed)
 }
 
-/// Adapts `&mut impl CryptoRngCore` to the `RngCore + CryptoRng` bounds of the hpke crate.
-struct RngAdapter<'a, R: CryptoRngCore>(&'a mut R);
+/// Adapts `&mut impl CryptoRngCore` to the `RngCore + CryptoRng` bounds of the hpke and
+/// opaque-ke crates (crate-visible for the OPAQUE wrapper of spec §6).
+pub(crate) struct RngAdapter<'a, R: CryptoRngCore>(pub(crate) &'a mut R);
 
 impl<R: CryptoRngCore> rand_core::RngCore for RngAdapter<'_, R> {
     fn next_u32(&mut self) -> u32 {

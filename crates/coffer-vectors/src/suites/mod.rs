@@ -26,7 +26,9 @@ macro_rules! suites {
 }
 
 suites!(
+    account,
     encoding,
+    identity,
     link,
     link_url,
     primitives,

@@ -1,1 +1,0 @@
-//! Spec §6, "Account keys": master key, identities, fingerprints, OPAQUE configuration.
