@@ -402,7 +402,9 @@ pub fn issue_grant(
     rng: &mut impl CryptoRngCore,
 ) -> Result<SignedGrant> {
     if folder_key.folder_id != share.folder_id || folder_key.generation != share.generation {
-        return Err(Error::InvalidArgument("folder key is not the share's current key"));
+        return Err(Error::InvalidArgument(
+            "folder key is not the share's current key",
+        ));
     }
     check_user_name(granter.user_name)?;
     check_permission(member.permission)?;

@@ -257,12 +257,21 @@ pub fn seal_back_chain(
     previous: &FolderKey,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>> {
-    if new.folder_id != previous.folder_id || previous.generation.checked_add(1) != Some(new.generation)
+    if new.folder_id != previous.folder_id
+        || previous.generation.checked_add(1) != Some(new.generation)
     {
-        return Err(Error::InvalidArgument("back-chain needs consecutive generations"));
+        return Err(Error::InvalidArgument(
+            "back-chain needs consecutive generations",
+        ));
     }
     let aad = back_chain_aad(new.folder_id, new.generation);
-    Ok(seal_key(&new.key, LABEL_BACK_CHAIN, &aad, &previous.key, rng))
+    Ok(seal_key(
+        &new.key,
+        LABEL_BACK_CHAIN,
+        &aad,
+        &previous.key,
+        rng,
+    ))
 }
 
 impl NodeRecord {
@@ -347,7 +356,12 @@ impl NodeRecord {
                 .back_chain
                 .get(idx)
                 .ok_or(Error::Decode(DecodeError::InvalidValue))?;
-            key = open_key(&key, LABEL_BACK_CHAIN, &back_chain_aad(self.node_id, g), entry)?;
+            key = open_key(
+                &key,
+                LABEL_BACK_CHAIN,
+                &back_chain_aad(self.node_id, g),
+                entry,
+            )?;
             g -= 1;
         }
         Ok(key)
@@ -412,7 +426,9 @@ impl NodeRecord {
     /// [`Error::InvalidArgument`] if the key does not match the `author` field.
     pub fn sign(&self, author: &SigningKey) -> Result<SignedNode> {
         if author.verifying_key().to_bytes() != self.author.0 {
-            return Err(Error::InvalidArgument("signing key is not the record's author"));
+            return Err(Error::InvalidArgument(
+                "signing key is not the record's author",
+            ));
         }
         let record = encode(self);
         let signature = Bytes(author.sign(LABEL_NODE_SIGNATURE, &record));
@@ -442,7 +458,7 @@ pub fn verify_node(
     let record: NodeRecord = decode_bounded(&outer.record, MAX_SIGNED_NODE_LEN)?;
     record.check_structure()?;
     let author = record.author_key()?;
-    if !authors.iter().any(|a| *a == author) {
+    if !authors.contains(&author) {
         return Err(Error::Binding("author not acceptable"));
     }
     author.verify(LABEL_NODE_SIGNATURE, &outer.record, &outer.signature.0)?;
@@ -714,7 +730,13 @@ mod tests {
             file_keys: vec![None],
         };
         // (parent index, is folder)
-        for (parent, folder) in [(0usize, true), (1, true), (2, false), (0, false), (1, false)] {
+        for (parent, folder) in [
+            (0usize, true),
+            (1, true),
+            (2, false),
+            (0, false),
+            (1, false),
+        ] {
             let pk = t.records[parent].0.folder_key(t.keys[parent].clone());
             let node = NewNode::generate(&mut rng);
             let m = meta(&mut rng);
@@ -746,7 +768,8 @@ mod tests {
         let r = &t.records[i].0;
         NodeExpectation {
             node_id: r.node_id,
-            parent: parent_index(t, i).map(|p| (t.records[p].0.node_id, t.records[p].0.key_generation)),
+            parent: parent_index(t, i)
+                .map(|p| (t.records[p].0.node_id, t.records[p].0.key_generation)),
             key_generation: None,
         }
     }
@@ -850,7 +873,10 @@ mod tests {
             key_generation: None,
         };
         let got = verify_node(&encode(&signed), &e, &authors).expect("verify");
-        assert_eq!(got.open_node_key(&t.records[0].0, &root), Ok(t.keys[3].clone()));
+        assert_eq!(
+            got.open_node_key(&t.records[0].0, &root),
+            Ok(t.keys[3].clone())
+        );
         // The old record no longer verifies at the new place.
         assert!(verify_node(&t.records[3].1, &e, &authors).is_err());
         let (renamed, _) = update_metadata(
@@ -903,15 +929,19 @@ mod tests {
                 generation: g - 1,
                 key: keys[usize::try_from(g - 1).expect("small")].clone(),
             };
-            rec.back_chain
-                .push(ByteBuf::from(seal_back_chain(&new, &prev, &mut rng).expect("chain")));
+            rec.back_chain.push(ByteBuf::from(
+                seal_back_chain(&new, &prev, &mut rng).expect("chain"),
+            ));
             rec.key_generation = g;
             keys.push(new.key);
         }
         rec.check_structure().expect("structure");
         let cur = rec.folder_key(keys[3].clone());
         for g in 0..=3u64 {
-            assert_eq!(rec.folder_key_at(&cur, g), Ok(keys[usize::try_from(g).expect("small")].clone()));
+            assert_eq!(
+                rec.folder_key_at(&cur, g),
+                Ok(keys[usize::try_from(g).expect("small")].clone())
+            );
         }
         assert!(rec.folder_key_at(&cur, 4).is_err());
         // A child sealed under generation 0 still opens through the chain.
