@@ -4,7 +4,10 @@
 
 use crate::format::{Test, TestGroup, VectorFile};
 
+pub mod rotation;
 pub mod seal;
+pub mod share;
+pub mod tree;
 
 /// A vector file and the functions that make and check it.
 pub struct Suite {
@@ -17,11 +20,28 @@ pub struct Suite {
 }
 
 /// Every suite, in file-name order.
-pub const SUITES: &[Suite] = &[Suite {
-    name: "seal",
-    generate: seal::generate,
-    verify_test: seal::verify_test,
-}];
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "rotation",
+        generate: rotation::generate,
+        verify_test: rotation::verify_test,
+    },
+    Suite {
+        name: "seal",
+        generate: seal::generate,
+        verify_test: seal::verify_test,
+    },
+    Suite {
+        name: "share",
+        generate: share::generate,
+        verify_test: share::verify_test,
+    },
+    Suite {
+        name: "tree",
+        generate: tree::generate,
+        verify_test: tree::verify_test,
+    },
+];
 
 /// Checks an operation's outcome against a test's expectation: `valid` tests must succeed and
 /// `check` their output; `invalid` tests must fail with the stated failure class.
