@@ -78,7 +78,8 @@ fn world(rng: &mut RecordingRng) -> World {
         ciphertext_length: 100,
     };
     let m = meta(rng);
-    let (f1_rec, _) = create_file(&alice.sign, &share_key, &f1, m, &c, 1_700_000_002, rng).expect("f1");
+    let (f1_rec, _) =
+        create_file(&alice.sign, &share_key, &f1, m, &c, 1_700_000_002, rng).expect("f1");
     keys.insert(f1.node_id, f1.node_key.clone());
     let d = NewNode::generate(rng);
     let m = meta(rng);
@@ -182,15 +183,43 @@ pub fn generate() -> VectorFile {
         ],
     );
     file.note("Valid", "BASIC", "A well-formed input.");
-    file.note("Lazy", "BASIC", "Lazy mode: file node keys and file keys are kept and re-sealed.");
-    file.note("Eager", "BASIC", "Eager mode: files get fresh node keys and file keys.");
+    file.note(
+        "Lazy",
+        "BASIC",
+        "Lazy mode: file node keys and file keys are kept and re-sealed.",
+    );
+    file.note(
+        "Eager",
+        "BASIC",
+        "Eager mode: files get fresh node keys and file keys.",
+    );
     file.note("RemovedMember", "WRONG_KEY", "The removed member, holding every key it had, tries to open what is new after the removal.");
     file.note("NotRevoked", "EDGE_CASE", "Documented non-guarantee: in lazy mode a removed member's old file node key still opens the file key of content it could read before.");
-    file.note("NewAfterRemoval", "EDGE_CASE", "A node created after the removal, under the new generation.");
-    file.note("TamperedBundle", "MODIFIED_CIPHERTEXT", "A part of the bundle is dropped, reordered, replaced or modified.");
-    file.note("WrongOwner", "WRONG_KEY", "Applied against another owner key than the pinned one.");
-    file.note("WrongGeneration", "WRONG_CONTEXT", "A generation does not follow the state's.");
-    file.note("TrailingBytes", "MALFORMED", "Bytes after the encoded item.");
+    file.note(
+        "NewAfterRemoval",
+        "EDGE_CASE",
+        "A node created after the removal, under the new generation.",
+    );
+    file.note(
+        "TamperedBundle",
+        "MODIFIED_CIPHERTEXT",
+        "A part of the bundle is dropped, reordered, replaced or modified.",
+    );
+    file.note(
+        "WrongOwner",
+        "WRONG_KEY",
+        "Applied against another owner key than the pinned one.",
+    );
+    file.note(
+        "WrongGeneration",
+        "WRONG_CONTEXT",
+        "A generation does not follow the state's.",
+    );
+    file.note(
+        "TrailingBytes",
+        "MALFORMED",
+        "Bytes after the encoded item.",
+    );
     file.note("WrongType", "MALFORMED", "The type code is wrong.");
 
     let mut rng = RecordingRng::new("coffer/v1/vectors/rotation");
@@ -205,20 +234,22 @@ pub fn generate() -> VectorFile {
         subtree: &w.subtree,
         time: 1_700_001_000,
     };
-    let input_json = |removed: &str, mode: &str| json!({
-        "ownerSeed": h(*w.alice.sign.seed()),
-        "ownerName": w.alice.name,
-        "ownerIdentityGeneration": w.alice.generation,
-        "shareRecord": h(encode(&w.share)),
-        "removed": removed,
-        "mode": mode,
-        "parentId": h(w.root.folder_id.as_bytes()),
-        "parentGeneration": w.root.generation,
-        "parentKey": h(w.root.key.expose()),
-        "folderKey": h(w.share_key.key.expose()),
-        "subtree": hex_list(w.subtree.iter().map(encode)),
-        "time": 1_700_001_000u64,
-    });
+    let input_json = |removed: &str, mode: &str| {
+        json!({
+            "ownerSeed": h(*w.alice.sign.seed()),
+            "ownerName": w.alice.name,
+            "ownerIdentityGeneration": w.alice.generation,
+            "shareRecord": h(encode(&w.share)),
+            "removed": removed,
+            "mode": mode,
+            "parentId": h(w.root.folder_id.as_bytes()),
+            "parentGeneration": w.root.generation,
+            "parentKey": h(w.root.key.expose()),
+            "folderKey": h(w.share_key.key.expose()),
+            "subtree": hex_list(w.subtree.iter().map(encode)),
+            "time": 1_700_001_000u64,
+        })
+    };
 
     // ---- MemberRemoval ---------------------------------------------------------------------
     let g = file.group("MemberRemoval", json!({}));
@@ -246,12 +277,14 @@ pub fn generate() -> VectorFile {
     // ---- RotationApply ---------------------------------------------------------------------
     let g = file.group("RotationApply", json!({}));
     let owner_pub = h(w.alice.sign.verifying_key().to_bytes());
-    let apply = |bundle: &[u8]| json!({
-        "stateShare": h(encode(&w.share)),
-        "stateNodes": hex_list(w.subtree.iter().map(encode)),
-        "ownerPublic": owner_pub,
-        "bundle": h(bundle),
-    });
+    let apply = |bundle: &[u8]| {
+        json!({
+            "stateShare": h(encode(&w.share)),
+            "stateNodes": hex_list(w.subtree.iter().map(encode)),
+            "ownerPublic": owner_pub,
+            "bundle": h(bundle),
+        })
+    };
     for (out, flag, what) in [(&lazy, "Lazy", "lazy"), (&eager, "Eager", "eager")] {
         let b = encode(&out.bundle);
         let mut v = apply(&b);
@@ -264,44 +297,94 @@ pub fn generate() -> VectorFile {
     let mut tampered: Vec<(&str, RotationBundle, &str, &str)> = Vec::new();
     let mut b = b0.clone();
     b.nodes.pop();
-    tampered.push(("a node record dropped", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "a node record dropped",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.nodes.swap(2, 3);
-    tampered.push(("child before its parent", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "child before its parent",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.nodes[1] = ByteBuf::from(encode(&w.subtree[1].sign(&w.alice.sign).expect("sign")));
-    tampered.push(("a node record not rotated (old record re-signed)", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "a node record not rotated (old record re-signed)",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.nodes[0] = b0.nodes[1].clone();
-    tampered.push(("a node record duplicated", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "a node record duplicated",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     let mut n = b.nodes[1].to_vec();
     let last = n.len() - 1;
     n[last] ^= 1;
     b.nodes[1] = ByteBuf::from(n);
-    tampered.push(("bit flip in a node signature", b, "bad-signature", "TamperedBundle"));
+    tampered.push((
+        "bit flip in a node signature",
+        b,
+        "bad-signature",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.grants.clear();
     tampered.push(("grants dropped", b, "binding-mismatch", "TamperedBundle"));
     let mut b = b0.clone();
     b.grants = eager.bundle.grants.clone();
-    tampered.push(("grants of another rotation", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "grants of another rotation",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.removed = "bob".into();
-    tampered.push(("removed member renamed", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "removed member renamed",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.share = eager.bundle.share.clone();
-    tampered.push(("share record of another rotation", b, "binding-mismatch", "TamperedBundle"));
+    tampered.push((
+        "share record of another rotation",
+        b,
+        "binding-mismatch",
+        "TamperedBundle",
+    ));
     let mut b = b0.clone();
     b.share = ByteBuf::from(encode(&w.share.sign(&w.alice.sign).expect("sign")));
-    tampered.push(("stale share record (old generation)", b, "binding-mismatch", "WrongGeneration"));
+    tampered.push((
+        "stale share record (old generation)",
+        b,
+        "binding-mismatch",
+        "WrongGeneration",
+    ));
     let mut b = b0.clone();
     b.to_generation = 2;
     tampered.push(("to generation 2", b, "binding-mismatch", "WrongGeneration"));
     let mut b = b0.clone();
     b.from_generation = 1;
     b.to_generation = 2;
-    tampered.push(("from generation 1", b, "binding-mismatch", "WrongGeneration"));
+    tampered.push((
+        "from generation 1",
+        b,
+        "binding-mismatch",
+        "WrongGeneration",
+    ));
     let mut b = b0.clone();
     b.share_id = ShareId::from_bytes([0x66; 16]);
     tampered.push(("another share id", b, "binding-mismatch", "TamperedBundle"));
@@ -311,48 +394,116 @@ pub fn generate() -> VectorFile {
     for (what, b, failure, flag) in tampered {
         g.invalid(what, &[flag], failure, apply(&encode(&b)));
     }
-    g.invalid("applied against another owner", &["WrongOwner"], "binding-mismatch",
-        with(apply(&encode(&b0)), "ownerPublic", json!(h(w.bob.sign.verifying_key().to_bytes()))));
+    g.invalid(
+        "applied against another owner",
+        &["WrongOwner"],
+        "binding-mismatch",
+        with(
+            apply(&encode(&b0)),
+            "ownerPublic",
+            json!(h(w.bob.sign.verifying_key().to_bytes())),
+        ),
+    );
     let mut t = encode(&b0);
     t.push(0);
-    g.invalid("trailing byte", &["TrailingBytes"], "trailing-bytes", apply(&t));
+    g.invalid(
+        "trailing byte",
+        &["TrailingBytes"],
+        "trailing-bytes",
+        apply(&t),
+    );
     let mut t = encode(&b0);
     t[2] = 64;
     g.invalid("type code 64", &["WrongType"], "wrong-type", apply(&t));
 
     // ---- GrantOpen -------------------------------------------------------------------------
     let g = file.group("GrantOpen", json!({}));
-    let go = |grant: &[u8], who: &User, generation: u64| json!({
-        "signedGrant": h(grant),
-        "shareId": h(w.share.share_id.as_bytes()),
-        "generation": generation,
-        "granterName": w.alice.name,
-        "granterIdentityGeneration": w.alice.generation,
-        "granterPublic": h(w.alice.sign.verifying_key().to_bytes()),
-        "recipientName": who.name,
-        "recipientIdentityGeneration": who.generation,
-        "recipientSecret": h(who.agree.expose()),
-    });
+    let go = |grant: &[u8], who: &User, generation: u64| {
+        json!({
+            "signedGrant": h(grant),
+            "shareId": h(w.share.share_id.as_bytes()),
+            "generation": generation,
+            "granterName": w.alice.name,
+            "granterIdentityGeneration": w.alice.generation,
+            "granterPublic": h(w.alice.sign.verifying_key().to_bytes()),
+            "recipientName": who.name,
+            "recipientIdentityGeneration": who.generation,
+            "recipientSecret": h(who.agree.expose()),
+        })
+    };
     let new_s_key = |out: &RotationOutput| json!(h(out.folder_keys[0].key.expose()));
-    g.valid("bob opens his generation-1 grant (lazy)", &["Lazy"], with(go(&lazy.bundle.grants[0], &w.bob, 1), "folderKey", new_s_key(&lazy)));
-    g.valid("carol opens her generation-1 grant (eager)", &["Eager"], with(go(&eager.bundle.grants[0], &w.carol, 1), "folderKey", new_s_key(&eager)));
-    g.invalid("removed carol tries bob's new grant", &["RemovedMember"], "binding-mismatch", go(&lazy.bundle.grants[0], &w.carol, 1));
-    g.invalid("a new grant presented as generation 0", &["WrongGeneration"], "binding-mismatch", go(&lazy.bundle.grants[0], &w.bob, 0));
+    g.valid(
+        "bob opens his generation-1 grant (lazy)",
+        &["Lazy"],
+        with(
+            go(&lazy.bundle.grants[0], &w.bob, 1),
+            "folderKey",
+            new_s_key(&lazy),
+        ),
+    );
+    g.valid(
+        "carol opens her generation-1 grant (eager)",
+        &["Eager"],
+        with(
+            go(&eager.bundle.grants[0], &w.carol, 1),
+            "folderKey",
+            new_s_key(&eager),
+        ),
+    );
+    g.invalid(
+        "removed carol tries bob's new grant",
+        &["RemovedMember"],
+        "binding-mismatch",
+        go(&lazy.bundle.grants[0], &w.carol, 1),
+    );
+    g.invalid(
+        "a new grant presented as generation 0",
+        &["WrongGeneration"],
+        "binding-mismatch",
+        go(&lazy.bundle.grants[0], &w.bob, 0),
+    );
 
     // ---- OpenPath --------------------------------------------------------------------------
     let g = file.group("OpenPath", json!({}));
     let s_old = w.share_key.key.clone();
     let d_id = w.subtree[2].node_id;
-    let path = |records: &[&NodeRecord], key: &SecretKey| json!({
-        "records": hex_list(records.iter().map(|r| encode(*r))),
-        "folderKey": h(key.expose()),
-    });
-    let (ls, lf1, ld, lf2) = (&lazy.records[0], &lazy.records[1], &lazy.records[2], &lazy.records[3]);
+    let path = |records: &[&NodeRecord], key: &SecretKey| {
+        json!({
+            "records": hex_list(records.iter().map(|r| encode(*r))),
+            "folderKey": h(key.expose()),
+        })
+    };
+    let (ls, lf1, ld, lf2) = (
+        &lazy.records[0],
+        &lazy.records[1],
+        &lazy.records[2],
+        &lazy.records[3],
+    );
     let s_new = &lazy.folder_keys[0].key;
     let d_new = &lazy.folder_keys[1].key;
-    g.valid("bob: S(1) -> D(1) -> f2, lazy", &["Lazy"], with(path(&[ls, ld, lf2], s_new), "nodeKey", json!(h(w.keys[&lf2.node_id].expose()))));
-    g.valid("bob: S(1) -> f1, lazy", &["Lazy"], with(path(&[ls, lf1], s_new), "nodeKey", json!(h(w.keys[&lf1.node_id].expose()))));
-    g.valid("bob: S(1) -> D, new key of D", &["Lazy"], with(path(&[ls, ld], s_new), "nodeKey", json!(h(d_new.expose()))));
+    g.valid(
+        "bob: S(1) -> D(1) -> f2, lazy",
+        &["Lazy"],
+        with(
+            path(&[ls, ld, lf2], s_new),
+            "nodeKey",
+            json!(h(w.keys[&lf2.node_id].expose())),
+        ),
+    );
+    g.valid(
+        "bob: S(1) -> f1, lazy",
+        &["Lazy"],
+        with(
+            path(&[ls, lf1], s_new),
+            "nodeKey",
+            json!(h(w.keys[&lf1.node_id].expose())),
+        ),
+    );
+    g.valid(
+        "bob: S(1) -> D, new key of D",
+        &["Lazy"],
+        with(path(&[ls, ld], s_new), "nodeKey", json!(h(d_new.expose()))),
+    );
     // A file created after the removal, under D generation 1.
     let later_node = NewNode::generate(&mut rng);
     let content = FileContent {
@@ -362,25 +513,97 @@ pub fn generate() -> VectorFile {
     };
     let m = meta(&mut rng);
     let d_fk = ld.folder_key(d_new.clone());
-    let (later, _) = create_file(&w.bob.sign, &d_fk, &later_node, m, &content, 1_700_002_000, &mut rng).expect("later");
-    g.valid("bob: a file created after the removal", &["NewAfterRemoval"], with(path(&[ls, ld, &later], s_new), "nodeKey", json!(h(later_node.node_key.expose()))));
-    g.invalid("carol with the old S key: S(1) -> f1", &["RemovedMember"], "decryption-failed", path(&[ls, lf1], &s_old));
-    g.invalid("carol with the old S key: S(1) -> D", &["RemovedMember"], "decryption-failed", path(&[ls, ld], &s_old));
-    g.invalid("carol with the old D key: D(1) -> f2", &["RemovedMember"], "decryption-failed", path(&[ld, lf2], &w.keys[&d_id]));
-    g.invalid("carol with the old D key: the file created after the removal", &["RemovedMember", "NewAfterRemoval"], "decryption-failed", path(&[ld, &later], &w.keys[&d_id]));
+    let (later, _) = create_file(
+        &w.bob.sign,
+        &d_fk,
+        &later_node,
+        m,
+        &content,
+        1_700_002_000,
+        &mut rng,
+    )
+    .expect("later");
+    g.valid(
+        "bob: a file created after the removal",
+        &["NewAfterRemoval"],
+        with(
+            path(&[ls, ld, &later], s_new),
+            "nodeKey",
+            json!(h(later_node.node_key.expose())),
+        ),
+    );
+    g.invalid(
+        "carol with the old S key: S(1) -> f1",
+        &["RemovedMember"],
+        "decryption-failed",
+        path(&[ls, lf1], &s_old),
+    );
+    g.invalid(
+        "carol with the old S key: S(1) -> D",
+        &["RemovedMember"],
+        "decryption-failed",
+        path(&[ls, ld], &s_old),
+    );
+    g.invalid(
+        "carol with the old D key: D(1) -> f2",
+        &["RemovedMember"],
+        "decryption-failed",
+        path(&[ld, lf2], &w.keys[&d_id]),
+    );
+    g.invalid(
+        "carol with the old D key: the file created after the removal",
+        &["RemovedMember", "NewAfterRemoval"],
+        "decryption-failed",
+        path(&[ld, &later], &w.keys[&d_id]),
+    );
     let (es, ef1) = (&eager.records[0], &eager.records[1]);
-    g.valid("carol: S(1) -> f1 re-keyed, eager", &["Eager"], with(path(&[es, ef1], &eager.folder_keys[0].key), "nodeKey", json!(h(eager.rekeyed[0].node_key.expose()))));
-    g.invalid("bob with the old S key: S(1) -> f1, eager", &["RemovedMember"], "decryption-failed", path(&[es, ef1], &s_old));
+    g.valid(
+        "carol: S(1) -> f1 re-keyed, eager",
+        &["Eager"],
+        with(
+            path(&[es, ef1], &eager.folder_keys[0].key),
+            "nodeKey",
+            json!(h(eager.rekeyed[0].node_key.expose())),
+        ),
+    );
+    g.invalid(
+        "bob with the old S key: S(1) -> f1, eager",
+        &["RemovedMember"],
+        "decryption-failed",
+        path(&[es, ef1], &s_old),
+    );
 
     // ---- FileKeyOpen -----------------------------------------------------------------------
     let g = file.group("FileKeyOpen", json!({}));
     let fko = |rec: &NodeRecord, key: &SecretKey| json!({ "fileRecord": h(encode(rec)), "nodeKey": h(key.expose()) });
     let f1_old_key = &w.keys[&lf1.node_id];
     let lazy_fk = lf1.open_file_key(f1_old_key).expect("lazy file key");
-    g.valid("carol's old f1 node key still opens f1's (unchanged) file key in lazy mode", &["NotRevoked", "Lazy"], with(fko(lf1, f1_old_key), "fileKey", json!(h(lazy_fk.expose()))));
-    g.valid("eager: the new node key opens the new file key", &["Eager"], with(fko(ef1, &eager.rekeyed[0].node_key), "fileKey", json!(h(eager.rekeyed[0].file_key.expose()))));
-    g.invalid("eager: bob's old f1 node key fails on the re-keyed file", &["RemovedMember", "Eager"], "decryption-failed", fko(ef1, f1_old_key));
-    g.invalid("carol's old D key as node key of the file created after the removal", &["RemovedMember", "NewAfterRemoval"], "decryption-failed", fko(&later, &w.keys[&d_id]));
+    g.valid(
+        "carol's old f1 node key still opens f1's (unchanged) file key in lazy mode",
+        &["NotRevoked", "Lazy"],
+        with(fko(lf1, f1_old_key), "fileKey", json!(h(lazy_fk.expose()))),
+    );
+    g.valid(
+        "eager: the new node key opens the new file key",
+        &["Eager"],
+        with(
+            fko(ef1, &eager.rekeyed[0].node_key),
+            "fileKey",
+            json!(h(eager.rekeyed[0].file_key.expose())),
+        ),
+    );
+    g.invalid(
+        "eager: bob's old f1 node key fails on the re-keyed file",
+        &["RemovedMember", "Eager"],
+        "decryption-failed",
+        fko(ef1, f1_old_key),
+    );
+    g.invalid(
+        "carol's old D key as node key of the file created after the removal",
+        &["RemovedMember", "NewAfterRemoval"],
+        "decryption-failed",
+        fko(&later, &w.keys[&d_id]),
+    );
 
     file.finish()
 }
@@ -440,7 +663,10 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
                     hex_array_field(t, "eagerMetadata")?
                         .into_iter()
                         .map(|sealed| RekeyedFileUpdate {
-                            metadata: SealedMetadata { revision: 2, sealed },
+                            metadata: SealedMetadata {
+                                revision: 2,
+                                sealed,
+                            },
                             ciphertext_length: 0,
                         })
                         .collect::<Vec<_>>(),
@@ -452,7 +678,13 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
             let out = run(&params, updates.as_deref(), &mut rng)?;
             anyhow::ensure!(rng.fully_used(), "randomness not used exactly");
             let got = output_json(&out);
-            for k in ["bundle", "newShareRecord", "newRecords", "newFolderKeys", "rekeyed"] {
+            for k in [
+                "bundle",
+                "newShareRecord",
+                "newRecords",
+                "newFolderKeys",
+                "rekeyed",
+            ] {
                 anyhow::ensure!(t.fields.get(k) == got.get(k), "{k} differs");
             }
             Ok(())

@@ -122,12 +122,29 @@ pub(crate) fn fixture(label: &str) -> Fixture {
     let m = meta(&mut rng, 48);
     rng.take();
     let a_node = NewNode::generate(&mut rng);
-    let (a0, signed) =
-        create_folder(&owner, &root_fk, &a_node, m.clone(), 1_700_000_100, &mut rng).expect("a");
+    let (a0, signed) = create_folder(
+        &owner,
+        &root_fk,
+        &a_node,
+        m.clone(),
+        1_700_000_100,
+        &mut rng,
+    )
+    .expect("a");
     let r = rng.take();
     creations.push((
         "folder under the root".to_owned(),
-        creation_json(&owner, &root_fk, &a_node, &m, None, 1_700_000_100, &r, &a0, &signed),
+        creation_json(
+            &owner,
+            &root_fk,
+            &a_node,
+            &m,
+            None,
+            1_700_000_100,
+            &r,
+            &a0,
+            &signed,
+        ),
     ));
 
     // File G under A generation 0.
@@ -154,7 +171,17 @@ pub(crate) fn fixture(label: &str) -> Fixture {
     let r = rng.take();
     creations.push((
         "file under a generation-0 folder".to_owned(),
-        creation_json(&owner, &a0_fk, &g_node, &m, Some(&content), 1_700_000_200, &r, &g, &signed),
+        creation_json(
+            &owner,
+            &a0_fk,
+            &g_node,
+            &m,
+            Some(&content),
+            1_700_000_200,
+            &r,
+            &g,
+            &signed,
+        ),
     ));
 
     // A rotated twice: generation 2 with a two-entry back-chain.
@@ -178,10 +205,7 @@ pub(crate) fn fixture(label: &str) -> Fixture {
     }
     a2.key_generation = 2;
     a2.sealed_node_key = Some(ByteBuf::from(tree::seal_node_key(
-        &root_fk,
-        a0.node_id,
-        &a_keys[2],
-        &mut rng,
+        &root_fk, a0.node_id, &a_keys[2], &mut rng,
     )));
     a2.time = 1_700_000_300;
     let a2_fk = a2.folder_key(a_keys[2].clone());
@@ -209,7 +233,17 @@ pub(crate) fn fixture(label: &str) -> Fixture {
     let r = rng.take();
     creations.push((
         "file under a generation-2 folder, empty sealed metadata, 2^32-byte content".to_owned(),
-        creation_json(&owner, &a2_fk, &f_node, &m, Some(&content), 1_700_000_400, &r, &f, &signed),
+        creation_json(
+            &owner,
+            &a2_fk,
+            &f_node,
+            &m,
+            Some(&content),
+            1_700_000_400,
+            &r,
+            &f,
+            &signed,
+        ),
     ));
 
     // Folder B under A generation 2, written by a share member with write permission.
@@ -221,7 +255,17 @@ pub(crate) fn fixture(label: &str) -> Fixture {
     let r = rng.take();
     creations.push((
         "folder under a generation-2 folder, written by another author".to_owned(),
-        creation_json(&writer, &a2_fk, &b_node, &m, None, 1_700_000_500, &r, &b, &signed),
+        creation_json(
+            &writer,
+            &a2_fk,
+            &b_node,
+            &m,
+            None,
+            1_700_000_500,
+            &r,
+            &b,
+            &signed,
+        ),
     ));
 
     Fixture {
@@ -272,7 +316,11 @@ fn keys_json(keys: &[&SigningKey]) -> Value {
     )
 }
 
-fn expectation_json(rec: &NodeRecord, parent_generation: u64, key_generation: Option<u64>) -> Value {
+fn expectation_json(
+    rec: &NodeRecord,
+    parent_generation: u64,
+    key_generation: Option<u64>,
+) -> Value {
     json!({
         "expectedNodeId": h(rec.node_id.as_bytes()),
         "expectedParentId": rec.parent_id.map(|p| h(p.as_bytes())),
@@ -297,21 +345,77 @@ pub fn generate() -> VectorFile {
     );
     file.note("Valid", "BASIC", "A well-formed input.");
     file.note("OlderGeneration", "EDGE_CASE", "The child is sealed under an older generation of its parent: opening walks the back-chain.");
-    file.note("OtherAuthor", "EDGE_CASE", "The record is written by an acceptable author other than the owner.");
-    file.note("ModifiedField", "MODIFIED_SIGNATURE", "One field of the signed record is changed without re-signing.");
-    file.note("ModifiedSignature", "MODIFIED_SIGNATURE", "A bit of the signature is flipped, or the signature is by another key.");
-    file.note("StructureViolation", "MALFORMED", "A record signed by its author violates a structural rule of §7.3.");
-    file.note("WrongAuthor", "WRONG_KEY", "The author is not acceptable where the record was found.");
-    file.note("WrongParent", "WRONG_CONTEXT", "The record is found under another parent (moved by the server) or as the root.");
-    file.note("WrongNode", "WRONG_CONTEXT", "The record is served under another node id (swapped by the server).");
-    file.note("WrongGeneration", "WRONG_CONTEXT", "A generation does not match.");
-    file.note("NonCanonical", "MALFORMED", "A non-canonical CBOR encoding.");
-    file.note("TrailingBytes", "MALFORMED", "Bytes after the encoded item.");
-    file.note("WrongType", "MALFORMED", "The type code or version is wrong.");
+    file.note(
+        "OtherAuthor",
+        "EDGE_CASE",
+        "The record is written by an acceptable author other than the owner.",
+    );
+    file.note(
+        "ModifiedField",
+        "MODIFIED_SIGNATURE",
+        "One field of the signed record is changed without re-signing.",
+    );
+    file.note(
+        "ModifiedSignature",
+        "MODIFIED_SIGNATURE",
+        "A bit of the signature is flipped, or the signature is by another key.",
+    );
+    file.note(
+        "StructureViolation",
+        "MALFORMED",
+        "A record signed by its author violates a structural rule of §7.3.",
+    );
+    file.note(
+        "WrongAuthor",
+        "WRONG_KEY",
+        "The author is not acceptable where the record was found.",
+    );
+    file.note(
+        "WrongParent",
+        "WRONG_CONTEXT",
+        "The record is found under another parent (moved by the server) or as the root.",
+    );
+    file.note(
+        "WrongNode",
+        "WRONG_CONTEXT",
+        "The record is served under another node id (swapped by the server).",
+    );
+    file.note(
+        "WrongGeneration",
+        "WRONG_CONTEXT",
+        "A generation does not match.",
+    );
+    file.note(
+        "NonCanonical",
+        "MALFORMED",
+        "A non-canonical CBOR encoding.",
+    );
+    file.note(
+        "TrailingBytes",
+        "MALFORMED",
+        "Bytes after the encoded item.",
+    );
+    file.note(
+        "WrongType",
+        "MALFORMED",
+        "The type code or version is wrong.",
+    );
     file.note("Truncated", "TRUNCATION", "The input is cut short.");
-    file.note("SwappedKey", "MODIFIED_CIPHERTEXT", "A sealed key is taken from another node.");
-    file.note("ModifiedCiphertext", "MODIFIED_CIPHERTEXT", "A bit of a sealed key is flipped.");
-    file.note("TamperedBackChain", "MODIFIED_CIPHERTEXT", "A back-chain entry is modified or entries are swapped.");
+    file.note(
+        "SwappedKey",
+        "MODIFIED_CIPHERTEXT",
+        "A sealed key is taken from another node.",
+    );
+    file.note(
+        "ModifiedCiphertext",
+        "MODIFIED_CIPHERTEXT",
+        "A bit of a sealed key is flipped.",
+    );
+    file.note(
+        "TamperedBackChain",
+        "MODIFIED_CIPHERTEXT",
+        "A back-chain entry is modified or entries are swapped.",
+    );
     file.note("WrongKey", "WRONG_KEY", "Opened with another key.");
 
     let fx = fixture("coffer/v1/vectors/tree");
@@ -338,11 +442,47 @@ pub fn generate() -> VectorFile {
         v
     };
     let f_base = |signed: &[u8]| base(signed, &fx.f, 2, None, &owner_only);
-    g.valid("file record", &["Valid"], with(f_base(&f_signed), "record", json!(h(encode(&fx.f)))));
-    g.valid("root folder record", &["Valid"], with(base(&root_signed, &fx.root, 0, Some(0), &owner_only), "record", json!(h(encode(&fx.root)))));
-    g.valid("folder at generation 2 with its back-chain", &["Valid"], with(base(&a2_signed, &fx.a2, 0, Some(2), &owner_only), "record", json!(h(encode(&fx.a2)))));
-    g.valid("folder written by a member with write permission", &["OtherAuthor"], with(base(&b_signed, &fx.b, 2, None, &both), "record", json!(h(encode(&fx.b)))));
-    g.valid("file sealed under an older generation of its parent", &["OlderGeneration"], with(base(&signed_bytes(&fx.g, owner), &fx.g, 2, None, &owner_only), "record", json!(h(encode(&fx.g)))));
+    g.valid(
+        "file record",
+        &["Valid"],
+        with(f_base(&f_signed), "record", json!(h(encode(&fx.f)))),
+    );
+    g.valid(
+        "root folder record",
+        &["Valid"],
+        with(
+            base(&root_signed, &fx.root, 0, Some(0), &owner_only),
+            "record",
+            json!(h(encode(&fx.root))),
+        ),
+    );
+    g.valid(
+        "folder at generation 2 with its back-chain",
+        &["Valid"],
+        with(
+            base(&a2_signed, &fx.a2, 0, Some(2), &owner_only),
+            "record",
+            json!(h(encode(&fx.a2))),
+        ),
+    );
+    g.valid(
+        "folder written by a member with write permission",
+        &["OtherAuthor"],
+        with(
+            base(&b_signed, &fx.b, 2, None, &both),
+            "record",
+            json!(h(encode(&fx.b))),
+        ),
+    );
+    g.valid(
+        "file sealed under an older generation of its parent",
+        &["OlderGeneration"],
+        with(
+            base(&signed_bytes(&fx.g, owner), &fx.g, 2, None, &owner_only),
+            "record",
+            json!(h(encode(&fx.g))),
+        ),
+    );
 
     // Fields changed without re-signing.
     let mut changes: Vec<(&str, &str, NodeRecord)> = Vec::new();
@@ -384,31 +524,77 @@ pub fn generate() -> VectorFile {
     changes.push(("time", "bad-signature", r));
     let mut r = fx.f.clone();
     r.author = Bytes(fx.writer.verifying_key().to_bytes());
-    changes.push(("author replaced by an unacceptable key", "binding-mismatch", r));
+    changes.push((
+        "author replaced by an unacceptable key",
+        "binding-mismatch",
+        r,
+    ));
     let mut r = fx.f.clone();
     r.kind = tree::KIND_FOLDER;
     changes.push(("kind (file record claims folder)", "invalid-value", r));
     for (what, failure, rec) in changes {
-        let flags: &[&str] = if failure == "invalid-value" { &["StructureViolation"] } else if failure == "binding-mismatch" { &["WrongAuthor"] } else { &["ModifiedField"] };
-        g.invalid(&format!("modified {what}, not re-signed"), flags, failure, f_base(&unsigned_change(&f_signed, &rec)));
+        let flags: &[&str] = if failure == "invalid-value" {
+            &["StructureViolation"]
+        } else if failure == "binding-mismatch" {
+            &["WrongAuthor"]
+        } else {
+            &["ModifiedField"]
+        };
+        g.invalid(
+            &format!("modified {what}, not re-signed"),
+            flags,
+            failure,
+            f_base(&unsigned_change(&f_signed, &rec)),
+        );
     }
     let mut r = fx.a2.clone();
     r.back_chain[0] = flip(&r.back_chain[0], 60);
-    g.invalid("modified back-chain entry, not re-signed", &["ModifiedField"], "bad-signature", base(&unsigned_change(&a2_signed, &r), &fx.a2, 0, Some(2), &owner_only));
+    g.invalid(
+        "modified back-chain entry, not re-signed",
+        &["ModifiedField"],
+        "bad-signature",
+        base(
+            &unsigned_change(&a2_signed, &r),
+            &fx.a2,
+            0,
+            Some(2),
+            &owner_only,
+        ),
+    );
     let mut r = fx.f.clone();
     r.author = Bytes(fx.writer.verifying_key().to_bytes());
-    g.invalid("author replaced by another acceptable key, not re-signed", &["ModifiedSignature"], "bad-signature", base(&unsigned_change(&f_signed, &r), &fx.f, 2, None, &both));
+    g.invalid(
+        "author replaced by another acceptable key, not re-signed",
+        &["ModifiedSignature"],
+        "bad-signature",
+        base(&unsigned_change(&f_signed, &r), &fx.f, 2, None, &both),
+    );
 
     // Signature faults.
     let mut outer: SignedNode = decode(&f_signed).expect("outer");
     outer.signature.0[10] ^= 0x01;
-    g.invalid("bit flip in signature", &["ModifiedSignature"], "bad-signature", f_base(&encode(&outer)));
+    g.invalid(
+        "bit flip in signature",
+        &["ModifiedSignature"],
+        "bad-signature",
+        f_base(&encode(&outer)),
+    );
     let mut outer: SignedNode = decode(&f_signed).expect("outer");
     outer.signature = Bytes(fx.writer.sign(tree::LABEL_NODE_SIGNATURE, &outer.record));
-    g.invalid("signed by another key than the author", &["ModifiedSignature"], "bad-signature", base(&encode(&outer), &fx.f, 2, None, &both));
+    g.invalid(
+        "signed by another key than the author",
+        &["ModifiedSignature"],
+        "bad-signature",
+        base(&encode(&outer), &fx.f, 2, None, &both),
+    );
     let mut outer: SignedNode = decode(&f_signed).expect("outer");
     outer.signature = Bytes(owner.sign("coffer/v1/share/record", &outer.record));
-    g.invalid("signed with another label", &["ModifiedSignature"], "bad-signature", f_base(&encode(&outer)));
+    g.invalid(
+        "signed with another label",
+        &["ModifiedSignature"],
+        "bad-signature",
+        f_base(&encode(&outer)),
+    );
 
     // Structure violations signed by the author.
     let mut structural: Vec<(&str, NodeRecord, &NodeRecord, u64, Option<u64>)> = Vec::new();
@@ -425,7 +611,10 @@ pub fn generate() -> VectorFile {
     r.kind = 2;
     structural.push(("kind out of range", r, &fx.f, 2, None));
     let mut r = fx.f.clone();
-    r.sealed_node_key = r.sealed_node_key.as_ref().map(|b| ByteBuf::from(b[..103].to_vec()));
+    r.sealed_node_key = r
+        .sealed_node_key
+        .as_ref()
+        .map(|b| ByteBuf::from(b[..103].to_vec()));
     structural.push(("sealed node key of 103 bytes", r, &fx.f, 2, None));
     let mut r = fx.f.clone();
     r.sealed_node_key = None;
@@ -435,26 +624,95 @@ pub fn generate() -> VectorFile {
     structural.push(("node is its own parent", r, &fx.f, 2, None));
     let mut r = fx.a2.clone();
     r.back_chain.pop();
-    structural.push(("folder at generation 2 with one back-chain entry", r, &fx.a2, 0, Some(2)));
+    structural.push((
+        "folder at generation 2 with one back-chain entry",
+        r,
+        &fx.a2,
+        0,
+        Some(2),
+    ));
     let mut r = fx.a2.clone();
     r.metadata_generation = 3;
-    structural.push(("metadata generation above the key generation", r, &fx.a2, 0, Some(2)));
+    structural.push((
+        "metadata generation above the key generation",
+        r,
+        &fx.a2,
+        0,
+        Some(2),
+    ));
     let mut r = fx.root.clone();
     r.parent_generation = 1;
     structural.push(("root with a parent generation", r, &fx.root, 0, Some(0)));
     for (what, rec, orig, pg, kg) in structural {
-        g.invalid(&format!("{what} (signed)"), &["StructureViolation"], "invalid-value", base(&signed_bytes(&rec, owner), orig, pg, kg, &owner_only));
+        g.invalid(
+            &format!("{what} (signed)"),
+            &["StructureViolation"],
+            "invalid-value",
+            base(&signed_bytes(&rec, owner), orig, pg, kg, &owner_only),
+        );
     }
 
     // Place faults.
-    g.invalid("unacceptable author", &["WrongAuthor"], "binding-mismatch", base(&b_signed, &fx.b, 2, None, &owner_only));
-    g.invalid("found under another parent (moved by the server)", &["WrongParent"], "binding-mismatch", with(f_base(&f_signed), "expectedParentId", json!(h(fx.root.node_id.as_bytes()))));
-    g.invalid("served as the root", &["WrongParent"], "binding-mismatch", with(f_base(&f_signed), "expectedParentId", Value::Null));
-    g.invalid("root record served under a parent", &["WrongParent"], "binding-mismatch", with(base(&root_signed, &fx.root, 0, None, &owner_only), "expectedParentId", json!(h(fx.a0.node_id.as_bytes()))));
-    g.invalid("served under another node id (swapped)", &["WrongNode"], "binding-mismatch", with(f_base(&f_signed), "expectedNodeId", json!(h(fx.g.node_id.as_bytes()))));
-    g.invalid("claims a parent generation newer than the parent's", &["WrongGeneration"], "binding-mismatch", with(f_base(&f_signed), "expectedParentGeneration", json!(1)));
-    g.invalid("folder generation differs from the known one", &["WrongGeneration"], "binding-mismatch", base(&a2_signed, &fx.a2, 0, Some(1), &owner_only));
-    g.invalid("file where a folder generation is expected", &["WrongGeneration"], "binding-mismatch", base(&f_signed, &fx.f, 2, Some(0), &owner_only));
+    g.invalid(
+        "unacceptable author",
+        &["WrongAuthor"],
+        "binding-mismatch",
+        base(&b_signed, &fx.b, 2, None, &owner_only),
+    );
+    g.invalid(
+        "found under another parent (moved by the server)",
+        &["WrongParent"],
+        "binding-mismatch",
+        with(
+            f_base(&f_signed),
+            "expectedParentId",
+            json!(h(fx.root.node_id.as_bytes())),
+        ),
+    );
+    g.invalid(
+        "served as the root",
+        &["WrongParent"],
+        "binding-mismatch",
+        with(f_base(&f_signed), "expectedParentId", Value::Null),
+    );
+    g.invalid(
+        "root record served under a parent",
+        &["WrongParent"],
+        "binding-mismatch",
+        with(
+            base(&root_signed, &fx.root, 0, None, &owner_only),
+            "expectedParentId",
+            json!(h(fx.a0.node_id.as_bytes())),
+        ),
+    );
+    g.invalid(
+        "served under another node id (swapped)",
+        &["WrongNode"],
+        "binding-mismatch",
+        with(
+            f_base(&f_signed),
+            "expectedNodeId",
+            json!(h(fx.g.node_id.as_bytes())),
+        ),
+    );
+    g.invalid(
+        "claims a parent generation newer than the parent's",
+        &["WrongGeneration"],
+        "binding-mismatch",
+        with(f_base(&f_signed), "expectedParentGeneration", json!(1)),
+    );
+    g.invalid(
+        "folder generation differs from the known one",
+        &["WrongGeneration"],
+        "binding-mismatch",
+        base(&a2_signed, &fx.a2, 0, Some(1), &owner_only),
+    );
+    g.invalid(
+        "file where a folder generation is expected",
+        &["WrongGeneration"],
+        "binding-mismatch",
+        base(&f_signed, &fx.f, 2, Some(0), &owner_only),
+    );
 
     // Encoding faults.
     let outer: SignedNode = decode(&f_signed).expect("outer");
@@ -464,7 +722,12 @@ pub fn generate() -> VectorFile {
     nc.extend_from_slice(&outer.record);
     nc.extend_from_slice(&[0x58, 0x40]);
     nc.extend_from_slice(&outer.signature.0);
-    g.invalid("record length in a non-shortest head", &["NonCanonical"], "non-canonical", f_base(&nc));
+    g.invalid(
+        "record length in a non-shortest head",
+        &["NonCanonical"],
+        "non-canonical",
+        f_base(&nc),
+    );
     let mut rb = encode(&fx.f);
     let n = rb.len();
     // time is the last field; re-encode it with a 9-byte head.
@@ -473,23 +736,58 @@ pub fn generate() -> VectorFile {
     rb.truncate(n - 5);
     rb.push(0x1b);
     rb.extend_from_slice(&time.to_be_bytes());
-    g.invalid("record time in a non-shortest head (signed)", &["NonCanonical"], "non-canonical", f_base(&sign_raw(rb, owner)));
+    g.invalid(
+        "record time in a non-shortest head (signed)",
+        &["NonCanonical"],
+        "non-canonical",
+        f_base(&sign_raw(rb, owner)),
+    );
     let mut t = f_signed.clone();
     t.push(0x00);
-    g.invalid("trailing byte after the signed node", &["TrailingBytes"], "trailing-bytes", f_base(&t));
+    g.invalid(
+        "trailing byte after the signed node",
+        &["TrailingBytes"],
+        "trailing-bytes",
+        f_base(&t),
+    );
     let mut rb = encode(&fx.f);
     rb.push(0x00);
-    g.invalid("trailing byte after the record (signed)", &["TrailingBytes"], "trailing-bytes", f_base(&sign_raw(rb, owner)));
+    g.invalid(
+        "trailing byte after the record (signed)",
+        &["TrailingBytes"],
+        "trailing-bytes",
+        f_base(&sign_raw(rb, owner)),
+    );
     let mut t = f_signed.clone();
     t[2] = 40;
-    g.invalid("signed node with type code 40", &["WrongType"], "wrong-type", f_base(&t));
+    g.invalid(
+        "signed node with type code 40",
+        &["WrongType"],
+        "wrong-type",
+        f_base(&t),
+    );
     let mut t = f_signed.clone();
     t[3] = 0x02;
-    g.invalid("signed node with version 2", &["WrongType"], "unknown-version", f_base(&t));
+    g.invalid(
+        "signed node with version 2",
+        &["WrongType"],
+        "unknown-version",
+        f_base(&t),
+    );
     let mut rb = encode(&fx.f);
     rb[2] = 42;
-    g.invalid("record with type code 42 (signed)", &["WrongType"], "wrong-type", f_base(&sign_raw(rb, owner)));
-    g.invalid("signed node truncated by one byte", &["Truncated"], "malformed", f_base(&f_signed[..f_signed.len() - 1]));
+    g.invalid(
+        "record with type code 42 (signed)",
+        &["WrongType"],
+        "wrong-type",
+        f_base(&sign_raw(rb, owner)),
+    );
+    g.invalid(
+        "signed node truncated by one byte",
+        &["Truncated"],
+        "malformed",
+        f_base(&f_signed[..f_signed.len() - 1]),
+    );
 
     // ---- FolderKeyAt -----------------------------------------------------------------------
     let g = file.group("FolderKeyAt", json!({}));
@@ -507,23 +805,69 @@ pub fn generate() -> VectorFile {
     };
     for target in 0..=2u64 {
         let idx = usize::try_from(target).expect("small");
-        g.valid(&format!("generation 2 to {target}"), &["Valid"], with(fk_base(&fx.a2, target), "key", json!(h(fx.a_keys[idx].expose()))));
+        g.valid(
+            &format!("generation 2 to {target}"),
+            &["Valid"],
+            with(
+                fk_base(&fx.a2, target),
+                "key",
+                json!(h(fx.a_keys[idx].expose())),
+            ),
+        );
     }
-    g.invalid("generation newer than the folder's", &["WrongGeneration"], "binding-mismatch", fk_base(&fx.a2, 3));
+    g.invalid(
+        "generation newer than the folder's",
+        &["WrongGeneration"],
+        "binding-mismatch",
+        fk_base(&fx.a2, 3),
+    );
     let mut r = fx.a2.clone();
     r.back_chain[0] = flip(&r.back_chain[0], 70);
-    g.invalid("bit flip in the generation-1 entry", &["TamperedBackChain"], "decryption-failed", fk_base(&r, 0));
-    g.valid("tampered older entry does not affect a newer walk", &["TamperedBackChain"], with(fk_base(&r, 1), "key", json!(h(fx.a_keys[1].expose()))));
+    g.invalid(
+        "bit flip in the generation-1 entry",
+        &["TamperedBackChain"],
+        "decryption-failed",
+        fk_base(&r, 0),
+    );
+    g.valid(
+        "tampered older entry does not affect a newer walk",
+        &["TamperedBackChain"],
+        with(fk_base(&r, 1), "key", json!(h(fx.a_keys[1].expose()))),
+    );
     let mut r = fx.a2.clone();
     r.back_chain.swap(0, 1);
-    g.invalid("entries swapped", &["TamperedBackChain"], "decryption-failed", fk_base(&r, 1));
+    g.invalid(
+        "entries swapped",
+        &["TamperedBackChain"],
+        "decryption-failed",
+        fk_base(&r, 1),
+    );
     let mut r = fx.a2.clone();
     r.node_id = fx.b.node_id;
-    g.invalid("chain relabelled with another folder id", &["TamperedBackChain"], "decryption-failed", fk_base(&r, 1));
+    g.invalid(
+        "chain relabelled with another folder id",
+        &["TamperedBackChain"],
+        "decryption-failed",
+        fk_base(&r, 1),
+    );
     let mut r = fx.a2.clone();
     r.back_chain.pop();
-    g.invalid("chain shorter than the generation", &["StructureViolation"], "invalid-value", fk_base(&r, 0));
-    g.invalid("walk with another key", &["WrongKey"], "decryption-failed", with(fk_base(&fx.a2, 0), "currentKey", json!(h(fx.a_keys[1].expose()))));
+    g.invalid(
+        "chain shorter than the generation",
+        &["StructureViolation"],
+        "invalid-value",
+        fk_base(&r, 0),
+    );
+    g.invalid(
+        "walk with another key",
+        &["WrongKey"],
+        "decryption-failed",
+        with(
+            fk_base(&fx.a2, 0),
+            "currentKey",
+            json!(h(fx.a_keys[1].expose())),
+        ),
+    );
 
     // ---- NodeKeyOpen -----------------------------------------------------------------------
     let g = file.group("NodeKeyOpen", json!({}));
@@ -536,36 +880,126 @@ pub fn generate() -> VectorFile {
         })
     };
     let a2_key = &fx.a_keys[2];
-    g.valid("folder under the root", &["Valid"], with(nk(&fx.root, &fx.root_key, &fx.a2), "nodeKey", json!(h(a2_key.expose()))));
-    g.valid("file under generation 2", &["Valid"], with(nk(&fx.a2, a2_key, &fx.f), "nodeKey", json!(h(fx.f_key.expose()))));
-    g.valid("folder under generation 2", &["Valid"], with(nk(&fx.a2, a2_key, &fx.b), "nodeKey", json!(h(fx.b_key.expose()))));
-    g.valid("file sealed under generation 0, opened through the back-chain", &["OlderGeneration"], with(nk(&fx.a2, a2_key, &fx.g), "nodeKey", json!(h(fx.g_key.expose()))));
-    g.valid("file under the same folder at generation 0", &["Valid"], with(nk(&fx.a0, &fx.a_keys[0], &fx.g), "nodeKey", json!(h(fx.g_key.expose()))));
+    g.valid(
+        "folder under the root",
+        &["Valid"],
+        with(
+            nk(&fx.root, &fx.root_key, &fx.a2),
+            "nodeKey",
+            json!(h(a2_key.expose())),
+        ),
+    );
+    g.valid(
+        "file under generation 2",
+        &["Valid"],
+        with(
+            nk(&fx.a2, a2_key, &fx.f),
+            "nodeKey",
+            json!(h(fx.f_key.expose())),
+        ),
+    );
+    g.valid(
+        "folder under generation 2",
+        &["Valid"],
+        with(
+            nk(&fx.a2, a2_key, &fx.b),
+            "nodeKey",
+            json!(h(fx.b_key.expose())),
+        ),
+    );
+    g.valid(
+        "file sealed under generation 0, opened through the back-chain",
+        &["OlderGeneration"],
+        with(
+            nk(&fx.a2, a2_key, &fx.g),
+            "nodeKey",
+            json!(h(fx.g_key.expose())),
+        ),
+    );
+    g.valid(
+        "file under the same folder at generation 0",
+        &["Valid"],
+        with(
+            nk(&fx.a0, &fx.a_keys[0], &fx.g),
+            "nodeKey",
+            json!(h(fx.g_key.expose())),
+        ),
+    );
     let mut r = fx.f.clone();
     r.sealed_node_key = fx.b.sealed_node_key.clone();
-    g.invalid("sibling's sealed node key swapped in", &["SwappedKey"], "decryption-failed", nk(&fx.a2, a2_key, &r));
+    g.invalid(
+        "sibling's sealed node key swapped in",
+        &["SwappedKey"],
+        "decryption-failed",
+        nk(&fx.a2, a2_key, &r),
+    );
     let mut r = fx.g.clone();
     r.parent_generation = 1;
-    g.invalid("claims generation 1 instead of 0", &["WrongGeneration"], "decryption-failed", nk(&fx.a2, a2_key, &r));
+    g.invalid(
+        "claims generation 1 instead of 0",
+        &["WrongGeneration"],
+        "decryption-failed",
+        nk(&fx.a2, a2_key, &r),
+    );
     let mut r = fx.f.clone();
     r.parent_generation = 3;
-    g.invalid("claims a generation newer than the parent's", &["WrongGeneration"], "binding-mismatch", nk(&fx.a2, a2_key, &r));
+    g.invalid(
+        "claims a generation newer than the parent's",
+        &["WrongGeneration"],
+        "binding-mismatch",
+        nk(&fx.a2, a2_key, &r),
+    );
     let mut r = fx.f.clone();
     r.parent_id = Some(fx.root.node_id);
     r.parent_generation = 0;
-    g.invalid("moved under the root without re-sealing", &["WrongParent"], "decryption-failed", nk(&fx.root, &fx.root_key, &r));
-    g.invalid("opened with a record that is not its parent", &["WrongParent"], "binding-mismatch", nk(&fx.root, &fx.root_key, &fx.f));
+    g.invalid(
+        "moved under the root without re-sealing",
+        &["WrongParent"],
+        "decryption-failed",
+        nk(&fx.root, &fx.root_key, &r),
+    );
+    g.invalid(
+        "opened with a record that is not its parent",
+        &["WrongParent"],
+        "binding-mismatch",
+        nk(&fx.root, &fx.root_key, &fx.f),
+    );
     let mut r = fx.f.clone();
     r.sealed_node_key = r.sealed_node_key.as_ref().map(|b| flip(b, 30));
-    g.invalid("bit flip in the sealed node key (commitment)", &["ModifiedCiphertext"], "decryption-failed", nk(&fx.a2, a2_key, &r));
+    g.invalid(
+        "bit flip in the sealed node key (commitment)",
+        &["ModifiedCiphertext"],
+        "decryption-failed",
+        nk(&fx.a2, a2_key, &r),
+    );
     let mut r = fx.f.clone();
     r.sealed_node_key = r.sealed_node_key.as_ref().map(|b| flip(b, 103));
-    g.invalid("bit flip in the sealed node key (tag)", &["ModifiedCiphertext"], "decryption-failed", nk(&fx.a2, a2_key, &r));
-    g.invalid("parent key of an older generation given as current", &["WrongKey"], "decryption-failed", nk(&fx.a2, &fx.a_keys[1], &fx.f));
+    g.invalid(
+        "bit flip in the sealed node key (tag)",
+        &["ModifiedCiphertext"],
+        "decryption-failed",
+        nk(&fx.a2, a2_key, &r),
+    );
+    g.invalid(
+        "parent key of an older generation given as current",
+        &["WrongKey"],
+        "decryption-failed",
+        nk(&fx.a2, &fx.a_keys[1], &fx.f),
+    );
     let mut r = fx.a2.clone();
     r.back_chain[1] = flip(&r.back_chain[1], 80);
-    g.invalid("tampered back-chain on the way to generation 0", &["TamperedBackChain"], "decryption-failed", nk(&r, a2_key, &fx.g));
-    g.invalid("root's key is not sealed in the tree", &["WrongParent"], "binding-mismatch", nk(&fx.a2, a2_key, &fx.root));
+    g.invalid(
+        "tampered back-chain on the way to generation 0",
+        &["TamperedBackChain"],
+        "decryption-failed",
+        nk(&r, a2_key, &fx.g),
+    );
+    g.invalid(
+        "root's key is not sealed in the tree",
+        &["WrongParent"],
+        "binding-mismatch",
+        nk(&fx.a2, a2_key, &fx.root),
+    );
 
     // ---- FileKeyOpen -----------------------------------------------------------------------
     let g = file.group("FileKeyOpen", json!({}));
@@ -573,23 +1007,64 @@ pub fn generate() -> VectorFile {
         let rev = rec.file.as_ref().map_or(0, |f| f.content_revision);
         json!({ "fileRecord": h(encode(rec)), "nodeKey": h(key.expose()), "fileKeyAad": h(file_key_aad(rec.node_id, rev)) })
     };
-    g.valid("file key of F", &["Valid"], with(fko(&fx.f, &fx.f_key), "fileKey", json!(h(fx.f_file_key.expose()))));
-    g.valid("file key of G", &["Valid"], with(fko(&fx.g, &fx.g_key), "fileKey", json!(h(fx.g_file_key.expose()))));
+    g.valid(
+        "file key of F",
+        &["Valid"],
+        with(
+            fko(&fx.f, &fx.f_key),
+            "fileKey",
+            json!(h(fx.f_file_key.expose())),
+        ),
+    );
+    g.valid(
+        "file key of G",
+        &["Valid"],
+        with(
+            fko(&fx.g, &fx.g_key),
+            "fileKey",
+            json!(h(fx.g_file_key.expose())),
+        ),
+    );
     let mut r = fx.f.clone();
     if let Some(file) = r.file.as_mut() {
         file.content_revision = 8;
     }
-    g.invalid("content revision changed", &["WrongGeneration"], "decryption-failed", fko(&r, &fx.f_key));
+    g.invalid(
+        "content revision changed",
+        &["WrongGeneration"],
+        "decryption-failed",
+        fko(&r, &fx.f_key),
+    );
     let mut r = fx.f.clone();
     if let Some(file) = r.file.as_mut() {
         file.sealed_file_key = flip(&file.sealed_file_key, 60);
     }
-    g.invalid("bit flip in the sealed file key", &["ModifiedCiphertext"], "decryption-failed", fko(&r, &fx.f_key));
+    g.invalid(
+        "bit flip in the sealed file key",
+        &["ModifiedCiphertext"],
+        "decryption-failed",
+        fko(&r, &fx.f_key),
+    );
     let mut r = fx.f.clone();
     r.file = fx.g.file.clone();
-    g.invalid("file key of another file swapped in", &["SwappedKey"], "decryption-failed", fko(&r, &fx.f_key));
-    g.invalid("opened with another node key", &["WrongKey"], "decryption-failed", fko(&fx.f, &fx.g_key));
-    g.invalid("folder has no file key", &["WrongNode"], "binding-mismatch", fko(&fx.b, &fx.b_key));
+    g.invalid(
+        "file key of another file swapped in",
+        &["SwappedKey"],
+        "decryption-failed",
+        fko(&r, &fx.f_key),
+    );
+    g.invalid(
+        "opened with another node key",
+        &["WrongKey"],
+        "decryption-failed",
+        fko(&fx.f, &fx.g_key),
+    );
+    g.invalid(
+        "folder has no file key",
+        &["WrongNode"],
+        "binding-mismatch",
+        fko(&fx.b, &fx.b_key),
+    );
 
     file.finish()
 }
@@ -603,7 +1078,9 @@ fn node_id(t: &Test, name: &str) -> anyhow::Result<NodeId> {
 }
 
 fn record(t: &Test, name: &str) -> Result<NodeRecord, coffer_core::Error> {
-    let bytes = t.hex(name).map_err(|_| coffer_core::Error::Internal("vector field"))?;
+    let bytes = t
+        .hex(name)
+        .map_err(|_| coffer_core::Error::Internal("vector field"))?;
     let r: NodeRecord = decode(&bytes)?;
     r.check_structure()?;
     Ok(r)
@@ -644,10 +1121,17 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
                 create_folder(&author, &parent, &node, m, time, &mut rng)?
             };
             anyhow::ensure!(rng.fully_used(), "randomness not used exactly");
-            anyhow::ensure!(node.node_id.as_bytes()[..] == t.hex("nodeId")?[..], "node id");
-            anyhow::ensure!(node.node_key.expose()[..] == t.hex("nodeKey")?[..], "node key");
             anyhow::ensure!(
-                node_key_aad(parent.folder_id, node.node_id, parent.generation) == t.hex("nodeKeyAad")?,
+                node.node_id.as_bytes()[..] == t.hex("nodeId")?[..],
+                "node id"
+            );
+            anyhow::ensure!(
+                node.node_key.expose()[..] == t.hex("nodeKey")?[..],
+                "node key"
+            );
+            anyhow::ensure!(
+                node_key_aad(parent.folder_id, node.node_id, parent.generation)
+                    == t.hex("nodeKeyAad")?,
                 "node key aad"
             );
             anyhow::ensure!(
@@ -655,7 +1139,10 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
                 "sealed node key"
             );
             anyhow::ensure!(signed.record.to_vec() == t.hex("record")?, "record");
-            anyhow::ensure!(signed.signature.0[..] == t.hex("signature")?[..], "signature");
+            anyhow::ensure!(
+                signed.signature.0[..] == t.hex("signature")?[..],
+                "signature"
+            );
             anyhow::ensure!(encode(&signed) == t.hex("signedNode")?, "signed node");
             Ok(())
         }
@@ -683,7 +1170,10 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
             let expected = NodeExpectation {
                 node_id: node_id(t, "expectedNodeId")?,
                 parent,
-                key_generation: t.fields.get("expectedKeyGeneration").and_then(Value::as_u64),
+                key_generation: t
+                    .fields
+                    .get("expectedKeyGeneration")
+                    .and_then(Value::as_u64),
             };
             let out = tree::verify_node(&t.hex("signedNode")?, &expected, &authors);
             expect(t, out, |rec| {
