@@ -511,6 +511,7 @@ mod tests {
         PERMISSION_WRITE,
     };
     use crate::tree::{create_file, create_folder, create_root, FileContent, NewNode};
+    use proptest::prelude::*;
     use rand_chacha::rand_core::SeedableRng as _;
 
     struct User {
@@ -875,5 +876,24 @@ mod tests {
         let partial = &w.subtree[1..];
         p.subtree = partial;
         assert!(remove_member_lazy(&p, &mut rng).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn any_single_byte_change_in_a_bundle_is_rejected(idx in any::<prop::sample::Index>(), delta in 1u8..=255) {
+            let mut rng = rand_chacha::ChaCha20Rng::from_seed([24; 32]);
+            let w = world(&mut rng);
+            let g = w.alice.granter();
+            let out = remove_member_lazy(&params(&w, &g, "carol"), &mut rng).expect("rotate");
+            let mut bad = encode(&out.bundle);
+            let i = idx.index(bad.len());
+            bad[i] = bad[i].wrapping_add(delta);
+            let mut st = state(&w);
+            let before = st.clone();
+            prop_assert!(st.apply_rotation(&bad, &w.alice.sign.verifying_key()).is_err());
+            prop_assert_eq!(st, before);
+        }
     }
 }

@@ -253,16 +253,16 @@ impl ShareRecord {
         if self.members.len() > MAX_MEMBERS {
             return Err(invalid());
         }
-        for (i, m) in self.members.iter().enumerate() {
+        let mut names = alloc::collections::BTreeSet::new();
+        names.insert(self.owner.user_name.as_str());
+        for m in &self.members {
             check_user_name(&m.user_name)?;
             check_permission(m.permission)?;
-            m.ed25519_key()?;
-            m.x25519_key()?;
-            if m.user_name == self.owner.user_name
-                || self.members[..i].iter().any(|o| o.user_name == m.user_name)
-            {
+            if !names.insert(m.user_name.as_str()) {
                 return Err(invalid());
             }
+            m.ed25519_key()?;
+            m.x25519_key()?;
         }
         Ok(())
     }
