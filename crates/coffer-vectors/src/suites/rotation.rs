@@ -154,7 +154,18 @@ fn run(
 }
 
 fn output_json(out: &RotationOutput) -> Value {
+    let node_key_aads = out.records.iter().filter_map(|r| {
+        r.parent_id
+            .map(|p| coffer_core::tree::node_key_aad(p, r.node_id, r.parent_generation))
+    });
+    let back_chain_aads = out
+        .records
+        .iter()
+        .filter(|r| r.is_folder())
+        .map(|r| coffer_core::tree::back_chain_aad(r.node_id, r.key_generation));
     json!({
+        "nodeKeyAads": hex_list(node_key_aads),
+        "backChainAads": hex_list(back_chain_aads),
         "bundle": h(encode(&out.bundle)),
         "newShareRecord": h(encode(&out.share)),
         "newRecords": hex_list(out.records.iter().map(encode)),
@@ -175,7 +186,7 @@ pub fn generate() -> VectorFile {
         "rotation",
         &[
             "Member removal: a new share generation (spec §9.2). The tree is root -> S (shared) -> {f1, D -> {f2}}; the share has members bob (write) and carol (read).",
-            "MemberRemoval: the owner removes `removed` from `shareRecord`, replaying `randomness`; in eager mode the i-th re-keyed file (parents first) receives metadata `eagerMetadata[i]` (revision 2) and keeps its ciphertext length. `bundle`, `newShareRecord`, `newRecords`, `newFolderKeys` and `rekeyed` must match byte for byte.",
+            "MemberRemoval: the owner removes `removed` from `shareRecord`, replaying `randomness`; in eager mode the i-th re-keyed file (parents first) receives metadata `eagerMetadata[i]` (revision 2) and keeps its ciphertext length. `nodeKeyAads` (per new record), `backChainAads` (per folder, for the new entry), `bundle`, `newShareRecord`, `newRecords`, `newFolderKeys` and `rekeyed` must match byte for byte.",
             "RotationApply: a member's client with state (`stateShare`, `stateNodes`) applies `bundle` against the pinned `ownerPublic`; valid tests yield `newShareRecord`, `newNodes` (in bundle order) and `grants`; invalid tests leave the state unchanged.",
             "GrantOpen: open `signedGrant` of the new generation as `recipientName` with `recipientSecret`, expecting `shareId`, `generation` and the owner as granter.",
             "OpenPath: starting from `folderKey` as the current key of the first record of `records`, open the node key of each next record with its parent; valid tests yield `nodeKey` of the last. A removed member holding old keys fails.",
