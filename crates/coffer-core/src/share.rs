@@ -392,7 +392,7 @@ pub struct GranterKeys<'a> {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if `folder_key` is not the share folder's key of the share's
-/// generation; [`Error::InvalidPublicKey`] for an invalid member key; [`Error::NonContributory`]
+/// generation or `member` is not listed in `share`; [`Error::InvalidPublicKey`] for an invalid member key; [`Error::NonContributory`]
 /// from HPKE.
 pub fn issue_grant(
     granter: &GranterKeys<'_>,
@@ -405,6 +405,9 @@ pub fn issue_grant(
         return Err(Error::InvalidArgument(
             "folder key is not the share's current key",
         ));
+    }
+    if share.member(&member.user_name) != Some(member) {
+        return Err(Error::InvalidArgument("not a member of the share"));
     }
     check_user_name(granter.user_name)?;
     check_permission(member.permission)?;

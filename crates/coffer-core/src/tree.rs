@@ -423,8 +423,10 @@ impl NodeRecord {
     /// Signs this record with `author`, whose public key must be the record's `author`.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the key does not match the `author` field.
+    /// [`Error::InvalidArgument`] if the key does not match the `author` field; as
+    /// [`NodeRecord::check_structure`] for a record no verifier would accept.
     pub fn sign(&self, author: &SigningKey) -> Result<SignedNode> {
+        self.check_structure()?;
         if author.verifying_key().to_bytes() != self.author.0 {
             return Err(Error::InvalidArgument(
                 "signing key is not the record's author",

@@ -648,7 +648,7 @@ pub fn generate() -> VectorFile {
             &format!("{what} (signed)"),
             &["StructureViolation"],
             "invalid-value",
-            base(&signed_bytes(&rec, owner), orig, pg, kg, &owner_only),
+            base(&sign_raw(encode(&rec), owner), orig, pg, kg, &owner_only),
         );
     }
 
