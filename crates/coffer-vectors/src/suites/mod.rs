@@ -32,7 +32,10 @@ suites!(
     link,
     link_url,
     primitives,
+    rotation,
     seal,
+    share,
+    tree,
 );
 
 /// Checks an operation's outcome against a test's expectation: `valid` tests must succeed and
