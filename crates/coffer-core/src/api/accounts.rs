@@ -1,4 +1,4 @@
-//! Accounts, sessions and the identity directory (spec §11.4, §11.5).
+//! Accounts, sessions and the identity directory (spec §11.6, §11.7).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -17,7 +17,7 @@ pub const MIN_USERNAME_LEN: usize = 3;
 /// Longest username, in bytes.
 pub const MAX_USERNAME_LEN: usize = 64;
 
-/// A username in its only accepted form (spec §11.4.1): 3 to 64 bytes of `a-z 0-9 . _ -`,
+/// A username in its only accepted form (spec §11.6.1): 3 to 64 bytes of `a-z 0-9 . _ -`,
 /// starting and ending with a letter or digit. Clients normalise (lower-case) before sending;
 /// servers reject every other form, so two accounts can never differ only in case.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,7 +82,7 @@ pub type SessionId = Bytes<16>;
 pub type HandshakeId = Bytes<16>;
 
 wire_enum! {
-    /// What a fresh OPAQUE proof is for (spec §11.4.6). A proof is usable for its purpose only.
+    /// What a fresh OPAQUE proof is for (spec §11.6.6). A proof is usable for its purpose only.
     pub enum ReauthPurpose {
         /// `POST /v1/account/password/finish`.
         PasswordChange = 0,

@@ -143,6 +143,7 @@ catalogue! {
     ShareCreateRequest => ShareCreateRequest {
         share_id: ShareId::from_bytes(id(0x60)), root_node_id: NodeId::from_bytes(id(0x48)), signed_share: b(0x61, 260),
         grants: vec![GrantEntry { member: AccountId::from_bytes(id(0xa2)), grant: b(0x62, 200) }],
+        node_records: vec![b(0x67, 310)],
     },
     ShareRecord => ShareRecord { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300), departed: vec![AccountId::from_bytes(id(0xa3))] },
     ShareList => ShareList {
@@ -155,6 +156,7 @@ catalogue! {
     MyGrants => MyGrants { share_id: ShareId::from_bytes(id(0x60)), grants: vec![
         GenerationGrant { generation: 0, grant: b(0x62, 200) }, GenerationGrant { generation: 1, grant: b(0x66, 200) },
     ] },
+    ShareDeleteRequest => ShareDeleteRequest { expected_revision: 3, node_records: vec![b(0x68, 310)] },
     LinkCreateRequest => LinkCreateRequest { link: link_params(LinkKind::File) },
     LinkCreated => LinkCreated { link_id: LinkId::from_bytes(id(0x70)), created_at: T0 },
     LinkList => LinkList { links: vec![LinkEntry {

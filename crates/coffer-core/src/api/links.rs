@@ -1,4 +1,4 @@
-//! Links and drops (spec §11.9).
+//! Links and drops (spec §11.11).
 
 use alloc::vec::Vec;
 
@@ -8,7 +8,7 @@ use crate::encoding::{ByteBuf, Bytes};
 use crate::ids::{LinkId, NodeId, UploadId};
 
 wire_enum! {
-    /// What a link gives its holder (spec §11.9).
+    /// What a link gives its holder (spec §11.11.1).
     pub enum LinkKind {
         /// Read one file.
         File = 0,

@@ -48,7 +48,7 @@ pub const CBOR_CONTENT_TYPE: &str = "application/cbor";
 pub const OCTET_STREAM_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Size of one content chunk on the wire (spec §4): 65 536 bytes of plaintext plus a 16-byte
-/// Poly1305 tag. Upload part sizes are whole multiples of it (spec §11.6.1).
+/// Poly1305 tag. Upload part sizes are whole multiples of it (spec §11.9.1).
 pub const CONTENT_CHUNK_STRIDE: u64 = 65_536 + 16;
 /// The smallest permitted upload part size: 16 chunks (about 1 MiB).
 pub const MIN_PART_SIZE: u64 = 16 * CONTENT_CHUNK_STRIDE;

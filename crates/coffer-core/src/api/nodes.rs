@@ -1,4 +1,4 @@
-//! Nodes and content uploads (spec §11.6, §11.7).
+//! Nodes and content uploads (spec §11.8, §11.9).
 
 use alloc::vec::Vec;
 

@@ -1,4 +1,4 @@
-//! Shares to users (spec §11.8).
+//! Shares to users (spec §11.10).
 
 use alloc::vec::Vec;
 
@@ -52,6 +52,9 @@ body! {
         pub signed_share: ByteBuf,
         /// One grant for every member the signed share lists, and no other.
         pub grants: Vec<GrantEntry>,
+        /// `SignedNode` records (§7) that §8 changes together with the share (e.g. the root's
+        /// record re-keyed under the share); each names the next revision of its node.
+        pub node_records: Vec<ByteBuf>,
     }
 }
 
@@ -121,5 +124,16 @@ body! {
         pub share_id: ShareId,
         /// The caller's grant of every generation it holds one for, oldest first.
         pub grants: Vec<GenerationGrant>,
+    }
+}
+
+body! {
+    /// `DELETE /v1/shares/{share-id}` request: stop sharing.
+    pub struct ShareDeleteRequest (type = 152, max = MAX_BULK_BODY) {
+        /// The current share revision.
+        pub expected_revision: u64,
+        /// `SignedNode` records (§7) that §8 changes when the share ends (e.g. the root's record
+        /// re-keyed back under the owner); each names the next revision of its node.
+        pub node_records: Vec<ByteBuf>,
     }
 }

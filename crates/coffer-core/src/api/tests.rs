@@ -24,7 +24,7 @@ fn split_head(bytes: &[u8]) -> (u8, u8) {
 
 #[test]
 fn catalogue_is_complete_and_consistent() {
-    assert_eq!(BODIES.len(), 47);
+    assert_eq!(BODIES.len(), 48);
     let mut codes: Vec<u64> = BODIES.iter().map(|b| b.type_code).collect();
     assert!(codes.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
     codes.dedup();
@@ -286,11 +286,12 @@ fn nested_structures_are_checked() {
             member: AccountId::from_bytes([0xa; 16]),
             grant: ByteBuf::from(vec![3]),
         }],
+        node_records: vec![],
     };
     let enc = body.to_bytes();
     assert_eq!(ShareCreateRequest::from_bytes(&enc), Ok(body.clone()));
     // The grant entry [member, grant] with an extra element.
-    let pos = enc.len() - (1 + 17 + 2);
+    let pos = enc.len() - (1 + 17 + 2) - 1;
     assert_eq!(enc[pos], 0x82);
     let mut bad = enc.clone();
     bad[pos] = 0x83;

@@ -1,4 +1,4 @@
-//! Bearer tokens and the 256-bit secrets of anonymous link users (spec §11.2.3, §11.9).
+//! Bearer tokens and the 256-bit secrets of anonymous link users (spec §11.2, §11.11).
 
 use core::fmt;
 
@@ -39,7 +39,7 @@ macro_rules! secret32 {
                 &self.0
             }
 
-            /// `SHA-256(value)`: what a server stores and looks the value up by (spec §11.2.3).
+            /// `SHA-256(value)`: what a server stores and looks the value up by (spec §11.2.1).
             #[must_use]
             pub fn hash(&self) -> Bytes<32> {
                 Bytes(sha256(&self.0))

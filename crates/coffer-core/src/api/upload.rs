@@ -1,4 +1,4 @@
-//! The arithmetic of resumable uploads (spec §11.7.1) and of byte ranges (spec §11.7.6), which
+//! The arithmetic of resumable uploads (spec §11.9.1) and of byte ranges (spec §11.9.7), which
 //! client and server must compute identically.
 
 use alloc::string::String;
@@ -174,7 +174,7 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    /// Parses a `Range` header value against content of `length` bytes (spec §11.7.6):
+    /// Parses a `Range` header value against content of `length` bytes (spec §11.9.7):
     /// exactly one of `bytes=F-L`, `bytes=F-` or `bytes=-N`, decimal digits without signs or
     /// spaces. `L` past the end is clamped to the last byte.
     ///
@@ -229,7 +229,7 @@ impl ByteRange {
     }
 
     /// Whether the range includes the first byte of the content (such a response counts as a
-    /// link download, spec §11.9.5).
+    /// link download, spec §11.11.5).
     #[must_use]
     pub fn includes_start(&self) -> bool {
         self.first == 0
