@@ -7,7 +7,9 @@ use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::token::SessionToken;
-use super::{body, wire_enum, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SMALL_BODY};
+use super::{
+    body, wire_enum, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SESSION_LABEL_LEN, MAX_SMALL_BODY,
+};
 use crate::encoding::{ByteBuf, Bytes, ERR_INVALID_VALUE};
 use crate::error::DecodeError;
 use crate::ids::{AccountId, NodeId};
@@ -180,7 +182,7 @@ body! {
 
 body! {
     /// `POST /v1/sessions/login/finish` request.
-    pub struct LoginFinishRequest (type = 106, max = MAX_SMALL_BODY) {
+    pub struct LoginFinishRequest (type = 106, max = MAX_SMALL_BODY, check = check_login_finish) {
         /// From `LoginStartResponse`.
         pub login_id: HandshakeId,
         /// OPAQUE `CredentialFinalization` (§6).
@@ -235,7 +237,7 @@ crate::cbor_struct! {
 
 body! {
     /// `GET /v1/sessions` response.
-    pub struct SessionList (type = 108, max = MAX_RECORD_BODY) {
+    pub struct SessionList (type = 108, max = MAX_RECORD_BODY, check = check_session_list) {
         /// Every live session of the account, oldest first.
         pub sessions: Vec<SessionInfo>,
     }
@@ -252,7 +254,7 @@ body! {
 body! {
     /// `POST /v1/account/{password,recover,delete}/start` request: the first half of a fresh
     /// OPAQUE login, and for password change and recovery the first half of a new registration.
-    pub struct ReauthStartRequest (type = 110, max = MAX_SMALL_BODY) {
+    pub struct ReauthStartRequest (type = 110, max = MAX_SMALL_BODY, check = check_reauth_start) {
         /// Must match the endpoint.
         pub purpose: ReauthPurpose,
         /// OPAQUE `CredentialRequest` under the current password.
@@ -265,7 +267,7 @@ body! {
 
 body! {
     /// `POST /v1/account/{password,recover,delete}/start` response.
-    pub struct ReauthStartResponse (type = 111, max = MAX_SMALL_BODY) {
+    pub struct ReauthStartResponse (type = 111, max = MAX_SMALL_BODY, check = check_reauth_response) {
         /// Names this re-authentication in the finish request.
         pub reauth_id: HandshakeId,
         /// The purpose, repeated.
@@ -387,10 +389,43 @@ body! {
 
 body! {
     /// `GET /v1/identities/{account-id}` response (also the `PUT` response).
-    pub struct IdentityChain (type = 121, max = MAX_BULK_BODY) {
+    pub struct IdentityChain (type = 121, max = MAX_BULK_BODY, check = check_identity_chain) {
         /// The account.
         pub account_id: AccountId,
         /// Every `SignedIdentity` (§6), generation 0 first, none missing.
         pub generations: Vec<ByteBuf>,
     }
+}
+
+fn rule(ok: bool) -> Result<(), DecodeError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue)
+    }
+}
+
+/// `session-label` is at most 128 bytes.
+fn check_login_finish(b: &LoginFinishRequest) -> Result<(), DecodeError> {
+    rule(b.session_label.len() <= MAX_SESSION_LABEL_LEN)
+}
+
+/// Exactly one session is the current one.
+fn check_session_list(b: &SessionList) -> Result<(), DecodeError> {
+    rule(b.sessions.iter().filter(|s| s.current).count() == 1)
+}
+
+/// A registration request is present iff the purpose registers a password.
+fn check_reauth_start(b: &ReauthStartRequest) -> Result<(), DecodeError> {
+    rule(b.registration_request.is_some() == b.purpose.registers_password())
+}
+
+/// A registration response is present iff the purpose registers a password.
+fn check_reauth_response(b: &ReauthStartResponse) -> Result<(), DecodeError> {
+    rule(b.registration_response.is_some() == b.purpose.registers_password())
+}
+
+/// A chain has at least generation 0.
+fn check_identity_chain(b: &IdentityChain) -> Result<(), DecodeError> {
+    rule(!b.generations.is_empty())
 }

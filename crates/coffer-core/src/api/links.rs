@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use super::token::{DropSecret, LinkAccessToken, LinkVerifier};
 use super::{body, wire_enum, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SMALL_BODY};
 use crate::encoding::{ByteBuf, Bytes};
+use crate::error::DecodeError;
 use crate::ids::{LinkId, NodeId, UploadId};
 
 wire_enum! {
@@ -88,7 +89,7 @@ crate::cbor_struct! {
 
 body! {
     /// `POST /v1/links` request.
-    pub struct LinkCreateRequest (type = 160, max = MAX_RECORD_BODY) {
+    pub struct LinkCreateRequest (type = 160, max = MAX_RECORD_BODY, check = check_link_create) {
         /// The link.
         pub link: LinkParams,
     }
@@ -106,7 +107,7 @@ body! {
 
 body! {
     /// `GET /v1/links` response.
-    pub struct LinkList (type = 162, max = MAX_BULK_BODY) {
+    pub struct LinkList (type = 162, max = MAX_BULK_BODY, check = check_link_list) {
         /// The caller's live links.
         pub links: Vec<LinkEntry>,
     }
@@ -114,7 +115,7 @@ body! {
 
 body! {
     /// `POST /v1/links/{link-id}/rotate` request: the replacement, installed atomically.
-    pub struct LinkRotateRequest (type = 163, max = MAX_RECORD_BODY) {
+    pub struct LinkRotateRequest (type = 163, max = MAX_RECORD_BODY, check = check_link_rotate) {
         /// The new link (new link id, same node).
         pub link: LinkParams,
     }
@@ -122,7 +123,7 @@ body! {
 
 body! {
     /// `GET /v1/l/{link-id}` response.
-    pub struct LinkResolved (type = 164, max = MAX_RECORD_BODY) {
+    pub struct LinkResolved (type = 164, max = MAX_RECORD_BODY, check = check_link_resolved) {
         /// The link.
         pub link_id: LinkId,
         /// Its kind.
@@ -176,4 +177,54 @@ body! {
         /// Finished drops, oldest first.
         pub drops: Vec<DropInfo>,
     }
+}
+
+fn rule(ok: bool) -> Result<(), DecodeError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue)
+    }
+}
+
+/// A download limit is at least 1 and exists only for reading links.
+fn limit_ok(kind: LinkKind, max_downloads: Option<u64>) -> bool {
+    match (kind, max_downloads) {
+        (_, Some(0)) => false,
+        (LinkKind::Drop, Some(_)) => false,
+        _ => true,
+    }
+}
+
+impl LinkParams {
+    /// The structural rules of spec §11.11.1: a drop secret hash iff the link is a drop link;
+    /// a download limit of at least 1, and none on a drop link.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidValue`] when a rule is broken.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        rule(
+            self.drop_secret_hash.is_some() == (self.kind == LinkKind::Drop)
+                && limit_ok(self.kind, self.max_downloads),
+        )
+    }
+}
+
+fn check_link_create(b: &LinkCreateRequest) -> Result<(), DecodeError> {
+    b.link.check()
+}
+
+fn check_link_rotate(b: &LinkRotateRequest) -> Result<(), DecodeError> {
+    b.link.check()
+}
+
+/// Every entry's limit follows the rules of `LinkParams`.
+fn check_link_list(b: &LinkList) -> Result<(), DecodeError> {
+    rule(b.links.iter().all(|l| limit_ok(l.kind, l.max_downloads)))
+}
+
+/// A drop link has no node and no download count; a reading link has its node.
+fn check_link_resolved(b: &LinkResolved) -> Result<(), DecodeError> {
+    let drop = b.kind == LinkKind::Drop;
+    rule(b.node.is_none() == drop && !(drop && b.downloads_remaining.is_some()))
 }

@@ -113,12 +113,52 @@ pub trait Body: Serialize + DeserializeOwned {
     /// # Errors
     /// Every [`DecodeError`] of spec §1.3; [`DecodeError::Malformed`] when over the limit.
     fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        decode_bounded(bytes, Self::MAX_LEN)
+        let value: Self = decode_bounded(bytes, Self::MAX_LEN)?;
+        value.check()?;
+        Ok(value)
+    }
+
+    /// The body's structural rules (spec §11.17, "Parser rules") beyond its CDDL: rules that
+    /// relate fields of the body to each other. [`Body::from_bytes`] applies them; senders
+    /// SHOULD call this before sending.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidValue`] when a rule is broken.
+    fn check(&self) -> Result<(), DecodeError> {
+        Ok(())
     }
 }
 
 /// Defines a body: a `cbor_struct!` with version 1 plus its [`Body`] implementation.
 macro_rules! body {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident (type = $ty:expr, max = $max:expr, check = $check:path) {
+            $( $(#[$fmeta:meta])* pub $field:ident : $fty:ty ),* $(,)?
+        }
+    ) => {
+        $crate::api::body!(@define $(#[$meta])* $name, $ty, $max, [$( $(#[$fmeta])* $field : $fty ),*]);
+
+        impl $crate::api::Body for $name {
+            const NAME: &'static str = stringify!($name);
+            const TYPE_CODE: u64 = $ty;
+            const MAX_LEN: usize = $max;
+            const FIELDS: &'static [&'static str] = &[$( stringify!($field) ),*];
+
+            fn check(&self) -> ::core::result::Result<(), $crate::DecodeError> {
+                $check(self)
+            }
+        }
+    };
+    (@define $(#[$meta:meta])* $name:ident, $ty:expr, $max:expr, [$( $(#[$fmeta:meta])* $field:ident : $fty:ty ),*]) => {
+        $crate::cbor_struct! {
+            $(#[$meta])*
+            #[derive(Debug, Clone, PartialEq, Eq)]
+            pub struct $name (type = $ty, version = 1) {
+                $( $(#[$fmeta])* pub $field : $fty ),*
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub struct $name:ident (type = $ty:expr, max = $max:expr) {

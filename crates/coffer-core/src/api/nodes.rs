@@ -2,8 +2,10 @@
 
 use alloc::vec::Vec;
 
-use super::{body, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SMALL_BODY};
+use super::upload::{part_count, PartBitmap};
+use super::{body, MAX_BULK_BODY, MAX_CURSOR_LEN, MAX_RECORD_BODY, MAX_SMALL_BODY};
 use crate::encoding::{ByteBuf, Bytes};
+use crate::error::DecodeError;
 use crate::ids::{NodeId, UploadId};
 
 body! {
@@ -25,7 +27,7 @@ body! {
 
 body! {
     /// `GET /v1/nodes/{node-id}/children` response: one page of a folder's children.
-    pub struct NodeList (type = 127, max = MAX_BULK_BODY) {
+    pub struct NodeList (type = 127, max = MAX_BULK_BODY, check = check_node_list) {
         /// The folder.
         pub parent_id: NodeId,
         /// `SignedNode` records (§7) of children, in ascending node-id order.
@@ -92,7 +94,7 @@ body! {
 body! {
     /// State of an upload: the response to `POST /v1/uploads`, `GET /v1/uploads/{upload-id}` and
     /// their link-drop counterparts.
-    pub struct UploadStatus (type = 136, max = MAX_SMALL_BODY) {
+    pub struct UploadStatus (type = 136, max = MAX_SMALL_BODY, check = check_upload_status) {
         /// The upload.
         pub upload_id: UploadId,
         /// The node, or null for a drop.
@@ -136,4 +138,25 @@ body! {
         /// node id, content revision and length.
         pub signed_node: ByteBuf,
     }
+}
+
+/// A cursor is 1 to 64 bytes.
+fn check_node_list(b: &NodeList) -> Result<(), DecodeError> {
+    match &b.next_cursor {
+        Some(c) if c.is_empty() || c.len() > MAX_CURSOR_LEN => Err(DecodeError::InvalidValue),
+        _ => Ok(()),
+    }
+}
+
+/// The part count follows from the shape (spec §11.9.1), the bitmap has exactly its length with
+/// unused bits zero, and only a drop (no node) has content revision 0.
+fn check_upload_status(b: &UploadStatus) -> Result<(), DecodeError> {
+    let count = part_count(b.total_length, b.part_size).map_err(|_| DecodeError::InvalidValue)?;
+    if count != b.part_count
+        || PartBitmap::from_bytes(&b.present, count).is_err()
+        || b.node_id.is_none() != (b.content_revision == 0)
+    {
+        return Err(DecodeError::InvalidValue);
+    }
+    Ok(())
 }

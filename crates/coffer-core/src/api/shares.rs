@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use super::{body, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SMALL_BODY};
 use crate::encoding::ByteBuf;
+use crate::error::DecodeError;
 use crate::ids::{AccountId, NodeId, ShareId};
 
 crate::cbor_struct! {
@@ -43,7 +44,7 @@ crate::cbor_struct! {
 
 body! {
     /// `POST /v1/shares` request.
-    pub struct ShareCreateRequest (type = 145, max = MAX_BULK_BODY) {
+    pub struct ShareCreateRequest (type = 145, max = MAX_BULK_BODY, check = check_share_create) {
         /// The new share's id, chosen at random by the owner.
         pub share_id: ShareId,
         /// The folder or file being shared.
@@ -135,5 +136,18 @@ body! {
         /// `SignedNode` records (§7) that §8 changes when the share ends (e.g. the root's record
         /// re-keyed back under the owner); each names the next revision of its node.
         pub node_records: Vec<ByteBuf>,
+    }
+}
+
+/// No member has two grants.
+fn check_share_create(b: &ShareCreateRequest) -> Result<(), DecodeError> {
+    let mut members: Vec<&AccountId> = b.grants.iter().map(|g| &g.member).collect();
+    members.sort_unstable();
+    let n = members.len();
+    members.dedup();
+    if members.len() == n {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidValue)
     }
 }

@@ -567,14 +567,20 @@ proptest! {
     }
 
     #[test]
-    fn link_params_round_trip(kind in 0u64..3, exp in proptest::option::of(any::<u64>()), max in proptest::option::of(any::<u64>()), vh in proptest::option::of(any::<[u8; 32]>()), rec in arb_bytes(200)) {
+    fn link_params_round_trip_iff_structurally_valid(kind in 0u64..3, exp in proptest::option::of(any::<u64>()), max in proptest::option::of(0u64..4), vh in proptest::option::of(any::<[u8; 32]>()), dh in proptest::option::of(any::<[u8; 32]>()), rec in arb_bytes(200)) {
+        let kind = LinkKind::from_code(kind).expect("in range");
         let v = LinkCreateRequest { link: LinkParams {
             link_id: crate::ids::LinkId::from_bytes([1; 16]), node_id: NodeId::from_bytes([2; 16]),
-            kind: LinkKind::from_code(kind).expect("in range"), link_record: rec.clone(), owner_entry: rec,
-            verifier_hash: vh.map(Bytes), drop_secret_hash: None, expires_at: exp, max_downloads: max,
+            kind, link_record: rec.clone(), owner_entry: rec,
+            verifier_hash: vh.map(Bytes), drop_secret_hash: dh.map(Bytes), expires_at: exp, max_downloads: max,
         } };
+        let valid = dh.is_some() == (kind == LinkKind::Drop)
+            && max != Some(0)
+            && !(kind == LinkKind::Drop && max.is_some());
+        prop_assert_eq!(v.link.check().is_ok(), valid);
         let enc = v.to_bytes();
-        prop_assert_eq!(LinkCreateRequest::from_bytes(&enc), Ok(v));
+        let want = if valid { Ok(v) } else { Err(DecodeError::InvalidValue) };
+        prop_assert_eq!(LinkCreateRequest::from_bytes(&enc), want);
     }
 
     /// Any single-byte change to any example either fails to decode or decodes to a value whose
@@ -613,6 +619,101 @@ proptest! {
         }
         prop_assert_eq!(next, total);
     }
+}
+
+#[test]
+fn structural_rules_are_enforced() {
+    fn rejects<T: Body + core::fmt::Debug>(v: &T) {
+        assert_eq!(
+            T::from_bytes(&v.to_bytes()).map(|_| ()),
+            Err(DecodeError::InvalidValue),
+            "{v:?}"
+        );
+    }
+    fn example<T: Body>() -> T {
+        let info = BODIES
+            .iter()
+            .find(|b| b.name == T::NAME)
+            .expect("catalogued");
+        T::from_bytes(&(info.example)()).expect("example is valid")
+    }
+    let mut v: LoginFinishRequest = example();
+    v.session_label = "x".repeat(MAX_SESSION_LABEL_LEN);
+    assert!(LoginFinishRequest::from_bytes(&v.to_bytes()).is_ok());
+    v.session_label.push('x');
+    rejects(&v);
+
+    let mut v: SessionList = example();
+    v.sessions[1].current = true;
+    rejects(&v);
+    v.sessions[0].current = false;
+    v.sessions[1].current = false;
+    rejects(&v);
+
+    let mut v: ReauthStartRequest = example();
+    v.registration_request = None;
+    rejects(&v);
+    v.purpose = ReauthPurpose::AccountDeletion;
+    assert!(ReauthStartRequest::from_bytes(&v.to_bytes()).is_ok());
+    v.registration_request = Some(ByteBuf::from(vec![1]));
+    rejects(&v);
+    let mut v: ReauthStartResponse = example();
+    v.purpose = ReauthPurpose::AccountDeletion;
+    rejects(&v);
+
+    let mut v: IdentityChain = example();
+    v.generations.clear();
+    rejects(&v);
+
+    let mut v: NodeList = example();
+    v.next_cursor = Some(ByteBuf::new());
+    rejects(&v);
+    v.next_cursor = Some(ByteBuf::from(vec![0; MAX_CURSOR_LEN]));
+    assert!(NodeList::from_bytes(&v.to_bytes()).is_ok());
+    v.next_cursor = Some(ByteBuf::from(vec![0; MAX_CURSOR_LEN + 1]));
+    rejects(&v);
+
+    let base: UploadStatus = example();
+    let mut v = base.clone();
+    v.part_count = 4;
+    rejects(&v);
+    let mut v = base.clone();
+    v.present = ByteBuf::from(vec![0b1000_0101]);
+    rejects(&v);
+    let mut v = base.clone();
+    v.present = ByteBuf::from(vec![0b101, 0]);
+    rejects(&v);
+    let mut v = base.clone();
+    v.part_size += 1;
+    rejects(&v);
+    let mut v = base.clone();
+    v.node_id = None;
+    rejects(&v);
+    let mut v = base.clone();
+    v.content_revision = 0;
+    rejects(&v);
+
+    let mut v: ShareCreateRequest = example();
+    let dup = v.grants[0].clone();
+    v.grants.push(dup);
+    rejects(&v);
+
+    let mut v: LinkRotateRequest = example();
+    v.link.drop_secret_hash = None;
+    rejects(&v);
+    let mut v: LinkList = example();
+    v.links[0].max_downloads = Some(0);
+    rejects(&v);
+    v.links[0].kind = LinkKind::Drop;
+    v.links[0].max_downloads = Some(3);
+    rejects(&v);
+    let mut v: LinkResolved = example();
+    v.node = None;
+    rejects(&v);
+    v.kind = LinkKind::Drop;
+    rejects(&v);
+    v.downloads_remaining = None;
+    assert!(LinkResolved::from_bytes(&v.to_bytes()).is_ok());
 }
 
 #[test]

@@ -5,9 +5,12 @@ use serde_json::{json, Map, Value};
 
 use coffer_core::api::upload::{part_count, part_span};
 use coffer_core::api::{
-    Body, ByteRange, LinkKind, NodeDeleteRequest, ProblemKind, BODIES, CONTENT_CHUNK_STRIDE,
-    DEFAULT_PART_SIZE, MAX_CONTENT_LENGTH, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
+    Body, ByteRange, IdentityChain, LinkKind, LinkResolved, LinkRotateRequest, LoginFinishRequest,
+    NodeDeleteRequest, NodeList, ProblemKind, ReauthPurpose, ReauthStartRequest,
+    ShareCreateRequest, UploadStatus, BODIES, CONTENT_CHUNK_STRIDE, DEFAULT_PART_SIZE,
+    MAX_CONTENT_LENGTH, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
 };
+use coffer_core::encoding::ByteBuf;
 use coffer_core::Error;
 
 use super::expect;
@@ -64,6 +67,11 @@ pub fn generate() -> VectorFile {
         "The body exceeds its limit and is refused before parsing.",
     );
     f.note("Boundary", "EDGE_CASE", "A value at a limit.");
+    f.note(
+        "StructuralRule",
+        "MALFORMED",
+        "Each field is well-formed, but the body breaks a rule relating its fields (spec §11.17, parser rules).",
+    );
 
     for body in BODIES {
         let ex = (body.example)();
@@ -114,6 +122,7 @@ pub fn generate() -> VectorFile {
     }
 
     field_faults(&mut f);
+    structural_rules(&mut f);
     problems(&mut f);
     upload_shapes(&mut f);
     ranges(&mut f);
@@ -325,6 +334,96 @@ fn field_faults(f: &mut VectorFile) {
         "trailing-bytes",
         json!({ "encoded": hex::encode(&small), "padTo": NodeDeleteRequest::MAX_LEN }),
     );
+}
+
+fn example<T: Body>() -> T {
+    let info = BODIES
+        .iter()
+        .find(|b| b.name == T::NAME)
+        .expect("catalogued");
+    T::from_bytes(&(info.example)()).expect("examples are valid")
+}
+
+fn rule_case<T: Body>(f: &mut VectorFile, comment: &str, value: &T) {
+    let info = BODIES
+        .iter()
+        .find(|b| b.name == T::NAME)
+        .expect("catalogued");
+    let g = f.group(
+        "BodyDecode",
+        json!({ "structure": info.name, "typeCode": info.type_code, "maxLength": info.max_len,
+                "fields": info.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
+    );
+    g.invalid(
+        comment,
+        &["StructuralRule"],
+        "invalid-value",
+        enc(&value.to_bytes()),
+    );
+}
+
+fn structural_rules(f: &mut VectorFile) {
+    let mut v: LoginFinishRequest = example();
+    v.session_label = "x".repeat(129);
+    rule_case(f, "session-label of 129 bytes", &v);
+
+    let mut v: ReauthStartRequest = example();
+    v.registration_request = None;
+    rule_case(f, "password change without a registration request", &v);
+    v.purpose = ReauthPurpose::AccountDeletion;
+    v.registration_request = Some(ByteBuf::from(vec![1u8; 32]));
+    rule_case(f, "account deletion with a registration request", &v);
+
+    let mut v: IdentityChain = example();
+    v.generations.clear();
+    rule_case(f, "empty identity chain", &v);
+
+    let mut v: NodeList = example();
+    v.next_cursor = Some(ByteBuf::new());
+    rule_case(f, "empty cursor", &v);
+    v.next_cursor = Some(ByteBuf::from(vec![7u8; 65]));
+    rule_case(f, "cursor of 65 bytes", &v);
+
+    let base: UploadStatus = example();
+    let mut v = base.clone();
+    v.part_count += 1;
+    rule_case(f, "part-count does not follow from the shape", &v);
+    let mut v = base.clone();
+    v.present = ByteBuf::from(vec![0b0000_1101]);
+    rule_case(f, "bitmap bit set past the last part", &v);
+    let mut v = base.clone();
+    v.present = ByteBuf::from(vec![0b0000_0101, 0]);
+    rule_case(f, "bitmap one byte too long", &v);
+    let mut v = base.clone();
+    v.part_size = DEFAULT_PART_SIZE + 1;
+    rule_case(f, "part size not a multiple of the chunk stride", &v);
+    let mut v = base;
+    v.node_id = None;
+    rule_case(f, "drop upload with a content revision", &v);
+
+    let mut v: ShareCreateRequest = example();
+    let dup = v.grants[0].clone();
+    v.grants.push(dup);
+    rule_case(f, "two grants for one member", &v);
+
+    let mut v: LinkRotateRequest = example();
+    v.link.drop_secret_hash = None;
+    rule_case(f, "drop link without a drop secret hash", &v);
+    let mut v: LinkRotateRequest = example();
+    v.link.max_downloads = Some(1);
+    rule_case(f, "drop link with a download limit", &v);
+    let mut v: LinkRotateRequest = example();
+    v.link.kind = LinkKind::Folder;
+    rule_case(f, "folder link with a drop secret hash", &v);
+    let mut v: LinkRotateRequest = example();
+    v.link.kind = LinkKind::File;
+    v.link.drop_secret_hash = None;
+    v.link.max_downloads = Some(0);
+    rule_case(f, "download limit 0", &v);
+
+    let mut v: LinkResolved = example();
+    v.node = None;
+    rule_case(f, "file link resolved without its node", &v);
 }
 
 fn hexv(s: &str) -> Vec<u8> {
