@@ -24,6 +24,7 @@ use crate::error::DecodeError;
 
 mod accounts;
 mod catalogue;
+mod endpoints;
 mod links;
 mod nodes;
 mod problem;
@@ -33,6 +34,7 @@ pub mod upload;
 
 pub use accounts::*;
 pub use catalogue::{BodyInfo, BODIES};
+pub use endpoints::{Auth, Endpoint, Payload, ENDPOINTS};
 pub use links::*;
 pub use nodes::*;
 pub use problem::{Problem, ProblemKind, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};

@@ -560,7 +560,7 @@ proptest! {
     }
 
     #[test]
-    fn node_list_round_trips(records in proptest::collection::vec(arb_bytes(300), 0..8), cursor in proptest::option::of(arb_bytes(64))) {
+    fn node_list_round_trips(records in proptest::collection::vec(arb_bytes(300), 0..8), cursor in proptest::option::of(proptest::collection::vec(any::<u8>(), 1..=MAX_CURSOR_LEN).prop_map(ByteBuf::from))) {
         let v = NodeList { parent_id: NodeId::from_bytes([9; 16]), records, next_cursor: cursor };
         let enc = v.to_bytes();
         prop_assert_eq!(NodeList::from_bytes(&enc), Ok(v));
@@ -730,4 +730,99 @@ fn upload_ids_in_bodies() {
         expires_at: 0,
     };
     assert_eq!(UploadStatus::from_bytes(&s.to_bytes()), Ok(s));
+}
+
+#[test]
+fn endpoint_table_matches_the_spec_and_the_catalogue() {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../spec/11-http-api.md"
+    ))
+    .expect("spec chapter");
+    let index = &spec[spec.find("## 11.20 Endpoint index").expect("index")..];
+    let rows: Vec<Vec<String>> = index
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), ENDPOINTS.len());
+    let payload_text = |p: Payload| match p {
+        Payload::Empty => String::new(),
+        Payload::Body(n) => alloc::format!("{n}"),
+        Payload::Octets => "octets".into(),
+        Payload::Text => "text".into(),
+    };
+    for (row, e) in rows.iter().zip(ENDPOINTS) {
+        assert_eq!(row[0], alloc::format!("`{} {}`", e.method, e.path));
+        assert_eq!(row[1], e.auth.spec_text(), "{}", e.path);
+        let req = match e.request {
+            Payload::Empty => "—".to_owned(),
+            Payload::Body(n) => alloc::format!("`{n}`"),
+            p => payload_text(p),
+        };
+        assert_eq!(row[2], req, "{}", e.path);
+        let statuses: Vec<u16> = row[3]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| s.len() == 3)
+            .map(|s| s.parse().expect("status"))
+            .collect();
+        assert_eq!(statuses, e.success, "{}", e.path);
+        let resp = row[3]
+            .rsplit(|c: char| c == ' ' || c == '`')
+            .find(|s| !s.is_empty() && !s.chars().all(|c| c.is_ascii_digit()) && !s.contains('/'))
+            .unwrap_or("")
+            .to_owned();
+        assert_eq!(resp, payload_text(e.response), "{}", e.path);
+    }
+    // Every body is used, and every named body exists.
+    for b in BODIES {
+        assert!(
+            ENDPOINTS
+                .iter()
+                .any(|e| e.request == Payload::Body(b.name) || e.response == Payload::Body(b.name)),
+            "{} unused",
+            b.name
+        );
+    }
+    for e in ENDPOINTS {
+        for p in [e.request, e.response] {
+            if let Payload::Body(n) = p {
+                assert!(BODIES.iter().any(|b| b.name == n), "{n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn routing() {
+    let (e, params) = Endpoint::route("DELETE", "/v1/shares/AAAA/members/BBBB").expect("routes");
+    assert_eq!(e.path, "/v1/shares/{share-id}/members/{account-id}");
+    assert_eq!(params, vec!["AAAA", "BBBB"]);
+    assert!(Endpoint::route("GET", "/v1/shares/AAAA/members/BBBB").is_none());
+    assert!(Endpoint::route("GET", "/v1/nodes//content").is_none());
+    assert!(Endpoint::route("GET", "/v1/nodes/x/content/").is_none());
+    let (e, _) = Endpoint::route("GET", "/v1/root").expect("routes");
+    assert_eq!(e.response, Payload::Body("NodeRecord"));
+    // Templates are unambiguous: no concrete path matches two endpoints.
+    for a in ENDPOINTS {
+        let concrete: String = a
+            .path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "p" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let n = ENDPOINTS
+            .iter()
+            .filter(|b| {
+                b.method == a.method
+                    && Endpoint::route(b.method, &concrete).map(|(e, _)| e) == Some(*b)
+            })
+            .count();
+        assert_eq!(n, 1, "{} {}", a.method, a.path);
+    }
 }
