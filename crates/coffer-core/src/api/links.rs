@@ -189,11 +189,10 @@ fn rule(ok: bool) -> Result<(), DecodeError> {
 
 /// A download limit is at least 1 and exists only for reading links.
 fn limit_ok(kind: LinkKind, max_downloads: Option<u64>) -> bool {
-    match (kind, max_downloads) {
-        (_, Some(0)) => false,
-        (LinkKind::Drop, Some(_)) => false,
-        _ => true,
-    }
+    !matches!(
+        (kind, max_downloads),
+        (_, Some(0)) | (LinkKind::Drop, Some(_))
+    )
 }
 
 impl LinkParams {

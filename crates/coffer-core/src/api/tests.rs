@@ -753,7 +753,7 @@ fn endpoint_table_matches_the_spec_and_the_catalogue() {
     assert_eq!(rows.len(), ENDPOINTS.len());
     let payload_text = |p: Payload| match p {
         Payload::Empty => String::new(),
-        Payload::Body(n) => alloc::format!("{n}"),
+        Payload::Body(n) => n.to_owned(),
         Payload::Octets => "octets".into(),
         Payload::Text => "text".into(),
     };
@@ -773,7 +773,7 @@ fn endpoint_table_matches_the_spec_and_the_catalogue() {
             .collect();
         assert_eq!(statuses, e.success, "{}", e.path);
         let resp = row[3]
-            .rsplit(|c: char| c == ' ' || c == '`')
+            .rsplit([' ', '`'])
             .find(|s| !s.is_empty() && !s.chars().all(|c| c.is_ascii_digit()) && !s.contains('/'))
             .unwrap_or("")
             .to_owned();
