@@ -13,6 +13,32 @@ use crate::primitives::{ct_eq, sha256};
 /// Length of every token and link secret of this chapter.
 pub const TOKEN_LEN: usize = 32;
 
+/// Reads a 32-byte byte string straight into a fixed array, wiping any owned copy, so that no
+/// unzeroized heap buffer of the secret is left behind by decoding.
+struct SecretVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = [u8; TOKEN_LEN];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte string of 32 bytes")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        v.try_into()
+            .map_err(|_| E::custom(crate::encoding::ERR_INVALID_VALUE))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(
+        self,
+        mut v: alloc::vec::Vec<u8>,
+    ) -> Result<Self::Value, E> {
+        let out = self.visit_bytes(&v);
+        v.zeroize();
+        out
+    }
+}
+
 macro_rules! secret32 {
     ($(#[$meta:meta])* $name:ident, $scheme:expr) => {
         $(#[$meta])*
@@ -116,10 +142,7 @@ macro_rules! secret32 {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let mut b = Bytes::<TOKEN_LEN>::deserialize(d)?;
-                let out = $name(b.0);
-                b.0.zeroize();
-                Ok(out)
+                d.deserialize_bytes(SecretVisitor).map($name)
             }
         }
     };

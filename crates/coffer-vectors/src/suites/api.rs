@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use coffer_core::api::upload::{part_count, part_span};
 use coffer_core::api::{
     Body, ByteRange, IdentityChain, LinkKind, LinkResolved, LinkRotateRequest, LoginFinishRequest,
-    NodeDeleteRequest, NodeList, ProblemKind, ReauthPurpose, ReauthStartRequest,
+    NodeDeleteRequest, NodeList, ProblemKind, ReauthPurpose, ReauthStartRequest, SessionToken,
     ShareCreateRequest, UploadStatus, BODIES, CONTENT_CHUNK_STRIDE, DEFAULT_PART_SIZE,
     MAX_CONTENT_LENGTH, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
 };
@@ -25,6 +25,7 @@ pub fn generate() -> VectorFile {
             "Bodies of the HTTP API (spec §11.17): deterministic CBOR arrays [type, 1, fields...].",
             "BodyDecode tests: decode `encoded` as the group's `structure` with the rules of spec §1.3 and the body limit `maxLength`; valid tests re-encode to `encoded` byte for byte and have the field values `decoded` (byte strings as hex, text as strings, nested structures as arrays, absent optionals as null); invalid tests fail with `failure`. When `padTo` is present, `encoded` is first extended with zero bytes to that length.",
             "ProblemTypes tests: the fixed type URI, status and title of every problem type (spec §11.3).",
+            "SessionToken tests: the `Authorization` header value `header` carries the 32-byte `token`, whose server-side `tokenHash` is SHA-256(token) (spec §11.2.1); invalid headers are treated as no token.",
             "UploadShape tests: part count and last part length of an upload of `totalLength` ciphertext bytes in parts of `partSize` (spec §11.9.1), or the failure.",
             "ByteRange tests: the `Range` header `header` against content of `length` bytes (spec §11.9.7): the inclusive `first` and `last` bytes and the `Content-Range` value, or invalid (answered with 416).",
         ],
@@ -124,6 +125,7 @@ pub fn generate() -> VectorFile {
     field_faults(&mut f);
     structural_rules(&mut f);
     problems(&mut f);
+    tokens(&mut f);
     upload_shapes(&mut f);
     ranges(&mut f);
     f.finish()
@@ -441,6 +443,59 @@ fn problems(f: &mut VectorFile) {
     }
 }
 
+fn tokens(f: &mut VectorFile) {
+    let mut rng = crate::rng::RecordingRng::new("coffer/v1/vectors/api/tokens");
+    let g = f.group("SessionToken", json!({}));
+    let mut samples = vec![
+        SessionToken::from_bytes([0; 32]),
+        SessionToken::from_bytes([0xff; 32]),
+    ];
+    samples.push(SessionToken::generate(&mut rng));
+    for t in &samples {
+        let header = t.to_header().expect("header form");
+        g.valid(
+            "bearer token",
+            &["Valid"],
+            json!({ "header": header, "token": hex::encode(t.expose()), "tokenHash": hex::encode(t.hash().as_bytes()) }),
+        );
+    }
+    let t = &samples[2];
+    let b64 = t.to_b64();
+    g.valid(
+        "scheme in lower case",
+        &["Valid"],
+        json!({ "header": format!("bearer {b64}"), "token": hex::encode(t.expose()), "tokenHash": hex::encode(t.hash().as_bytes()) }),
+    );
+    let mut nc = "A".repeat(42);
+    nc.push('B');
+    for (comment, header) in [
+        ("padding", format!("Bearer {b64}=")),
+        ("two spaces", format!("Bearer  {b64}")),
+        ("no scheme", b64.clone()),
+        ("another scheme", format!("Basic {b64}")),
+        (
+            "standard base64 alphabet",
+            format!(
+                "Bearer {}",
+                SessionToken::from_bytes([0xfb; 32])
+                    .to_b64()
+                    .replace('-', "+")
+                    .replace('_', "/")
+            ),
+        ),
+        ("31 bytes", format!("Bearer {}", &b64[..42])),
+        ("non-zero trailing bits", format!("Bearer {nc}")),
+        ("trailing space", format!("Bearer {b64} ")),
+    ] {
+        g.invalid(
+            comment,
+            &["WrongFieldType"],
+            "invalid-text",
+            json!({ "header": header }),
+        );
+    }
+}
+
 fn upload_shapes(f: &mut VectorFile) {
     let g = f.group(
         "UploadShape",
@@ -624,6 +679,21 @@ pub fn verify_test(group: &TestGroup, test: &Test) -> anyhow::Result<()> {
                 anyhow::ensure!(
                     &fields_json(&re, body.fields)? == want,
                     "decoded fields differ"
+                );
+                Ok(())
+            })
+        }
+        "SessionToken" => {
+            let out = SessionToken::from_header(test.str("header")?).map_err(Error::from);
+            expect(test, out, |t| {
+                anyhow::ensure!(t.expose()[..] == test.hex("token")?[..], "token");
+                anyhow::ensure!(
+                    t.hash().as_bytes()[..] == test.hex("tokenHash")?[..],
+                    "hash"
+                );
+                anyhow::ensure!(
+                    coffer_core::primitives::sha256(t.expose())[..] == test.hex("tokenHash")?[..],
+                    "hash is SHA-256"
                 );
                 Ok(())
             })
