@@ -27,6 +27,7 @@ macro_rules! suites {
 
 suites!(
     account,
+    api,
     encoding,
     identity,
     link,

@@ -1,1 +1,0 @@
-//! Spec §11, "HTTP API": request and response bodies.
