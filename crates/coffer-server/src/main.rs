@@ -1,0 +1,3 @@
+//! `cofferd`: serves the Coffer HTTP API.
+
+fn main() {}
