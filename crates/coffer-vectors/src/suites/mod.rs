@@ -4,6 +4,8 @@
 
 use crate::format::{Test, TestGroup, VectorFile};
 
+pub mod content;
+pub mod metadata;
 pub mod seal;
 
 /// A vector file and the functions that make and check it.
@@ -17,11 +19,23 @@ pub struct Suite {
 }
 
 /// Every suite, in file-name order.
-pub const SUITES: &[Suite] = &[Suite {
-    name: "seal",
-    generate: seal::generate,
-    verify_test: seal::verify_test,
-}];
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "content",
+        generate: content::generate,
+        verify_test: content::verify_test,
+    },
+    Suite {
+        name: "metadata",
+        generate: metadata::generate,
+        verify_test: metadata::verify_test,
+    },
+    Suite {
+        name: "seal",
+        generate: seal::generate,
+        verify_test: seal::verify_test,
+    },
+];
 
 /// Checks an operation's outcome against a test's expectation: `valid` tests must succeed and
 /// `check` their output; `invalid` tests must fail with the stated failure class.
