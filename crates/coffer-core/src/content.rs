@@ -912,8 +912,53 @@ mod tests {
                 Err(Error::DecryptionFailed)
             );
             assert!(o.iter().all(|b| *b == 0), "plaintext zeroized on failure");
-            // Appended copy of the final chunk: chunk n-1 is then non-final -> Truncated first.
         }
+    }
+
+    #[test]
+    fn first_failing_chunk_decides_on_every_path() {
+        let k = key(14);
+        let full = pattern(CHUNK_LEN);
+        let n = 24u64; // 1.5 MiB: above the parallel threshold
+                       // Chunk 2 flagged final (-> Truncated) and chunk 10 corrupted (-> DecryptionFailed),
+                       // and the reverse; the lower index decides.
+        for (final_at, corrupt_at, want) in [
+            (2u64, 10usize, Error::Truncated),
+            (10, 2, Error::DecryptionFailed),
+        ] {
+            let chunks: Vec<(u64, bool, &[u8])> = (0..n)
+                .map(|i| (i, i == final_at || i == n - 1, &full[..]))
+                .collect();
+            let mut ct = forge(&k, 15, &chunks);
+            ct[HEADER_LEN + corrupt_at * ENCRYPTED_CHUNK_LEN + 9] ^= 0x20;
+            assert!(ct.len() >= PARALLEL_THRESHOLD);
+            assert_eq!(decrypt_all_ways(&k, &ct), Err(want.clone()));
+            let mut out = vec![0u8; (n as usize) * CHUNK_LEN];
+            assert_eq!(
+                decrypt_into(&k, &ct, &mut out, Parallelism::Auto),
+                Err(want)
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_at_every_chunk_boundary() {
+        let k = key(16);
+        let pt = pattern(5 * CHUNK_LEN + 3);
+        let ct = encrypt(&k, &pt, &mut rng(17));
+        for i in 1..=5 {
+            let cut = &ct[..HEADER_LEN + i * ENCRYPTED_CHUNK_LEN];
+            assert_eq!(
+                decrypt_all_ways(&k, cut),
+                Err(Error::Truncated),
+                "boundary {i}"
+            );
+        }
+        // And the header-only prefix.
+        assert_eq!(
+            decrypt_all_ways(&k, &ct[..HEADER_LEN]),
+            Err(Error::Truncated)
+        );
     }
 
     #[test]
