@@ -513,9 +513,12 @@ impl Encryptor {
     }
 
     /// Encrypts `plain` as the non-final chunk `self.index`, appending it to `out`.
-    fn emit(&mut self, plain: &[u8], out: &mut Vec<u8>) {
+    fn emit(&mut self, plain: Option<&[u8]>, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(plain);
+        match plain {
+            Some(p) => out.extend_from_slice(p),
+            None => out.extend_from_slice(&self.buf),
+        }
         let tag = seal_chunk(
             &self.key,
             &self.header,
@@ -532,16 +535,14 @@ impl Encryptor {
         self.send_header(out);
         while !input.is_empty() {
             if self.buf.len() == CHUNK_LEN {
-                let chunk = core::mem::take(&mut *self.buf);
-                self.emit(&chunk, out);
-                *self.buf = chunk;
+                // A full buffered chunk with more input behind it: not the last one.
+                self.emit(None, out);
                 self.buf.zeroize();
-                self.buf.clear();
             }
             if self.buf.is_empty() && input.len() > CHUNK_LEN {
                 // Fast path: a full chunk with more input behind it, straight from the input.
                 let (chunk, rest) = input.split_at(CHUNK_LEN);
-                self.emit(chunk, out);
+                self.emit(Some(chunk), out);
                 input = rest;
                 continue;
             }
@@ -573,7 +574,8 @@ impl Encryptor {
 ///
 /// After an error the decryptor is poisoned: every later call returns the same error.
 pub struct Decryptor {
-    file_key: SecretKey,
+    /// Held until the header has arrived, then dropped (zeroized).
+    file_key: Option<SecretKey>,
     header: [u8; HEADER_LEN],
     header_len: usize,
     key: Option<PayloadKey>,
@@ -596,7 +598,7 @@ impl Decryptor {
     #[must_use]
     pub fn new(file_key: &SecretKey) -> Self {
         Decryptor {
-            file_key: file_key.clone(),
+            file_key: Some(file_key.clone()),
             header: [0u8; HEADER_LEN],
             header_len: 0,
             key: None,
@@ -649,7 +651,11 @@ impl Decryptor {
                 return Ok(());
             }
             let header = parse_header(&self.header)?;
-            self.key = Some(open_header(&self.file_key, &header)?);
+            let file_key = self
+                .file_key
+                .take()
+                .ok_or(Error::Internal("file key already used"))?;
+            self.key = Some(open_header(&file_key, &header)?);
         }
         while !input.is_empty() {
             if self.buf.len() == ENCRYPTED_CHUNK_LEN {
@@ -705,7 +711,11 @@ fn plan(ciphertext_len: u64, plaintext: &Range<u64>) -> Result<RangePlan> {
     let first = plaintext.start / CHUNK_LEN_U64;
     let last = (plaintext.end - 1) / CHUNK_LEN_U64;
     let start = HEADER_LEN_U64 + first * ENCRYPTED_CHUNK_LEN_U64;
-    let end = (HEADER_LEN_U64 + (last + 1) * ENCRYPTED_CHUNK_LEN_U64).min(ciphertext_len);
+    // Saturating: `ciphertext_len` comes from a peer and may be close to u64::MAX.
+    let end = (last + 1)
+        .saturating_mul(ENCRYPTED_CHUNK_LEN_U64)
+        .saturating_add(HEADER_LEN_U64)
+        .min(ciphertext_len);
     Ok(RangePlan {
         first_chunk: first,
         last_chunk_of_file: chunk_count(pt_len) - 1,
