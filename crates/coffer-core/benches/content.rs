@@ -2,7 +2,10 @@
 //!
 //! Encrypts and decrypts a 256 MiB buffer with coffer-core, single-threaded and parallel, and
 //! runs the `chacha20poly1305` crate directly (64 KiB chunks, in place, detached tags) over the
-//! same bytes. Each figure is the best of three runs. Run with
+//! same bytes in the same run. Each figure is the best of three runs; the runs of the variants are
+//! interleaved so that load from other processes affects all of them alike. Single-threaded
+//! variants are also timed by the thread's on-CPU time (Linux `/proc/thread-self/schedstat`),
+//! which waiting for a shared core does not inflate. Run with
 //! `cargo bench -p coffer-core --bench content`.
 
 use std::hint::black_box;
@@ -16,17 +19,52 @@ use rand_chacha::rand_core::SeedableRng as _;
 const SIZE: usize = 256 << 20;
 const RUNS: usize = 3;
 
-fn time(mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    f();
-    black_box(());
-    t.elapsed()
+/// Nanoseconds this thread has spent on a CPU, if the platform says.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Best wall-clock and on-CPU times over the runs.
+#[derive(Clone, Copy)]
+struct Best {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+impl Best {
+    const NONE: Best = Best {
+        wall: Duration::MAX,
+        cpu: None,
+    };
+
+    fn run(&mut self, mut f: impl FnMut()) {
+        let c0 = thread_cpu_ns();
+        let t = Instant::now();
+        f();
+        let wall = t.elapsed();
+        let cpu = match (c0, thread_cpu_ns()) {
+            (Some(a), Some(b)) => Some(Duration::from_nanos(b.saturating_sub(a))),
+            _ => None,
+        };
+        self.wall = self.wall.min(wall);
+        self.cpu = match (self.cpu, cpu) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 fn gbps(d: Duration) -> f64 {
     SIZE as f64 / d.as_secs_f64() / 1e9
 }
 
+fn ratio(num: Duration, den: Duration) -> f64 {
+    // Throughput ratio num/den = time den / time num.
+    den.as_secs_f64() / num.as_secs_f64()
+}
+
+#[allow(clippy::too_many_lines)]
 fn main() {
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
     let file_key = SecretKey::generate(&mut rng);
@@ -48,126 +86,85 @@ fn main() {
             black_box(tag);
         }
     };
-    // Warm up every buffer (first-touch page faults are not what is measured here).
+    let seq = Parallelism::Sequential;
+    let auto = Parallelism::Auto;
+    // Warm up every buffer: first-touch page faults are not what is measured here.
     raw();
-    content::encrypt_into(
-        &file_key,
-        &plaintext,
-        &mut ciphertext,
-        Parallelism::Sequential,
-        &mut rng,
-    )
-    .expect("encrypt");
-    content::decrypt_into(
-        &file_key,
-        &ciphertext,
-        &mut decrypted,
-        Parallelism::Sequential,
-    )
-    .expect("decrypt");
+    content::encrypt_into(&file_key, &plaintext, &mut ciphertext, seq, &mut rng).expect("enc");
+    content::decrypt_into(&file_key, &ciphertext, &mut decrypted, seq).expect("dec");
 
-    // The runs are interleaved (raw, single, parallel, raw, ...) so that load from other processes
-    // affects every variant alike; each figure is the best of RUNS.
-    let mut t = [Duration::MAX; 7];
+    let mut b = [Best::NONE; 7];
     let mut rng2 = rand_chacha::ChaCha20Rng::from_seed([8; 32]);
     for _ in 0..RUNS {
-        t[0] = t[0].min(time(&mut raw));
-        t[1] = t[1].min(time(|| {
-            content::encrypt_into(
-                &file_key,
-                &plaintext,
-                &mut ciphertext,
-                Parallelism::Sequential,
-                &mut rng,
-            )
-            .expect("encrypt");
-        }));
-        t[2] = t[2].min(time(|| {
-            content::encrypt_into(
-                &file_key,
-                &plaintext,
-                &mut ciphertext,
-                Parallelism::Auto,
-                &mut rng,
-            )
-            .expect("encrypt");
-        }));
-        t[3] = t[3].min(time(|| {
-            content::decrypt_into(
-                &file_key,
-                &ciphertext,
-                &mut decrypted,
-                Parallelism::Sequential,
-            )
-            .expect("decrypt");
-        }));
-        t[4] = t[4].min(time(|| {
-            content::decrypt_into(&file_key, &ciphertext, &mut decrypted, Parallelism::Auto)
-                .expect("decrypt");
-        }));
+        b[0].run(&mut raw);
+        b[1].run(|| {
+            content::encrypt_into(&file_key, &plaintext, &mut ciphertext, seq, &mut rng)
+                .expect("encrypt");
+        });
+        b[2].run(|| {
+            content::encrypt_into(&file_key, &plaintext, &mut ciphertext, auto, &mut rng)
+                .expect("encrypt");
+        });
+        b[3].run(|| {
+            content::decrypt_into(&file_key, &ciphertext, &mut decrypted, seq).expect("decrypt");
+        });
+        b[4].run(|| {
+            content::decrypt_into(&file_key, &ciphertext, &mut decrypted, auto).expect("decrypt");
+        });
         // The allocating one-shot API, including allocation and first touch of the output.
-        t[5] = t[5].min(time(|| {
+        b[5].run(|| {
             black_box(content::encrypt(&file_key, &plaintext, &mut rng2));
-        }));
-        t[6] = t[6].min(time(|| {
+        });
+        b[6].run(|| {
             black_box(content::decrypt(&file_key, &ciphertext).expect("decrypt"));
-        }));
+        });
     }
     assert!(decrypted == plaintext, "round trip");
-    let [raw, enc_single, enc_par, dec_single, dec_par, enc_alloc, dec_alloc] = t;
+    let [raw, enc1, encp, dec1, decp, enca, deca] = b;
 
     println!(
-        "content bench: {} MiB, best of {RUNS}, {} threads",
+        "content bench: {} MiB, best of {RUNS}, {} cores",
         SIZE >> 20,
-        rayon_threads()
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    let cpu = |x: Best| {
+        x.cpu
+            .map_or_else(|| "n/a".to_owned(), |c| format!("{:.3}", gbps(c)))
+    };
+    println!("{:<44} {:>10} {:>10}", "", "wall GB/s", "cpu GB/s");
+    for (name, x) in [
+        ("raw ChaCha20-Poly1305 (64 KiB, in place)", raw),
+        ("encrypt_into, single thread", enc1),
+        ("decrypt_into, single thread", dec1),
+    ] {
+        println!("{name:<44} {:>10.3} {:>10}", gbps(x.wall), cpu(x));
+    }
+    for (name, x) in [
+        ("encrypt_into, parallel", encp),
+        ("decrypt_into, parallel", decp),
+        ("encrypt (allocating, auto)", enca),
+        ("decrypt (allocating, auto)", deca),
+    ] {
+        println!("{name:<44} {:>10.3}", gbps(x.wall));
+    }
+    let both = |a: Best, r: Best| match (a.cpu, r.cpu) {
+        (Some(x), Some(y)) => format!("{:.3} wall, {:.3} cpu", ratio(a.wall, r.wall), ratio(x, y)),
+        _ => format!("{:.3} wall", ratio(a.wall, r.wall)),
+    };
+    println!(
+        "encrypt single/raw       {} (target >= 0.90)",
+        both(enc1, raw)
     );
     println!(
-        "raw ChaCha20-Poly1305 (64 KiB, in place)  {:6.3} GB/s",
-        gbps(raw)
+        "decrypt single/raw       {} (target >= 0.90)",
+        both(dec1, raw)
     );
     println!(
-        "encrypt_into single                       {:6.3} GB/s",
-        gbps(enc_single)
+        "encrypt parallel/single  {:.3} wall (target >= 1.7 on 2 idle cores)",
+        ratio(encp.wall, enc1.wall)
     );
     println!(
-        "encrypt_into parallel                     {:6.3} GB/s",
-        gbps(enc_par)
+        "decrypt parallel/single  {:.3} wall (target >= 1.7 on 2 idle cores)",
+        ratio(decp.wall, dec1.wall)
     );
-    println!(
-        "decrypt_into single                       {:6.3} GB/s",
-        gbps(dec_single)
-    );
-    println!(
-        "decrypt_into parallel                     {:6.3} GB/s",
-        gbps(dec_par)
-    );
-    println!(
-        "encrypt (allocating, auto)                {:6.3} GB/s",
-        gbps(enc_alloc)
-    );
-    println!(
-        "decrypt (allocating, auto)                {:6.3} GB/s",
-        gbps(dec_alloc)
-    );
-    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64();
-    println!(
-        "encrypt single/raw   {:.3} (target >= 0.90)",
-        ratio(enc_single, raw)
-    );
-    println!(
-        "decrypt single/raw   {:.3} (target >= 0.90)",
-        ratio(dec_single, raw)
-    );
-    println!(
-        "encrypt parallel/single {:.3} (target >= 1.7 on 2 cores)",
-        ratio(enc_par, enc_single)
-    );
-    println!(
-        "decrypt parallel/single {:.3} (target >= 1.7 on 2 cores)",
-        ratio(dec_par, dec_single)
-    );
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }
