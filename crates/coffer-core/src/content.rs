@@ -88,8 +88,9 @@ pub enum Parallelism {
 }
 
 impl Parallelism {
+    #[cfg(feature = "parallel")]
     fn use_threads(self, len: usize) -> bool {
-        cfg!(feature = "parallel") && self == Parallelism::Auto && len >= PARALLEL_THRESHOLD
+        self == Parallelism::Auto && len >= PARALLEL_THRESHOLD
     }
 }
 
