@@ -12,8 +12,9 @@
 //! signed node record (spec §7) carries, so the server cannot serve older metadata under a newer
 //! revision, nor one node's metadata under another node's id.
 //!
-//! [`Metadata`] values are validated when constructed and when decoded: an invalid name, media
-//! type or size/digest combination never exists as a `Metadata`.
+//! [`Metadata`] values are validated when constructed ([`Error::InvalidArgument`]) and when
+//! decoded ([`crate::DecodeError::InvalidValue`]): an invalid name, media type or size/digest combination
+//! never exists as a `Metadata`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,7 +23,7 @@ use rand_core::CryptoRngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::encoding::{self, Bytes};
-use crate::error::{DecodeError, Error, Result};
+use crate::error::{Error, Result};
 use crate::ids::NodeId;
 use crate::primitives::{self, SecretKey};
 use crate::seal;
@@ -57,7 +58,7 @@ mod wire {
 }
 use wire::MetadataWire;
 
-/// The plaintext metadata of a node (spec §5.2): structure type 10, version 1.
+/// The plaintext metadata of a node (spec §5.1): structure type 10, version 1.
 ///
 /// Fields are private so that every value is valid; build one with [`Metadata::new`],
 /// [`Metadata::file`] or [`Metadata::folder`].
@@ -83,11 +84,11 @@ impl core::fmt::Debug for Metadata {
     }
 }
 
-/// Checks a name (spec §5.3): 1 to 255 bytes of UTF-8, no `/`, no NUL, not `.` or `..`.
+/// Checks a name (spec §5.2): 1 to 255 bytes of UTF-8, no `/`, no NUL, not `.` or `..`.
 ///
 /// # Errors
-/// [`DecodeError::InvalidValue`] if the name breaks a rule.
-pub fn validate_name(name: &str) -> Result<(), DecodeError> {
+/// [`Error::InvalidArgument`] if the name breaks a rule.
+pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && !name.bytes().any(|b| b == b'/' || b == 0)
@@ -96,7 +97,7 @@ pub fn validate_name(name: &str) -> Result<(), DecodeError> {
     if ok {
         Ok(())
     } else {
-        Err(DecodeError::InvalidValue)
+        Err(Error::InvalidArgument("invalid name"))
     }
 }
 
@@ -111,12 +112,12 @@ fn restricted_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"!#$&-^_.+".contains(c))
 }
 
-/// Checks a media type (spec §5.3): at most 127 bytes, `type "/" subtype`, both lower-case
+/// Checks a media type (spec §5.2): at most 127 bytes, `type "/" subtype`, both lower-case
 /// RFC 6838 restricted names, no parameters.
 ///
 /// # Errors
-/// [`DecodeError::InvalidValue`] if the media type breaks a rule.
-pub fn validate_media_type(media_type: &str) -> Result<(), DecodeError> {
+/// [`Error::InvalidArgument`] if the media type breaks a rule.
+pub fn validate_media_type(media_type: &str) -> Result<()> {
     let ok = media_type.len() <= MAX_MEDIA_TYPE_LEN
         && match media_type.split_once('/') {
             Some((t, s)) => restricted_name(t) && restricted_name(s),
@@ -125,12 +126,12 @@ pub fn validate_media_type(media_type: &str) -> Result<(), DecodeError> {
     if ok {
         Ok(())
     } else {
-        Err(DecodeError::InvalidValue)
+        Err(Error::InvalidArgument("invalid media type"))
     }
 }
 
 impl Metadata {
-    /// The structure type code (spec §5.2).
+    /// The structure type code (spec §5.1).
     pub const TYPE: u64 = MetadataWire::TYPE;
     /// The structure version.
     pub const VERSION: u64 = MetadataWire::VERSION;
@@ -141,7 +142,7 @@ impl Metadata {
     /// whose `size` must then be 0.
     ///
     /// # Errors
-    /// [`Error::Decode`] with [`DecodeError::InvalidValue`] if a rule of spec §5.3 is broken.
+    /// [`Error::InvalidArgument`] if a rule of spec §5.2 is broken.
     pub fn new(
         name: String,
         size: u64,
@@ -187,13 +188,13 @@ impl Metadata {
         Self::new(name, 0, mtime, None, None)
     }
 
-    fn validate(&self) -> Result<(), DecodeError> {
+    fn validate(&self) -> Result<()> {
         validate_name(&self.name)?;
         if let Some(t) = &self.media_type {
             validate_media_type(t)?;
         }
         if self.content_digest.is_none() && self.size != 0 {
-            return Err(DecodeError::InvalidValue);
+            return Err(Error::InvalidArgument("folder metadata with a size"));
         }
         Ok(())
     }
@@ -255,6 +256,7 @@ impl<'de> Deserialize<'de> for Metadata {
             media_type: w.media_type,
             content_digest: w.content_digest,
         };
+        // Decoding reports any broken rule as DecodeError::InvalidValue.
         m.validate()
             .map_err(|_| serde::de::Error::custom(encoding::ERR_INVALID_VALUE))?;
         Ok(m)
@@ -262,7 +264,7 @@ impl<'de> Deserialize<'de> for Metadata {
 }
 
 crate::cbor_struct! {
-    /// The associated data of sealed metadata (spec §5.4): structure type 11, version 1.
+    /// The associated data of sealed metadata (spec §5.1, §5.3): structure type 11, version 1.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct MetadataAad (type = 11, version = 1) {
         /// The node the metadata belongs to.
@@ -287,7 +289,7 @@ pub fn metadata_aad(node_id: &NodeId, revision: u64) -> Vec<u8> {
     })
 }
 
-/// Seals `metadata` for node `node_id` at metadata revision `revision` (spec §5.4).
+/// Seals `metadata` for node `node_id` at metadata revision `revision` (spec §5.3).
 ///
 /// The result is at most [`MAX_SEALED_METADATA_LEN`] bytes (a valid [`Metadata`] encodes to at
 /// most 441 bytes).
@@ -341,6 +343,7 @@ pub fn open_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DecodeError;
     use alloc::string::ToString as _;
     use rand_chacha::rand_core::SeedableRng as _;
 
@@ -406,7 +409,7 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "/", "a\0b", too_long.as_str()] {
             assert_eq!(
                 Metadata::folder(bad.to_string(), 0),
-                Err(Error::Decode(DecodeError::InvalidValue)),
+                Err(Error::InvalidArgument("invalid name")),
                 "{bad:?}"
             );
         }
