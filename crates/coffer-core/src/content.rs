@@ -22,6 +22,8 @@
 //! - one shot: [`encrypt`] / [`decrypt`], or [`encrypt_into`] / [`decrypt_into`] with a caller's
 //!   buffer; large inputs (at least [`PARALLEL_THRESHOLD`] bytes) run across all cores when the
 //!   `parallel` feature is on, producing the same bytes as the sequential path;
+//! - in place, without a second buffer: [`encrypt_in_place`] / [`decrypt_in_place`] (the fastest
+//!   single-threaded path: the out-of-place functions must copy every chunk once);
 //! - streaming with bounded memory: [`Encryptor`] and [`Decryptor`];
 //! - random access: [`ciphertext_range`] and [`decrypt_range`].
 //!
@@ -463,6 +465,150 @@ fn decrypt_chunks(
 }
 
 // ---------------------------------------------------------------------------------------------
+// In place
+
+/// Encrypts the plaintext in `buf` in place: on return `buf` holds the ciphertext.
+///
+/// This is the zero-copy path: each chunk is moved to its ciphertext position while it is in
+/// cache and encrypted there, so no second buffer is touched. Reserve
+/// [`ciphertext_len`] bytes of capacity beforehand to avoid a reallocation. With
+/// [`Parallelism::Auto`] and a large input, all chunks are moved first and then encrypted on every
+/// core. The output equals [`encrypt`]'s for the same salt.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the ciphertext length overflows (nothing is drawn from `rng`).
+pub fn encrypt_in_place(
+    file_key: &SecretKey,
+    buf: &mut Vec<u8>,
+    parallelism: Parallelism,
+    rng: &mut impl CryptoRngCore,
+) -> Result<()> {
+    let n = buf.len();
+    let ct_len = to_usize(ciphertext_len(n as u64)?)?;
+    let (pk, header) = new_header(file_key, rng);
+    buf.resize(ct_len, 0);
+    let m = chunk_count(n as u64);
+    let last = m - 1;
+    // Chunk i moves from i * CHUNK_LEN to HEADER_LEN + i * ENCRYPTED_CHUNK_LEN, a higher address:
+    // moving the chunks from the last to the first never overwrites a chunk not yet moved.
+    let locate = |i: u64| {
+        let i = i as usize;
+        let src = i * CHUNK_LEN;
+        let len = CHUNK_LEN.min(n - src);
+        (src, HEADER_LEN + i * ENCRYPTED_CHUNK_LEN, len)
+    };
+    #[cfg(feature = "parallel")]
+    if parallelism.use_threads(n) {
+        use rayon::prelude::*;
+        for i in (0..m).rev() {
+            let (src, dst, len) = locate(i);
+            buf.copy_within(src..src + len, dst);
+        }
+        buf[..HEADER_LEN].copy_from_slice(&header);
+        buf[HEADER_LEN..]
+            .par_chunks_mut(ENCRYPTED_CHUNK_LEN)
+            .enumerate()
+            .with_min_len(2)
+            .for_each(|(i, c)| {
+                let (b, t) = c.split_at_mut(c.len() - TAG_LEN);
+                let i = i as u64;
+                let tag = seal_chunk(&pk, &header, i, i == last, b);
+                t.copy_from_slice(&tag);
+            });
+        return Ok(());
+    }
+    let _ = parallelism;
+    for i in (0..m).rev() {
+        let (src, dst, len) = locate(i);
+        buf.copy_within(src..src + len, dst);
+        let tag = seal_chunk(&pk, &header, i, i == last, &mut buf[dst..dst + len]);
+        buf[dst + len..dst + len + TAG_LEN].copy_from_slice(&tag);
+    }
+    buf[..HEADER_LEN].copy_from_slice(&header);
+    Ok(())
+}
+
+/// Decrypts the ciphertext in `buf` in place: on success `buf` holds the plaintext.
+///
+/// Each chunk is authenticated and decrypted where it lies, then moved to its plaintext position
+/// while in cache. On failure `buf` is zeroized and emptied (the ciphertext is lost), so no
+/// unauthenticated or partial plaintext remains.
+///
+/// # Errors
+/// As [`decrypt`].
+pub fn decrypt_in_place(
+    file_key: &SecretKey,
+    buf: &mut Vec<u8>,
+    parallelism: Parallelism,
+) -> Result<()> {
+    let result = open_prefix(file_key, buf).and_then(|(pk, pt_len)| {
+        let pt_len = to_usize(pt_len)?;
+        decrypt_in_place_inner(&pk, buf, pt_len, parallelism)?;
+        Ok(pt_len)
+    });
+    match result {
+        Ok(pt_len) => {
+            buf.truncate(pt_len);
+            Ok(())
+        }
+        Err(e) => {
+            buf.zeroize();
+            Err(e)
+        }
+    }
+}
+
+fn decrypt_in_place_inner(
+    pk: &PayloadKey,
+    buf: &mut [u8],
+    pt_len: usize,
+    parallelism: Parallelism,
+) -> Result<()> {
+    let mut header = [0u8; HEADER_LEN];
+    header.copy_from_slice(&buf[..HEADER_LEN]);
+    let m = chunk_count(pt_len as u64);
+    let last = m - 1;
+    let open_at = |i: u64, c: &mut [u8]| {
+        let (b, t) = c.split_at_mut(c.len() - TAG_LEN);
+        let tag: [u8; TAG_LEN] = (&*t)
+            .try_into()
+            .map_err(|_| Error::Internal("tag length"))?;
+        open_chunk(pk, &header, i, i == last, b, &tag)
+    };
+    // Chunk i moves from HEADER_LEN + i * ENCRYPTED_CHUNK_LEN down to i * CHUNK_LEN: moving
+    // chunks in order never overwrites a chunk not yet moved.
+    let locate = |i: u64| {
+        let i = i as usize;
+        let len = CHUNK_LEN.min(pt_len - i * CHUNK_LEN);
+        (HEADER_LEN + i * ENCRYPTED_CHUNK_LEN, i * CHUNK_LEN, len)
+    };
+    #[cfg(feature = "parallel")]
+    if parallelism.use_threads(pt_len) {
+        use rayon::prelude::*;
+        let failure = buf[HEADER_LEN..]
+            .par_chunks_mut(ENCRYPTED_CHUNK_LEN)
+            .enumerate()
+            .with_min_len(2)
+            .find_map_first(|(i, c)| open_at(i as u64, c).err());
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        for i in 0..m {
+            let (src, dst, len) = locate(i);
+            buf.copy_within(src..src + len, dst);
+        }
+        return Ok(());
+    }
+    let _ = parallelism;
+    for i in 0..m {
+        let (src, dst, len) = locate(i);
+        open_at(i, &mut buf[src..src + len + TAG_LEN])?;
+        buf.copy_within(src..src + len, dst);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Streaming
 
 /// Streaming encryption with bounded memory (one chunk of buffer).
@@ -836,6 +982,10 @@ mod tests {
             .and_then(|()| d.update(&ct[b.min(ct.len())..], &mut streamed))
             .and_then(|()| d.finish(&mut streamed))
             .map(|()| streamed);
+        let mut inplace = ct.to_vec();
+        let inplace_r =
+            decrypt_in_place(k, &mut inplace, Parallelism::Sequential).map(|()| inplace);
+        assert_eq!(one, inplace_r, "out of place vs in place");
         assert_eq!(one, seq_r, "parallel vs sequential");
         assert_eq!(one, stream_r, "one-shot vs streaming");
         one
@@ -970,6 +1120,35 @@ mod tests {
             decrypt_all_ways(&k, &ct[..HEADER_LEN]),
             Err(Error::Truncated)
         );
+    }
+
+    #[test]
+    fn in_place_equals_out_of_place() {
+        let k = key(40);
+        for n in [
+            0usize,
+            1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            3 * CHUNK_LEN + 5,
+            PARALLEL_THRESHOLD + 77,
+        ] {
+            let pt = pattern(n);
+            let ct = encrypt(&k, &pt, &mut rng(41));
+            for p in [Parallelism::Sequential, Parallelism::Auto] {
+                let mut buf = pt.clone();
+                encrypt_in_place(&k, &mut buf, p, &mut rng(41)).expect("encrypt");
+                assert_eq!(buf, ct, "{n} {p:?}");
+                decrypt_in_place(&k, &mut buf, p).expect("decrypt");
+                assert_eq!(buf, pt, "{n} {p:?}");
+                // A fault empties the buffer.
+                let mut bad = ct.clone();
+                let pos = bad.len() / 2;
+                bad[pos] ^= 1;
+                assert!(decrypt_in_place(&k, &mut bad, p).is_err());
+                assert!(bad.is_empty());
+            }
+        }
     }
 
     #[test]
@@ -1298,6 +1477,10 @@ mod tests {
             e.update(rest, &mut out);
             e.finish(&mut out);
             prop_assert_eq!(&out, &ct);
+            let mut inplace = pt.clone();
+            encrypt_in_place(&k, &mut inplace, Parallelism::Sequential, &mut rng(seed.wrapping_add(1)))
+                .expect("encrypt_in_place");
+            prop_assert_eq!(&inplace, &ct);
             // Streaming decryption with arbitrary split points equals one-shot.
             let mut d = Decryptor::new(&k);
             let mut plain = Vec::new();

@@ -78,7 +78,7 @@ pub fn generate() -> VectorFile {
             "Content encryption (spec §4): header = encode(ContentHeader{salt, commitment}) (71 bytes), then 64 KiB ChaCha20-Poly1305 chunks with nonce uint88be(i) || last-flag and aad = header.",
             "Plaintext rule: a message of `msgLen` bytes has byte i = i mod 251 (so plaintexts need no hex); a range [rangeStart, rangeEnd) of it has byte i = i mod 251 for i in the range, given as `msg`.",
             "ContentEncrypt tests: encrypt the msgLen-byte message under `key`, drawing `randomness` (the 32-byte salt) from the RNG; `payloadKey`, `commitment` and `header` are the intermediates, the output must equal `ciphertext`. Every ContentEncrypt test is also a valid ContentDecrypt test.",
-            "ContentDecrypt tests: decrypt `ciphertext` under `key`; valid tests yield the msgLen-byte message, invalid tests fail with `failure`. One-shot and streaming decryption must give the same outcome.",
+            "ContentDecrypt tests: decrypt `ciphertext` under `key`; valid tests yield the msgLen-byte message, invalid tests fail with `failure`. One-shot, in-place and streaming decryption must give the same outcome.",
             "ContentRangeDecrypt tests: for a content ciphertext of `ciphertextLen` bytes with header `header`, compute the ciphertext byte range covering plaintext bytes [rangeStart, rangeEnd) (when given, it must equal [ctRangeStart, ctRangeEnd)), decrypt `chunks` (those ciphertext bytes) and output exactly `msg`.",
             "Failure classes: `truncated` for impossible lengths, a missing final chunk and data after the final chunk; decoding classes (`malformed`, `non-canonical`, `wrong-type`, `unknown-version`) for the header; `decryption-failed` for a failed commitment or chunk; `invalid-argument` for a bad range.",
         ],
@@ -692,6 +692,10 @@ fn decrypt_every_way(
         }
     }
     let streamed = streamed.and_then(|()| d.finish(&mut out)).map(|()| out);
+    let mut inplace = ct.to_vec();
+    let inplace = content::decrypt_in_place(key, &mut inplace, content::Parallelism::Sequential)
+        .map(|()| inplace);
+    anyhow::ensure!(one == inplace, "one-shot and in-place decryption disagree");
     anyhow::ensure!(one == seq, "one-shot and sequential decryption disagree");
     anyhow::ensure!(
         one == streamed,
@@ -737,6 +741,16 @@ pub fn verify_test(group: &TestGroup, test: &Test) -> anyhow::Result<()> {
             }
             e.finish(&mut streamed);
             anyhow::ensure!(streamed == want, "streaming ciphertext differs");
+            let mut rng = ReplayRng::new(salt.to_vec());
+            let mut inplace = pt.clone();
+            content::encrypt_in_place(
+                &key,
+                &mut inplace,
+                content::Parallelism::Sequential,
+                &mut rng,
+            )
+            .map_err(|e| anyhow::anyhow!("encrypt_in_place failed: {e}"))?;
+            anyhow::ensure!(inplace == want, "in-place ciphertext differs");
             let out = decrypt_every_way(&key, &want)?
                 .map_err(|e| anyhow::anyhow!("decryption failed: {e}"))?;
             anyhow::ensure!(out == pt, "round trip differs");
