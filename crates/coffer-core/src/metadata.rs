@@ -464,6 +464,40 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn prop_round_trip_and_single_byte_changes(
+            name in "[^/\u{0}]{1,60}",
+            size in proptest::prelude::any::<u64>(),
+            mtime in proptest::prelude::any::<u64>(),
+            rev in 0u64..u64::MAX,
+            pos in proptest::prelude::any::<proptest::sample::Index>(),
+            x in 1u8..=255,
+        ) {
+            proptest::prop_assume!(name != "." && name != ".." && name.len() <= MAX_NAME_LEN);
+            let m = Metadata::new(name, size, mtime, Some("text/plain".into()), Some([7; 32]))
+                .expect("valid");
+            let mut r = rng(3);
+            let nk = SecretKey::generate(&mut r);
+            let id = NodeId::generate(&mut r);
+            let sealed = seal_metadata(&nk, &id, rev, &m, &mut r);
+            proptest::prop_assert_eq!(open_metadata(&nk, &id, rev, &sealed), Ok(m));
+            proptest::prop_assert_eq!(
+                open_metadata(&nk, &id, rev + 1, &sealed),
+                Err(Error::DecryptionFailed)
+            );
+            let mut bad = sealed.clone();
+            let i = pos.index(bad.len());
+            bad[i] ^= x;
+            proptest::prop_assert_eq!(
+                open_metadata(&nk, &id, rev, &bad),
+                Err(Error::DecryptionFailed)
+            );
+        }
+    }
+
     #[test]
     fn largest_valid_metadata_fits_the_bound() {
         let m = Metadata::new(
