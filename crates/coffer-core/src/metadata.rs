@@ -13,8 +13,8 @@
 //! revision, nor one node's metadata under another node's id.
 //!
 //! [`Metadata`] values are validated when constructed ([`Error::InvalidArgument`]) and when
-//! decoded ([`crate::DecodeError::InvalidValue`]): an invalid name, media type or size/digest combination
-//! never exists as a `Metadata`.
+//! decoded ([`crate::DecodeError::InvalidValue`]): an invalid name, media type or size/digest
+//! combination never exists as a `Metadata`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
