@@ -28,10 +28,12 @@ macro_rules! suites {
 suites!(
     account,
     api,
+    content,
     encoding,
     identity,
     link,
     link_url,
+    metadata,
     primitives,
     rotation,
     seal,
