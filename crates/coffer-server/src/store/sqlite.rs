@@ -1050,8 +1050,10 @@ impl SqliteMetadataStore {
             .map_err(db)?;
         match version {
             0 => {
-                sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(db)?;
-                sqlx::raw_sql("PRAGMA user_version = 1")
+                for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
+                }
+                sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                     .execute(&mut *tx)
                     .await
                     .map_err(db)?;
