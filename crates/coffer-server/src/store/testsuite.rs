@@ -2481,3 +2481,64 @@ pub async fn blob_basics(h: &dyn Harness) {
     assert!(!b.delete_blob("k-1").await.expect("delete twice"));
     assert_eq!(b.list_blobs().await.expect("blobs"), Vec::<String>::new());
 }
+
+/// Orphan collection deletes unreferenced blobs and parts, and nothing that is referenced or
+/// belongs to a live upload.
+pub async fn orphan_collection(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let m = &*s.meta;
+    let a = register(m, "wes", T0).await;
+    let fin = upload_content(
+        &s,
+        node_write(a.account_id, Some(a.root_node_id), NodeKind::File, 1),
+        None,
+        1,
+        &content(1500, 1),
+        T0,
+    )
+    .await;
+    // A live upload with a part and an assembled (not yet committed) blob.
+    let live = created(
+        m.create_upload(
+            new_upload(a.account_id, nid(), a.root_node_id, 1, 900, T0),
+            UploadLimits::default(),
+            T0,
+        )
+        .await
+        .expect("u"),
+    );
+    send_parts(&s, &live, &content(900, 2), T0).await;
+    s.blobs
+        .assemble(live.upload.upload_id, 1, &live.blob_key)
+        .await
+        .expect("assemble");
+    // Debris: parts of an unknown upload, a blob nothing references.
+    let ghost = UploadId::from_bytes(fresh16());
+    s.blobs
+        .put_part(ghost, 0, bytes_stream(&b"ghost"[..]), 100)
+        .await
+        .expect("put");
+    s.blobs
+        .assemble(ghost, 1, &blob_key_for_upload(&ghost))
+        .await
+        .expect("assemble");
+    let report = collect_orphans(m, &*s.blobs).await.expect("collect");
+    assert_eq!(
+        report,
+        Orphans {
+            blobs: 1,
+            uploads: 1
+        }
+    );
+    let mut want = vec![fin.node.blob_key.expect("key"), live.blob_key.clone()];
+    want.sort();
+    assert_eq!(s.blobs.list_blobs().await.expect("blobs"), want);
+    assert_eq!(
+        s.blobs.list_uploads().await.expect("uploads"),
+        vec![live.upload.upload_id]
+    );
+    assert_eq!(
+        collect_orphans(m, &*s.blobs).await.expect("collect"),
+        Orphans::default()
+    );
+}
