@@ -92,7 +92,11 @@ pub fn to_xml(r: &RunResult, allow_unsupported: bool) -> String {
         x.push_str("  </testsuite>\n");
     }
     if let Some(why) = &r.aborted {
-        let _ = writeln!(x, "  <!-- stopped: {} -->", escape(why).replace("--", "- -"));
+        let _ = writeln!(
+            x,
+            "  <!-- stopped: {} -->",
+            escape(why).replace("--", "- -")
+        );
     }
     x.push_str("</testsuites>\n");
     x

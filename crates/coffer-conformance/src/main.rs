@@ -13,7 +13,11 @@ use coffer_conformance::protocol::{Request, Response, DRIVER_ERROR};
 use coffer_conformance::{junit, ops, runner};
 
 #[derive(Parser)]
-#[command(name = "coffer-conformance", version, about = "Coffer v1 conformance runner")]
+#[command(
+    name = "coffer-conformance",
+    version,
+    about = "Coffer v1 conformance runner"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -165,10 +169,7 @@ fn serve(fault: Option<Fault>, after: u64) -> anyhow::Result<()> {
         n += 1;
         let fault = fault.filter(|_| n > after);
         let (id, resp) = match Request::parse(&line) {
-            Ok(req) => (
-                req.id,
-                ops::handle(&req.op, &req.params, &req.input),
-            ),
+            Ok(req) => (req.id, ops::handle(&req.op, &req.params, &req.input)),
             Err(e) => (
                 0,
                 Response::Error {

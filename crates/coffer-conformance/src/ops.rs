@@ -304,7 +304,9 @@ fn op_ed25519_sign(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let mut signed = label.as_bytes().to_vec();
     signed.push(0);
     signed.extend_from_slice(&msg);
-    Ok(json!({ "publicKey": h(sk.verifying_key().to_bytes()), "sig": h(sig), "signedMessage": h(signed) }))
+    Ok(
+        json!({ "publicKey": h(sk.verifying_key().to_bytes()), "sig": h(sig), "signedMessage": h(signed) }),
+    )
 }
 
 fn op_ed25519_verify(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
@@ -323,11 +325,17 @@ fn op_x25519_public(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     Ok(Value::Object(out))
 }
 
-fn split_x25519(t: &Test, spec: &OpSpec) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
+fn split_x25519(
+    t: &Test,
+    spec: &OpSpec,
+) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
     let input = pick(t, spec.inputs);
     let mut expected = Map::new();
     if t.is_valid() && t.fields.contains_key("secretKey") {
-        expected.insert("publicKeyOfSecret".into(), Value::String(t.str("publicKey")?.into()));
+        expected.insert(
+            "publicKeyOfSecret".into(),
+            Value::String(t.str("publicKey")?.into()),
+        );
     }
     Ok((input, expected))
 }
@@ -343,7 +351,13 @@ fn op_hpke_seal(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
 
 fn op_hpke_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let sk = AgreementSecret::from_bytes(i.arr("secretKey")?);
-    let pt = hpke_open(&sk, &i.arr("enc")?, &i.hex("info")?, &i.hex("aad")?, &i.hex("ct")?)?;
+    let pt = hpke_open(
+        &sk,
+        &i.arr("enc")?,
+        &i.hex("info")?,
+        &i.hex("aad")?,
+        &i.hex("ct")?,
+    )?;
     Ok(json!({ "msg": h(pt) }))
 }
 
@@ -388,7 +402,12 @@ fn op_seal_encrypt(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_seal_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let pt = coffer_core::seal::open(&i.key("key")?, i.str("label")?, &i.hex("aad")?, &i.hex("sealed")?)?;
+    let pt = coffer_core::seal::open(
+        &i.key("key")?,
+        i.str("label")?,
+        &i.hex("aad")?,
+        &i.hex("sealed")?,
+    )?;
     Ok(json!({ "msg": h(pt.as_slice()) }))
 }
 
@@ -413,7 +432,9 @@ fn op_content_encrypt(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let ct = content::encrypt(&key, &content_pattern(len), &mut rng);
     used(&rng, "randomness")?;
     let header = ct.get(..content::HEADER_LEN).unwrap_or_default().to_vec();
-    Ok(json!({ "payloadKey": h(pk.expose()), "commitment": h(commitment), "header": h(header), "ciphertext": h(ct) }))
+    Ok(
+        json!({ "payloadKey": h(pk.expose()), "commitment": h(commitment), "header": h(header), "ciphertext": h(ct) }),
+    )
 }
 
 fn op_content_decrypt(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
@@ -421,11 +442,17 @@ fn op_content_decrypt(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     Ok(json!({ "msg": h(pt) }))
 }
 
-fn split_content_decrypt(t: &Test, spec: &OpSpec) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
+fn split_content_decrypt(
+    t: &Test,
+    spec: &OpSpec,
+) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
     let mut expected = Map::new();
     if t.is_valid() {
         let len = usize::try_from(t.u64("msgLen")?)?;
-        expected.insert("msg".into(), Value::String(hex::encode(content_pattern(len))));
+        expected.insert(
+            "msg".into(),
+            Value::String(hex::encode(content_pattern(len))),
+        );
     }
     Ok((pick(t, spec.inputs), expected))
 }
@@ -435,7 +462,13 @@ fn op_content_range(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let ct_len = i.u64("ciphertextLen")?;
     let range = i.u64("rangeStart")?..i.u64("rangeEnd")?;
     let ct_range = content::ciphertext_range(ct_len, range.clone())?;
-    let pt = content::decrypt_range(&i.key("key")?, &i.hex("header")?, ct_len, range, &i.hex("chunks")?)?;
+    let pt = content::decrypt_range(
+        &i.key("key")?,
+        &i.hex("header")?,
+        ct_len,
+        range,
+        &i.hex("chunks")?,
+    )?;
     Ok(json!({ "ctRangeStart": ct_range.start, "ctRangeEnd": ct_range.end, "msg": h(pt) }))
 }
 
@@ -447,12 +480,24 @@ fn op_metadata_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let node_key = i.key("nodeKey")?;
     let node_id = i.node_id("nodeId")?;
     let revision = i.u64("revision")?;
-    let media = if i.present("mediaType") { Some(i.str("mediaType")?.to_owned()) } else { None };
+    let media = if i.present("mediaType") {
+        Some(i.str("mediaType")?.to_owned())
+    } else {
+        None
+    };
     let digest = match i.opt_hex("contentDigest")? {
-        Some(d) => Some(<[u8; 32]>::try_from(d.as_slice()).map_err(|_| bad("contentDigest: not 32 bytes"))?),
+        Some(d) => Some(
+            <[u8; 32]>::try_from(d.as_slice()).map_err(|_| bad("contentDigest: not 32 bytes"))?,
+        ),
         None => None,
     };
-    let m = metadata::Metadata::new(i.str("name")?.to_owned(), i.u64("size")?, i.u64("mtime")?, media, digest)?;
+    let m = metadata::Metadata::new(
+        i.str("name")?.to_owned(),
+        i.u64("size")?,
+        i.u64("mtime")?,
+        media,
+        digest,
+    )?;
     let mut rng = i.rng()?;
     let sealed = metadata::seal_metadata(&node_key, &node_id, revision, &m, &mut rng);
     used(&rng, "randomness")?;
@@ -465,7 +510,12 @@ fn op_metadata_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_metadata_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let m = coffer_core::metadata::open_metadata(&i.key("nodeKey")?, &i.node_id("nodeId")?, i.u64("revision")?, &i.hex("sealed")?)?;
+    let m = coffer_core::metadata::open_metadata(
+        &i.key("nodeKey")?,
+        &i.node_id("nodeId")?,
+        i.u64("revision")?,
+        &i.hex("sealed")?,
+    )?;
     let mut out = metadata_json(&m);
     if let Value::Object(o) = &mut out {
         o.insert("plaintext".into(), h(encode(&m)));
@@ -474,30 +524,13 @@ fn op_metadata_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn metadata_json(m: &coffer_core::metadata::Metadata) -> Value {
-    let v = serde_json::to_value(MetadataView::from(m)).unwrap_or(Value::Null);
-    v
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MetadataView {
-    name: String,
-    size: u64,
-    mtime: u64,
-    media_type: Option<String>,
-    content_digest: Option<String>,
-}
-
-impl From<&coffer_core::metadata::Metadata> for MetadataView {
-    fn from(m: &coffer_core::metadata::Metadata) -> Self {
-        MetadataView {
-            name: m.name().to_owned(),
-            size: m.size(),
-            mtime: m.mtime(),
-            media_type: m.media_type().map(str::to_owned),
-            content_digest: m.content_digest().map(hex::encode),
-        }
-    }
+    json!({
+        "name": m.name(),
+        "size": m.size(),
+        "mtime": m.mtime(),
+        "mediaType": m.media_type(),
+        "contentDigest": opt_h(m.content_digest()),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,7 +552,10 @@ fn op_master_key_wrap(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let export = ExportKey::from_bytes(i.arr("exportKey")?);
     let id = account_id(i)?;
     let mk = master_key(i)?;
-    let aad = encode(&MasterKeyContext { account_id: id, master_key_generation: mk.generation });
+    let aad = encode(&MasterKeyContext {
+        account_id: id,
+        master_key_generation: mk.generation,
+    });
     let mut rng = i.rng()?;
     let wrapped = wrap_master_key(&export, &id, &mk, &mut rng);
     used(&rng, "randomness")?;
@@ -529,12 +565,19 @@ fn op_master_key_wrap(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 fn op_master_key_unwrap(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     use coffer_core::account::{unwrap_master_key, ExportKey};
     let export = ExportKey::from_bytes(i.arr("exportKey")?);
-    let mk = unwrap_master_key(&export, &account_id(i)?, i.u64("masterKeyGeneration")?, &i.hex("wrapped")?)?;
+    let mk = unwrap_master_key(
+        &export,
+        &account_id(i)?,
+        i.u64("masterKeyGeneration")?,
+        &i.hex("wrapped")?,
+    )?;
     Ok(json!({ "masterKey": h(mk.key.expose()) }))
 }
 
 fn op_secrets_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    use coffer_core::account::{seal_secrets, AccountSecrets, IdentityKeys, SecretsContext, LABEL_SECRETS};
+    use coffer_core::account::{
+        seal_secrets, AccountSecrets, IdentityKeys, SecretsContext, LABEL_SECRETS,
+    };
     let mk = master_key(i)?;
     let id = account_id(i)?;
     let ig = i.u64("identityGeneration")?;
@@ -547,7 +590,11 @@ fn op_secrets_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         root_node_id: i.node_id("rootNodeId")?,
         root_node_key: i.key("rootNodeKey")?,
     };
-    let aad = encode(&SecretsContext { account_id: id, master_key_generation: mk.generation, identity_generation: ig });
+    let aad = encode(&SecretsContext {
+        account_id: id,
+        master_key_generation: mk.generation,
+        identity_generation: ig,
+    });
     let mut rng = i.rng()?;
     let sealed = seal_secrets(&mk, &id, &secrets, &mut rng);
     used(&rng, "randomness")?;
@@ -556,7 +603,12 @@ fn op_secrets_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_secrets_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let s = coffer_core::account::open_secrets(&master_key(i)?, &account_id(i)?, i.u64("identityGeneration")?, &i.hex("sealed")?)?;
+    let s = coffer_core::account::open_secrets(
+        &master_key(i)?,
+        &account_id(i)?,
+        i.u64("identityGeneration")?,
+        &i.hex("sealed")?,
+    )?;
     Ok(json!({
         "signingSeed": h(s.identity.signing.seed()),
         "agreementSecret": h(s.identity.agreement.expose()),
@@ -567,7 +619,11 @@ fn op_secrets_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 
 fn op_unlock(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     use coffer_core::account::{unlock, ExportKey};
-    let a = unlock(&ExportKey::from_bytes(i.arr("exportKey")?), &account_id(i)?, &i.hex("keyBundle")?)?;
+    let a = unlock(
+        &ExportKey::from_bytes(i.arr("exportKey")?),
+        &account_id(i)?,
+        &i.hex("keyBundle")?,
+    )?;
     Ok(json!({
         "masterKey": h(a.master_key.key.expose()),
         "masterKeyGeneration": a.master_key.generation,
@@ -578,21 +634,40 @@ fn op_unlock(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 
 fn op_deletion_proof(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     use coffer_core::account::{verify_deletion_proof, SessionKey};
-    verify_deletion_proof(&SessionKey::from_bytes(i.arr("sessionKey")?), &account_id(i)?, i.str("userName")?, &i.hex("proof")?)?;
+    verify_deletion_proof(
+        &SessionKey::from_bytes(i.arr("sessionKey")?),
+        &account_id(i)?,
+        i.str("userName")?,
+        &i.hex("proof")?,
+    )?;
     Ok(json!({}))
 }
 
 const OPAQUE_SIGNUP_INPUTS: &[&str] = &[
-    "setupRandomness", "password", "registrationStartRandomness", "accountId", "created",
-    "registerRandomness", "loginPassword", "loginStartRandomness", "serverLoginRandomness",
+    "setupRandomness",
+    "password",
+    "registrationStartRandomness",
+    "accountId",
+    "created",
+    "registerRandomness",
+    "loginPassword",
+    "loginStartRandomness",
+    "serverLoginRandomness",
     "loginFinishRandomness",
 ];
 const OPAQUE_LOGIN_INPUTS: &[&str] = &[
-    "serverSetup", "passwordFile", "loginPassword", "loginStartRandomness",
-    "serverLoginRandomness", "loginFinishRandomness",
+    "serverSetup",
+    "passwordFile",
+    "loginPassword",
+    "loginStartRandomness",
+    "serverLoginRandomness",
+    "loginFinishRandomness",
 ];
 
-fn split_opaque(t: &Test, spec: &OpSpec) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
+fn split_opaque(
+    t: &Test,
+    spec: &OpSpec,
+) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
     if t.is_valid() {
         Ok((pick(t, OPAQUE_SIGNUP_INPUTS), pick(t, spec.outputs)))
     } else {
@@ -622,7 +697,15 @@ fn op_opaque(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
         used(&r, "registrationStartRandomness")?;
         let response = server_registration_start(&setup, &request, &ids)?;
         let mut r = ReplayRng::new(i.hex("registerRandomness")?);
-        let reg = register(state, &password, &response, &ids, account_id(i)?, i.u64("created")?, &mut r)?;
+        let reg = register(
+            state,
+            &password,
+            &response,
+            &ids,
+            account_id(i)?,
+            i.u64("created")?,
+            &mut r,
+        )?;
         used(&r, "registerRandomness")?;
         let file = server_registration_finish(&reg.registration_upload)?;
         out.insert("serverSetup".into(), h(setup.to_bytes().as_slice()));
@@ -634,7 +717,11 @@ fn op_opaque(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
         out.insert("passwordFile".into(), h(&file));
         (setup, file, Some(reg.key_bundle))
     } else {
-        (ServerSetup::from_bytes(&i.hex("serverSetup")?)?, i.hex("passwordFile")?, None)
+        (
+            ServerSetup::from_bytes(&i.hex("serverSetup")?)?,
+            i.hex("passwordFile")?,
+            None,
+        )
     };
     let pw = i.hex("loginPassword")?;
     let mut r = ReplayRng::new(i.hex("loginStartRandomness")?);
@@ -649,7 +736,10 @@ fn op_opaque(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let mut r = ReplayRng::new(i.hex("loginFinishRandomness")?);
     let fin = login_finish(state, &pw, &response, &ids, &mut r)?;
     used(&r, "loginFinishRandomness")?;
-    let server_key = server_login_finish(&ServerLoginState::from_bytes(server_state.as_bytes()), &fin.finalization)?;
+    let server_key = server_login_finish(
+        &ServerLoginState::from_bytes(server_state.as_bytes()),
+        &fin.finalization,
+    )?;
     if server_key != fin.session_key {
         return Err(bad("client and server session keys differ"));
     }
@@ -665,11 +755,21 @@ fn op_opaque(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
 
 const IDENTITY_GEN_INPUTS: &[&str] = &["signingSeed", "agreementSecret", "created"];
 const IDENTITY_GEN_OUTPUTS: &[&str] = &[
-    "generation", "signingKey", "agreementKey", "previous", "record", "selfSignature",
-    "predecessorSignature", "signed", "fingerprint",
+    "generation",
+    "signingKey",
+    "agreementKey",
+    "previous",
+    "record",
+    "selfSignature",
+    "predecessorSignature",
+    "signed",
+    "fingerprint",
 ];
 
-fn split_identity_create(t: &Test, _: &OpSpec) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
+fn split_identity_create(
+    t: &Test,
+    _: &OpSpec,
+) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
     let gens = t
         .fields
         .get("generations")
@@ -684,22 +784,35 @@ fn split_identity_create(t: &Test, _: &OpSpec) -> anyhow::Result<(Map<String, Va
         )
     };
     let mut input = pick(t, &["userName"]);
-    input.insert("generations".into(), Value::Array(gens.iter().map(|g| sub(g, IDENTITY_GEN_INPUTS)).collect()));
+    input.insert(
+        "generations".into(),
+        Value::Array(gens.iter().map(|g| sub(g, IDENTITY_GEN_INPUTS)).collect()),
+    );
     let mut expected = pick(t, &["headFingerprint"]);
-    expected.insert("generations".into(), Value::Array(gens.iter().map(|g| sub(g, IDENTITY_GEN_OUTPUTS)).collect()));
+    expected.insert(
+        "generations".into(),
+        Value::Array(gens.iter().map(|g| sub(g, IDENTITY_GEN_OUTPUTS)).collect()),
+    );
     Ok((input, expected))
 }
 
 fn op_identity_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    use coffer_core::account::identity::{create_identity, rotate_identity, verify_chain, IdentityKeys, SignedIdentity};
+    use coffer_core::account::identity::{
+        create_identity, rotate_identity, verify_chain, IdentityKeys, SignedIdentity,
+    };
     let user = i.str("userName")?;
-    let gens = i.get("generations")?.as_array().ok_or_else(|| bad("generations: not an array"))?;
+    let gens = i
+        .get("generations")?
+        .as_array()
+        .ok_or_else(|| bad("generations: not an array"))?;
     let mut prev: Option<(Vec<u8>, IdentityKeys)> = None;
     let mut chain = Vec::new();
     let mut outs = Vec::new();
     let mut head_fp = String::new();
     for g in gens {
-        let gi = g.as_object().ok_or_else(|| bad("generation: not an object"))?;
+        let gi = g
+            .as_object()
+            .ok_or_else(|| bad("generation: not an object"))?;
         let gi = In(gi);
         let keys = IdentityKeys {
             signing: SigningKey::from_seed(&gi.arr("signingSeed")?),
@@ -708,7 +821,10 @@ fn op_identity_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         let created = gi.u64("created")?;
         let (signed, previous) = match &prev {
             None => (create_identity(&keys, user, created)?, None),
-            Some((p, pk)) => (rotate_identity(p, &pk.signing, &keys, created)?, Some(coffer_core::primitives::sha256(p))),
+            Some((p, pk)) => (
+                rotate_identity(p, &pk.signing, &keys, created)?,
+                Some(coffer_core::primitives::sha256(p)),
+            ),
         };
         let s: SignedIdentity = decode(&signed)?;
         chain.push(signed.clone());
@@ -716,12 +832,21 @@ fn op_identity_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         head_fp = head.fingerprint.to_string();
         let mut o = Map::new();
         o.insert("generation".into(), json!(head.generation));
-        o.insert("signingKey".into(), h(keys.signing.verifying_key().to_bytes()));
-        o.insert("agreementKey".into(), h(keys.agreement.public_key().to_bytes()));
+        o.insert(
+            "signingKey".into(),
+            h(keys.signing.verifying_key().to_bytes()),
+        );
+        o.insert(
+            "agreementKey".into(),
+            h(keys.agreement.public_key().to_bytes()),
+        );
         o.insert("previous".into(), opt_h(previous));
         o.insert("record".into(), h(s.record.as_slice()));
         o.insert("selfSignature".into(), h(s.self_signature.0));
-        o.insert("predecessorSignature".into(), opt_h(s.predecessor_signature.map(|p| p.0)));
+        o.insert(
+            "predecessorSignature".into(),
+            opt_h(s.predecessor_signature.map(|p| p.0)),
+        );
         o.insert("signed".into(), h(&signed));
         o.insert("fingerprint".into(), Value::String(head_fp.clone()));
         outs.push(Value::Object(o));
@@ -751,7 +876,8 @@ fn op_identity_pin(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_fingerprint_parse(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let fp = coffer_core::account::identity::Fingerprint::parse(i.str("text")?).map_err(Error::from)?;
+    let fp =
+        coffer_core::account::identity::Fingerprint::parse(i.str("text")?).map_err(Error::from)?;
     Ok(json!({ "fingerprint": fp.to_string() }))
 }
 
@@ -765,19 +891,39 @@ fn node_record(bytes: &[u8]) -> Result<coffer_core::tree::NodeRecord, OpError> {
 }
 
 fn op_node_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    use coffer_core::tree::{self, create_file, create_folder, file_key_aad, node_key_aad, FileContent, FolderKey, NewNode, SealedMetadata};
+    use coffer_core::tree::{
+        self, create_file, create_folder, file_key_aad, node_key_aad, FileContent, FolderKey,
+        NewNode, SealedMetadata,
+    };
     let author = SigningKey::from_seed(&i.arr("authorSeed")?);
-    let parent = FolderKey { folder_id: i.node_id("parentId")?, generation: i.u64("parentGeneration")?, key: i.key("parentKey")? };
-    let m = SealedMetadata { revision: i.u64("metadataRevision")?, sealed: i.hex("sealedMetadata")? };
+    let parent = FolderKey {
+        folder_id: i.node_id("parentId")?,
+        generation: i.u64("parentGeneration")?,
+        key: i.key("parentKey")?,
+    };
+    let m = SealedMetadata {
+        revision: i.u64("metadataRevision")?,
+        sealed: i.hex("sealedMetadata")?,
+    };
     let mut rng = i.rng()?;
     let node = NewNode::generate(&mut rng);
     let time = i.u64("time")?;
     let mut out = Map::new();
     let (rec, signed) = if i.u64("kind")? == tree::KIND_FILE {
-        let c = FileContent { file_key: i.key("fileKey")?, content_revision: i.u64("contentRevision")?, ciphertext_length: i.u64("ciphertextLength")? };
+        let c = FileContent {
+            file_key: i.key("fileKey")?,
+            content_revision: i.u64("contentRevision")?,
+            ciphertext_length: i.u64("ciphertextLength")?,
+        };
         let r = create_file(&author, &parent, &node, m, &c, time, &mut rng)?;
-        out.insert("fileKeyAad".into(), h(file_key_aad(node.node_id, c.content_revision)));
-        out.insert("sealedFileKey".into(), opt_h(r.0.file.as_ref().map(|f| f.sealed_file_key.to_vec())));
+        out.insert(
+            "fileKeyAad".into(),
+            h(file_key_aad(node.node_id, c.content_revision)),
+        );
+        out.insert(
+            "sealedFileKey".into(),
+            opt_h(r.0.file.as_ref().map(|f| f.sealed_file_key.to_vec())),
+        );
         r
     } else {
         create_folder(&author, &parent, &node, m, time, &mut rng)?
@@ -785,8 +931,18 @@ fn op_node_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     used(&rng, "randomness")?;
     out.insert("nodeId".into(), h(node.node_id.as_bytes()));
     out.insert("nodeKey".into(), h(node.node_key.expose()));
-    out.insert("nodeKeyAad".into(), h(node_key_aad(parent.folder_id, node.node_id, parent.generation)));
-    out.insert("sealedNodeKey".into(), opt_h(rec.sealed_node_key.as_ref().map(|b| b.to_vec())));
+    out.insert(
+        "nodeKeyAad".into(),
+        h(node_key_aad(
+            parent.folder_id,
+            node.node_id,
+            parent.generation,
+        )),
+    );
+    out.insert(
+        "sealedNodeKey".into(),
+        opt_h(rec.sealed_node_key.as_ref().map(|b| b.to_vec())),
+    );
     out.insert("record".into(), h(signed.record.as_slice()));
     out.insert("signature".into(), h(signed.signature.0));
     out.insert("signedNode".into(), h(encode(&signed)));
@@ -799,16 +955,26 @@ fn op_node_verify(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         .hex_list("authors")?
         .iter()
         .map(|b| {
-            let a: [u8; 32] = b.as_slice().try_into().map_err(|_| bad("authors: not 32 bytes"))?;
+            let a: [u8; 32] = b
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad("authors: not 32 bytes"))?;
             VerifyingKey::from_bytes(&a).map_err(OpError::from)
         })
         .collect::<Result<Vec<_>, OpError>>()?;
     let parent = if i.present("expectedParentId") {
-        Some((i.node_id("expectedParentId")?, i.u64("expectedParentGeneration")?))
+        Some((
+            i.node_id("expectedParentId")?,
+            i.u64("expectedParentGeneration")?,
+        ))
     } else {
         None
     };
-    let expected = NodeExpectation { node_id: i.node_id("expectedNodeId")?, parent, key_generation: i.opt_u64("expectedKeyGeneration")? };
+    let expected = NodeExpectation {
+        node_id: i.node_id("expectedNodeId")?,
+        parent,
+        key_generation: i.opt_u64("expectedKeyGeneration")?,
+    };
     let rec = verify_node(&i.hex("signedNode")?, &expected, &authors)?;
     Ok(json!({ "record": h(encode(&rec)) }))
 }
@@ -848,7 +1014,12 @@ fn op_share_sign(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 
 fn op_share_verify(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let owner = VerifyingKey::from_bytes(&i.arr("ownerPublic")?)?;
-    let r = coffer_core::share::verify_share(&i.hex("signedShare")?, ShareId::from_bytes(i.arr("shareId")?), &owner, i.u64("minGeneration")?)?;
+    let r = coffer_core::share::verify_share(
+        &i.hex("signedShare")?,
+        ShareId::from_bytes(i.arr("shareId")?),
+        &owner,
+        i.u64("minGeneration")?,
+    )?;
     Ok(json!({ "record": h(encode(&r)) }))
 }
 
@@ -856,10 +1027,21 @@ fn op_grant_issue(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     use coffer_core::share::{issue_grant, Grant, GranterKeys, ShareRecord};
     let key = SigningKey::from_seed(&i.arr("granterSeed")?);
     let name = i.str("granterName")?.to_owned();
-    let granter = GranterKeys { signing_key: &key, user_name: &name, identity_generation: i.u64("granterIdentityGeneration")? };
+    let granter = GranterKeys {
+        signing_key: &key,
+        user_name: &name,
+        identity_generation: i.u64("granterIdentityGeneration")?,
+    };
     let record: ShareRecord = decode(&i.hex("shareRecord")?)?;
-    let member = record.members.get(i.usize("memberIndex")?).ok_or_else(|| bad("memberIndex out of range"))?;
-    let fk = coffer_core::tree::FolderKey { folder_id: i.node_id("folderId")?, generation: record.generation, key: i.key("folderKey")? };
+    let member = record
+        .members
+        .get(i.usize("memberIndex")?)
+        .ok_or_else(|| bad("memberIndex out of range"))?;
+    let fk = coffer_core::tree::FolderKey {
+        folder_id: i.node_id("folderId")?,
+        generation: record.generation,
+        key: i.key("folderKey")?,
+    };
     let mut rng = i.rng()?;
     let sg = issue_grant(&granter, &record, member, &fk, &mut rng)?;
     used(&rng, "randomness")?;
@@ -880,9 +1062,17 @@ fn op_grant_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         // The granter's X25519 key plays no part in opening a grant.
         x25519: secret.public_key(),
     };
-    let expected = GrantExpectation { share_id: ShareId::from_bytes(i.arr("shareId")?), generation: i.u64("generation")?, granter };
+    let expected = GrantExpectation {
+        share_id: ShareId::from_bytes(i.arr("shareId")?),
+        generation: i.u64("generation")?,
+        granter,
+    };
     let name = i.str("recipientName")?.to_owned();
-    let me = RecipientKeys { user_name: &name, identity_generation: i.u64("recipientIdentityGeneration")?, secret: &secret };
+    let me = RecipientKeys {
+        user_name: &name,
+        identity_generation: i.u64("recipientIdentityGeneration")?,
+        secret: &secret,
+    };
     let (_, k) = open_grant(&i.hex("signedGrant")?, &expected, &me)?;
     Ok(json!({ "folderKey": h(k.expose()) }))
 }
@@ -895,18 +1085,40 @@ fn node_records(i: &In<'_>, k: &str) -> Result<Vec<coffer_core::tree::NodeRecord
 }
 
 fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    use coffer_core::rotation::{remove_member_eager, remove_member_lazy, Rekeyed, RekeyedFileUpdate, RemoveMember};
+    use coffer_core::rotation::{
+        remove_member_eager, remove_member_lazy, Rekeyed, RekeyedFileUpdate, RemoveMember,
+    };
     use coffer_core::share::{GranterKeys, ShareRecord};
     use coffer_core::tree::{back_chain_aad, node_key_aad, FolderKey, NodeRecord, SealedMetadata};
     let owner = SigningKey::from_seed(&i.arr("ownerSeed")?);
     let name = i.str("ownerName")?.to_owned();
-    let granter = GranterKeys { signing_key: &owner, user_name: &name, identity_generation: i.u64("ownerIdentityGeneration")? };
+    let granter = GranterKeys {
+        signing_key: &owner,
+        user_name: &name,
+        identity_generation: i.u64("ownerIdentityGeneration")?,
+    };
     let share: ShareRecord = decode(&i.hex("shareRecord")?)?;
-    let parent_key = FolderKey { folder_id: i.node_id("parentId")?, generation: i.u64("parentGeneration")?, key: i.key("parentKey")? };
-    let folder_key = FolderKey { folder_id: share.folder_id, generation: share.generation, key: i.key("folderKey")? };
+    let parent_key = FolderKey {
+        folder_id: i.node_id("parentId")?,
+        generation: i.u64("parentGeneration")?,
+        key: i.key("parentKey")?,
+    };
+    let folder_key = FolderKey {
+        folder_id: share.folder_id,
+        generation: share.generation,
+        key: i.key("folderKey")?,
+    };
     let subtree = node_records(i, "subtree")?;
     let removed = i.str("removed")?.to_owned();
-    let params = RemoveMember { owner: &granter, share: &share, removed: &removed, parent_key: &parent_key, folder_key: &folder_key, subtree: &subtree, time: i.u64("time")? };
+    let params = RemoveMember {
+        owner: &granter,
+        share: &share,
+        removed: &removed,
+        parent_key: &parent_key,
+        folder_key: &folder_key,
+        subtree: &subtree,
+        time: i.u64("time")?,
+    };
     let mut rng = i.rng()?;
     let out = match i.str("mode")? {
         "lazy" => remove_member_lazy(&params, &mut rng)?,
@@ -914,10 +1126,16 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
             let updates = i.hex_list("eagerMetadata")?;
             let mut n = 0;
             let mut f = |_: &Rekeyed, old: &NodeRecord| {
-                let sealed = updates.get(n).cloned().ok_or(Error::InvalidArgument("too few updates"))?;
+                let sealed = updates
+                    .get(n)
+                    .cloned()
+                    .ok_or(Error::InvalidArgument("too few updates"))?;
                 n += 1;
                 Ok(RekeyedFileUpdate {
-                    metadata: SealedMetadata { revision: 2, sealed },
+                    metadata: SealedMetadata {
+                        revision: 2,
+                        sealed,
+                    },
                     ciphertext_length: old.file.as_ref().map_or(0, |f| f.ciphertext_length),
                 })
             };
@@ -926,8 +1144,15 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         other => return Err(bad(format!("mode {other:?}"))),
     };
     used(&rng, "randomness")?;
-    let node_key_aads = out.records.iter().filter_map(|r| r.parent_id.map(|p| node_key_aad(p, r.node_id, r.parent_generation)));
-    let back_chain_aads = out.records.iter().filter(|r| r.is_folder()).map(|r| back_chain_aad(r.node_id, r.key_generation));
+    let node_key_aads = out.records.iter().filter_map(|r| {
+        r.parent_id
+            .map(|p| node_key_aad(p, r.node_id, r.parent_generation))
+    });
+    let back_chain_aads = out
+        .records
+        .iter()
+        .filter(|r| r.is_folder())
+        .map(|r| back_chain_aad(r.node_id, r.key_generation));
     Ok(json!({
         "nodeKeyAads": hex_list(node_key_aads),
         "backChainAads": hex_list(back_chain_aads),
@@ -949,9 +1174,18 @@ fn op_rotation_apply(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     use coffer_core::tree::{NodeRecord, SignedNode};
     let share = decode(&i.hex("stateShare")?)?;
     let nodes = node_records(i, "stateNodes")?;
-    let mut state = ShareState { share, nodes: nodes.into_iter().map(|r| (r.node_id, r)).collect::<BTreeMap<_, _>>() };
+    let mut state = ShareState {
+        share,
+        nodes: nodes
+            .into_iter()
+            .map(|r| (r.node_id, r))
+            .collect::<BTreeMap<_, _>>(),
+    };
     let bundle_bytes = i.hex("bundle")?;
-    let grants = state.apply_rotation(&bundle_bytes, &VerifyingKey::from_bytes(&i.arr("ownerPublic")?)?)?;
+    let grants = state.apply_rotation(
+        &bundle_bytes,
+        &VerifyingKey::from_bytes(&i.arr("ownerPublic")?)?,
+    )?;
     // The new nodes in bundle order (the bundle was verified by apply_rotation).
     let bundle: RotationBundle = decode(&bundle_bytes)?;
     let mut order = Vec::new();
@@ -960,9 +1194,21 @@ fn op_rotation_apply(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         let r: NodeRecord = decode(&s.record)?;
         order.push(r.node_id);
     }
-    let mut new_nodes: Vec<Vec<u8>> = order.iter().filter_map(|id| state.nodes.get(id)).map(encode).collect();
-    new_nodes.extend(state.nodes.iter().filter(|(id, _)| !order.contains(id)).map(|(_, r)| encode(r)));
-    Ok(json!({ "newShareRecord": h(encode(&state.share)), "newNodes": hex_list(new_nodes), "grants": hex_list(grants.into_iter().map(|g| g.to_vec())) }))
+    let mut new_nodes: Vec<Vec<u8>> = order
+        .iter()
+        .filter_map(|id| state.nodes.get(id))
+        .map(encode)
+        .collect();
+    new_nodes.extend(
+        state
+            .nodes
+            .iter()
+            .filter(|(id, _)| !order.contains(id))
+            .map(|(_, r)| encode(r)),
+    );
+    Ok(
+        json!({ "newShareRecord": h(encode(&state.share)), "newNodes": hex_list(new_nodes), "grants": hex_list(grants.into_iter().map(|g| g.to_vec())) }),
+    )
 }
 
 fn op_open_path(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
@@ -972,12 +1218,6 @@ fn op_open_path(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         key = pair[1].open_node_key(&pair[0], &pair[0].folder_key(key.clone()))?;
     }
     Ok(json!({ "nodeKey": h(key.expose()) }))
-}
-
-fn op_rotation_file_key_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let rec: coffer_core::tree::NodeRecord = decode(&i.hex("fileRecord")?)?;
-    let k = rec.open_file_key(&i.key("nodeKey")?)?;
-    Ok(json!({ "fileKey": h(k.expose()) }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1025,12 +1265,22 @@ fn op_link_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_link_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    use coffer_core::link::{capability_key, create_link, password_verifier, LinkOptions, LinkRecord, NewLinkPassword, LABEL_CAPABILITY};
+    use coffer_core::link::{
+        capability_key, create_link, password_verifier, LinkOptions, LinkRecord, NewLinkPassword,
+        LABEL_CAPABILITY,
+    };
     let target = link_target(i)?;
     let password = i.opt_hex("password")?;
-    let params = if i.present("argon2") { Some(argon2_params(i.get("argon2")?)?) } else { None };
+    let params = if i.present("argon2") {
+        Some(argon2_params(i.get("argon2")?)?)
+    } else {
+        None
+    };
     let pw = match (&password, params) {
-        (Some(p), Some(params)) => Some(NewLinkPassword { password: p, params }),
+        (Some(p), Some(params)) => Some(NewLinkPassword {
+            password: p,
+            params,
+        }),
         (None, None) => None,
         _ => return Err(bad("password and argon2 must both be present or both null")),
     };
@@ -1038,18 +1288,35 @@ fn op_link_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         password: pw,
         expires_at: i.opt_u64("expiresAt")?,
         max_downloads: i.opt_u64("maxDownloads")?,
-        upload_only: i.0.get("uploadOnly").and_then(Value::as_bool).unwrap_or(false),
+        upload_only: i
+            .0
+            .get("uploadOnly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     };
     let mut rng = i.rng()?;
     let link = create_link(&mut rng, i.str("origin")?, &target, &options, i.u64("now")?)?;
     used(&rng, "randomness")?;
     let secret = link.url.secret();
-    let pw_key = link.owner_entry.password.as_ref().map(|p| SecretKey::from_bytes(p.password_key.0));
+    let pw_key = link
+        .owner_entry
+        .password
+        .as_ref()
+        .map(|p| SecretKey::from_bytes(p.password_key.0));
     let record = LinkRecord::parse(&link.record)?;
     let cap_key = capability_key(secret, pw_key.as_ref());
     let verifier = pw_key.as_ref().map(|k| password_verifier(secret, k));
-    let cap = coffer_core::seal::open(&cap_key, LABEL_CAPABILITY, &record.capability_aad(), &record.capability)?;
-    let ds = link.owner_entry.drop_secret.as_ref().map(|d| AgreementSecret::from_bytes(d.0));
+    let cap = coffer_core::seal::open(
+        &cap_key,
+        LABEL_CAPABILITY,
+        &record.capability_aad(),
+        &record.capability,
+    )?;
+    let ds = link
+        .owner_entry
+        .drop_secret
+        .as_ref()
+        .map(|d| AgreementSecret::from_bytes(d.0));
     Ok(json!({
         "url": link.url.to_string(),
         "record": h(&link.record),
@@ -1073,7 +1340,9 @@ fn op_drop_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let mut rng = i.rng()?;
     let up = coffer_core::link::create_drop(&mut rng, &opened, &i.hex("metadata")?)?;
     used(&rng, "randomness")?;
-    Ok(json!({ "nodeId": h(up.node_id.as_bytes()), "nodeKey": h(up.node_key.expose()), "envelope": h(&up.envelope) }))
+    Ok(
+        json!({ "nodeId": h(up.node_id.as_bytes()), "nodeKey": h(up.node_key.expose()), "envelope": h(&up.envelope) }),
+    )
 }
 
 fn op_drop_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
@@ -1081,8 +1350,15 @@ fn op_drop_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let record = LinkRecord::parse(&i.hex("record")?)?;
     let folder_key = SecretKey::from_slice(&i.hex("folderKey")?)?;
     let ds = open_drop_secret(&record, &folder_key)?;
-    let o = open_drop(&ds, LinkId::from_bytes(i.arr("linkId")?), i.node_id("folderId")?, &i.hex("envelope")?)?;
-    Ok(json!({ "dropSecret": h(ds.expose()), "nodeId": h(o.node_id.as_bytes()), "nodeKey": h(o.node_key.expose()), "metadata": h(o.metadata.as_slice()) }))
+    let o = open_drop(
+        &ds,
+        LinkId::from_bytes(i.arr("linkId")?),
+        i.node_id("folderId")?,
+        &i.hex("envelope")?,
+    )?;
+    Ok(
+        json!({ "dropSecret": h(ds.expose()), "nodeId": h(o.node_id.as_bytes()), "nodeKey": h(o.node_key.expose()), "metadata": h(o.metadata.as_slice()) }),
+    )
 }
 
 fn op_owner_entry_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
@@ -1094,7 +1370,11 @@ fn op_owner_entry_seal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_owner_entry_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let e = coffer_core::link::open_owner_entry(&i.key("ownerKey")?, LinkId::from_bytes(i.arr("linkId")?), &i.hex("sealed")?)?;
+    let e = coffer_core::link::open_owner_entry(
+        &i.key("ownerKey")?,
+        LinkId::from_bytes(i.arr("linkId")?),
+        &i.hex("sealed")?,
+    )?;
     Ok(json!({ "entry": h(encode(&e)) }))
 }
 
@@ -1111,9 +1391,12 @@ fn op_link_rotate(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let entry = owner_entry(i, "ownerEntry")?;
     let target = link_target(i)?;
     let mut rng = i.rng()?;
-    let out = coffer_core::link::rotate_link(&mut rng, &entry, i.str("origin")?, &target, i.u64("now")?)?;
+    let out =
+        coffer_core::link::rotate_link(&mut rng, &entry, i.str("origin")?, &target, i.u64("now")?)?;
     used(&rng, "randomness")?;
-    Ok(json!({ "url": out.url.to_string(), "record": h(&out.record), "verifierHash": opt_h(out.verifier_hash), "newOwnerEntry": h(encode(&out.owner_entry)) }))
+    Ok(
+        json!({ "url": out.url.to_string(), "record": h(&out.record), "verifierHash": opt_h(out.verifier_hash), "newOwnerEntry": h(encode(&out.owner_entry)) }),
+    )
 }
 
 fn op_link_url_parse(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
@@ -1162,7 +1445,8 @@ fn op_body_decode(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
     if re != bytes {
         return Err(bad("re-encoding differs"));
     }
-    let v: ciborium::Value = ciborium::de::from_reader(re.as_slice()).map_err(|e| bad(format!("cbor: {e}")))?;
+    let v: ciborium::Value =
+        ciborium::de::from_reader(re.as_slice()).map_err(|e| bad(format!("cbor: {e}")))?;
     let ciborium::Value::Array(items) = v else {
         return Err(bad("not an array"));
     };
@@ -1177,7 +1461,8 @@ fn op_body_decode(params: &Map<String, Value>, i: &In<'_>) -> OpResult {
 }
 
 fn op_problem_types(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
-    let kind = coffer_core::api::ProblemKind::from_type_uri(i.str("type")?).ok_or_else(|| bad("unknown problem type"))?;
+    let kind = coffer_core::api::ProblemKind::from_type_uri(i.str("type")?)
+        .ok_or_else(|| bad("unknown problem type"))?;
     Ok(json!({ "name": kind.name(), "status": kind.status(), "title": kind.title() }))
 }
 
@@ -1288,3 +1573,96 @@ pub static OPS: &[OpSpec] = &[
     op!("UploadShape", "api", "§11", in: ["totalLength", "partSize"], out: ["partCount", "lastPartLength"], info: [], op_upload_shape),
     op!("ByteRange", "api", "§11", in: ["header", "length"], out: ["first", "last", "contentRange"], info: [], op_byte_range),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_vectors::format::VectorFile;
+
+    fn files() -> Vec<(String, VectorFile)> {
+        coffer_vectors::suites::SUITES
+            .iter()
+            .map(|s| {
+                let p = coffer_vectors::default_dir().join(format!("{}.json", s.name));
+                let text = std::fs::read_to_string(&p).expect("vector file");
+                (
+                    s.name.to_owned(),
+                    serde_json::from_str(&text).expect("vector json"),
+                )
+            })
+            .collect()
+    }
+
+    /// Every test field is an input, an output or informational; the runner never sends an
+    /// expected output as an input; every operation is used by the files it names.
+    #[test]
+    fn table_matches_the_vector_files() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, file) in files() {
+            for (g, t) in file.tests() {
+                let spec = find(&g.kind).unwrap_or_else(|| panic!("{name}: no op {}", g.kind));
+                assert!(
+                    spec.files.split(' ').any(|f| f == name),
+                    "{} not in {name}",
+                    spec.name
+                );
+                seen.insert(spec.name);
+                for k in t.fields.keys() {
+                    assert!(
+                        spec.inputs.contains(&k.as_str())
+                            || spec.outputs.contains(&k.as_str())
+                            || spec.informational.contains(&k.as_str()),
+                        "{name} tcId {}: field {k} of {} unclassified",
+                        t.tc_id,
+                        g.kind
+                    );
+                }
+                let (input, expected) = split(&g.kind, t).expect("split");
+                for (k, v) in &expected {
+                    // IdentityCreate sends the secret half of each generation and expects the
+                    // public half under the same name: never the expected value itself.
+                    assert!(
+                        input.get(k) != Some(v),
+                        "{name} tcId {}: {k} both sent and expected",
+                        t.tc_id
+                    );
+                }
+                if !t.is_valid() {
+                    assert!(expected.is_empty());
+                }
+            }
+        }
+        for op in OPS {
+            assert!(seen.contains(op.name), "op {} matches no group", op.name);
+        }
+    }
+
+    #[test]
+    fn unknown_op_is_unsupported_and_bad_input_is_a_driver_error() {
+        assert_eq!(
+            handle("NoSuchOp", &Map::new(), &Map::new()),
+            Response::Unsupported
+        );
+        match handle("SealOpen", &Map::new(), &Map::new()) {
+            Response::Error { class, message } => {
+                assert_eq!(class, DRIVER_ERROR);
+                assert!(message.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_randomness_is_reported() {
+        let input = json!({ "key": "00".repeat(32), "aad": "", "msg": "", "randomness": "00" });
+        let params = json!({ "label": "coffer/v1/test-vector" });
+        match handle(
+            "SealEncrypt",
+            params.as_object().expect("obj"),
+            input.as_object().expect("obj"),
+        ) {
+            Response::Error { class, .. } => assert_eq!(class, DRIVER_ERROR),
+            other => panic!("{other:?}"),
+        }
+    }
+}

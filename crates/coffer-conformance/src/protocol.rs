@@ -130,7 +130,10 @@ mod tests {
             id: 7,
             op: "SealOpen".into(),
             params: Map::new(),
-            input: json!({"key": "00"}).as_object().cloned().unwrap_or_default(),
+            input: json!({"key": "00"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         };
         assert_eq!(Request::parse(&r.to_line()), Ok(r));
         for resp in [

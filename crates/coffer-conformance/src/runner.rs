@@ -60,6 +60,15 @@ impl Running {
                 thread::sleep(Duration::from_millis(20));
             }
         }
+        // The driver runs in its own process group (see `Driver::start`): end the whole group,
+        // so that a command `sh -c` did not `exec` goes too.
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -88,14 +97,18 @@ impl Driver {
     }
 
     fn start(&mut self) -> Result<(), CallError> {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&self.command)
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(&self.command);
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| CallError::Fatal(format!("cannot start driver {:?}: {e}", self.command)))?;
+            .map_err(|e| {
+                CallError::Fatal(format!("cannot start driver {:?}: {e}", self.command))
+            })?;
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -326,7 +339,11 @@ pub fn vector_files(dir: &Path, only: &[String]) -> anyhow::Result<Vec<PathBuf>>
                 .and_then(|s| s.to_str())
                 .is_some_and(|s| want.iter().any(|w| w == s))
         });
-        anyhow::ensure!(files.len() == want.len(), "some of {only:?} are not in {}", dir.display());
+        anyhow::ensure!(
+            files.len() == want.len(),
+            "some of {only:?} are not in {}",
+            dir.display()
+        );
     }
     anyhow::ensure!(!files.is_empty(), "no vector files in {}", dir.display());
     Ok(files)
