@@ -5,6 +5,7 @@
 //! implementation is either coffer-core in-process ([`ops::handle`]) or an external *driver*
 //! process that speaks the JSON-lines protocol of [`protocol`].
 
+pub mod doc;
 pub mod junit;
 pub mod ops;
 pub mod protocol;

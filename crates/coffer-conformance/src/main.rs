@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use coffer_conformance::doc::{self, Profile};
 use coffer_conformance::protocol::{Request, Response, DRIVER_ERROR};
 use coffer_conformance::{junit, ops, runner};
 
@@ -45,6 +46,15 @@ enum Cmd {
         /// Report unsupported operations as skipped instead of failed.
         #[arg(long)]
         allow_unsupported: bool,
+        /// Run only the operations of a profile.
+        #[arg(long, value_enum, default_value_t = ProfileArg::Full)]
+        profile: ProfileArg,
+    },
+    /// Print the operation table of spec/conformance.md (markdown).
+    Ops {
+        /// Directory of the vector files.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Serve coffer-core over the driver protocol on stdin/stdout.
     Driver {
@@ -55,6 +65,15 @@ enum Cmd {
         #[arg(long, hide = true, default_value_t = 0)]
         fault_after: u64,
     },
+}
+
+/// Conformance profiles (spec/conformance.md).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileArg {
+    /// Every operation.
+    Full,
+    /// The operations of §1–§5 and §10.
+    LinkOpener,
 }
 
 /// Ways the test driver misbehaves.
@@ -104,7 +123,12 @@ fn real_main() -> anyhow::Result<ExitCode> {
             junit: junit_path,
             timeout,
             allow_unsupported,
+            profile,
         } => {
+            let profile = match profile {
+                ProfileArg::Full => Profile::Full,
+                ProfileArg::LinkOpener => Profile::LinkOpener,
+            };
             let dir = dir.unwrap_or_else(default_dir);
             let paths = runner::vector_files(&dir, &files)?;
             anyhow::ensure!(
@@ -114,9 +138,9 @@ fn real_main() -> anyhow::Result<ExitCode> {
             let result = match driver {
                 Some(cmd) => {
                     let mut d = runner::Driver::new(&cmd, Duration::from_secs_f64(timeout));
-                    runner::run(&paths, &mut d)?
+                    runner::run(&paths, &mut d, profile)?
                 }
-                None => runner::run(&paths, &mut runner::InProcess)?,
+                None => runner::run(&paths, &mut runner::InProcess, profile)?,
             };
             let stdout = std::io::stdout();
             runner::report(&result, allow_unsupported, &mut stdout.lock())?;
@@ -129,6 +153,25 @@ fn real_main() -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::Ops { dir } => {
+            let dir = dir.unwrap_or_else(default_dir);
+            let mut files = Vec::new();
+            for p in runner::vector_files(&dir, &[])? {
+                let text = std::fs::read_to_string(&p)?;
+                let name = p
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                files.push((
+                    name,
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("parsing {}", p.display()))?,
+                ));
+            }
+            print!("{}", doc::ops_markdown(&files));
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Driver { fault, fault_after } => {
             serve(fault, fault_after)?;

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use coffer_vectors::format::{Test, VectorFile};
 use serde_json::{Map, Value};
 
+use crate::doc::Profile;
 use crate::ops;
 use crate::protocol::{Request, Response};
 
@@ -280,8 +281,10 @@ pub struct TestResult {
 pub struct FileResult {
     /// The file name, e.g. `seal.json`.
     pub name: String,
-    /// Every test, in file order.
+    /// Every test run, in file order.
     pub tests: Vec<TestResult>,
+    /// Tests not run because their operation is outside the selected profile.
+    pub outside_profile: usize,
 }
 
 impl FileResult {
@@ -403,8 +406,12 @@ pub fn judge(test: &Test, expected: &Map<String, Value>, response: Response) -> 
     }
 }
 
-/// Runs every test of `files` through `imp`.
-pub fn run(files: &[PathBuf], imp: &mut dyn Implementation) -> anyhow::Result<RunResult> {
+/// Runs every test of `files` whose operation is in `profile` through `imp`.
+pub fn run(
+    files: &[PathBuf],
+    imp: &mut dyn Implementation,
+    profile: Profile,
+) -> anyhow::Result<RunResult> {
     let mut result = RunResult::default();
     for path in files {
         let name = path
@@ -419,8 +426,13 @@ pub fn run(files: &[PathBuf], imp: &mut dyn Implementation) -> anyhow::Result<Ru
         let mut fr = FileResult {
             name,
             tests: Vec::new(),
+            outside_profile: 0,
         };
         for group in &file.test_groups {
+            if ops::find(&group.kind).is_some_and(|op| !profile.includes(op)) {
+                fr.outside_profile += group.tests.len();
+                continue;
+            }
             for test in &group.tests {
                 let outcome = if result.aborted.is_some() {
                     Outcome::Fail("not run: the run stopped".into())
@@ -463,12 +475,17 @@ pub fn report(r: &RunResult, allow_unsupported: bool, out: &mut dyn Write) -> st
     for f in &r.files {
         writeln!(
             out,
-            "{}: {} tests, {} passed, {} failed, {} unsupported",
+            "{}: {} tests, {} passed, {} failed, {} unsupported{}",
             f.name,
             f.tests.len(),
             f.count(|o| *o == Outcome::Pass),
             f.count(|o| matches!(o, Outcome::Fail(_))),
             f.count(|o| *o == Outcome::Unsupported),
+            if f.outside_profile > 0 {
+                format!(" ({} outside the profile, not run)", f.outside_profile)
+            } else {
+                String::new()
+            },
         )?;
     }
     for f in &r.files {
