@@ -423,7 +423,7 @@ fn op_content_encrypt(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     use coffer_core::content;
     let key = i.key("key")?;
     let len = i.usize("msgLen")?;
-    if len > (1 << 30) {
+    if len > (1 << 26) {
         return Err(bad("msgLen too large"));
     }
     let salt: [u8; 32] = i.arr("randomness")?;

@@ -1,6 +1,6 @@
 //! Runs vector files against an implementation and reports the outcome.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -41,13 +41,17 @@ impl Implementation for InProcess {
     }
 }
 
+/// The longest answer line the runner reads (the largest vector output is a few MB of hex).
+pub const MAX_LINE_LEN: u64 = 256 << 20;
+
 /// After this many consecutive transport failures the run stops.
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
 
 struct Running {
     child: Child,
     to_child: Option<Sender<String>>,
-    from_child: Receiver<Option<String>>,
+    /// A line, a line the runner refuses (with the reason), or `None` at end of output.
+    from_child: Receiver<Option<Result<String, String>>>,
 }
 
 impl Running {
@@ -130,17 +134,22 @@ impl Driver {
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(None);
-                        break;
+                let mut line = Vec::new();
+                let msg = match (&mut reader)
+                    .take(MAX_LINE_LEN)
+                    .read_until(b'\n', &mut line)
+                {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) if !line.ends_with(b"\n") && line.len() as u64 == MAX_LINE_LEN => {
+                        Some(Err(format!("a line longer than {MAX_LINE_LEN} bytes")))
                     }
                     Ok(_) => {
-                        if tx.send(Some(line)).is_err() {
-                            break;
-                        }
+                        Some(String::from_utf8(line).map_err(|_| "a line that is not UTF-8".into()))
                     }
+                };
+                let end = !matches!(msg, Some(Ok(_)));
+                if tx.send(msg).is_err() || end {
+                    break;
                 }
             }
         });
@@ -202,7 +211,10 @@ impl Implementation for Driver {
             }
         };
         let line = match answer {
-            Ok(Some(line)) => line,
+            Ok(Some(Ok(line))) => line,
+            Ok(Some(Err(why))) => {
+                return Err(self.fail(format!("driver answered request {id} with {why}")))
+            }
             Ok(None) | Err(RecvTimeoutError::Disconnected) => {
                 let status = self
                     .running
@@ -530,4 +542,84 @@ pub fn report(r: &RunResult, allow_unsupported: bool, out: &mut dyn Write) -> st
     }
     let failed = failed + if allow_unsupported { 0 } else { unsupported };
     writeln!(out, "{passed} passed, {failed} failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn test(valid: bool, failure: Option<&str>) -> Test {
+        Test {
+            tc_id: 1,
+            comment: String::new(),
+            flags: Vec::new(),
+            fields: Map::new(),
+            result: if valid { "valid" } else { "invalid" }.into(),
+            failure: failure.map(Into::into),
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn judges_outputs_field_by_field() {
+        let t = test(true, None);
+        let want = obj(json!({ "a": "ab", "n": 3 }));
+        assert_eq!(
+            judge(
+                &t,
+                &want,
+                Response::Ok(obj(json!({ "a": "ab", "n": 3, "extra": 1 })))
+            ),
+            Outcome::Pass
+        );
+        let Outcome::Fail(why) = judge(&t, &want, Response::Ok(obj(json!({ "a": "AB" })))) else {
+            panic!("upper-case hex accepted");
+        };
+        assert!(why.contains("output a: hex must be lower-case"), "{why}");
+        assert!(why.contains("output n missing"), "{why}");
+        let Outcome::Fail(why) = judge(
+            &t,
+            &want,
+            Response::Error {
+                class: "malformed".into(),
+                message: Some("detail".into()),
+            },
+        ) else {
+            panic!("error accepted for a valid test");
+        };
+        assert_eq!(why, "expected success, got failure malformed (detail)");
+    }
+
+    #[test]
+    fn judges_failure_classes_exactly() {
+        let t = test(false, Some("decryption-failed"));
+        let err = |c: &str| Response::Error {
+            class: c.into(),
+            message: None,
+        };
+        assert_eq!(
+            judge(&t, &Map::new(), err("decryption-failed")),
+            Outcome::Pass
+        );
+        assert!(matches!(
+            judge(&t, &Map::new(), err("malformed")),
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            judge(&t, &Map::new(), err(crate::protocol::DRIVER_ERROR)),
+            Outcome::Fail(_)
+        ));
+        assert!(matches!(
+            judge(&t, &Map::new(), Response::Ok(Map::new())),
+            Outcome::Fail(_)
+        ));
+        assert_eq!(
+            judge(&t, &Map::new(), Response::Unsupported),
+            Outcome::Unsupported
+        );
+    }
 }

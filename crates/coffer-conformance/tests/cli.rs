@@ -232,3 +232,19 @@ fn unsupported_fails_unless_allowed() {
     );
     assert_eq!(totals(&text), (0, 0));
 }
+
+#[test]
+fn a_driver_writing_bytes_that_are_not_utf8_is_reported() {
+    let (out, text) = run(&[
+        "--driver",
+        r"printf '\377\n'; cat >/dev/null",
+        "--file",
+        "seal",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("driver answered request 1 with a line that is not UTF-8"),
+        "{text}"
+    );
+    assert!(text.contains("STOPPED"), "{text}");
+}
