@@ -477,6 +477,18 @@ pub fn run(
                 });
             }
         }
+        let counted: usize = file.test_groups.iter().map(|g| g.tests.len()).sum();
+        if counted as u64 != file.number_of_tests {
+            fr.tests.push(TestResult {
+                op: "(file)".into(),
+                tc_id: 0,
+                comment: "numberOfTests".into(),
+                outcome: Outcome::Fail(format!(
+                    "numberOfTests is {} but the file has {counted} tests",
+                    file.number_of_tests
+                )),
+            });
+        }
         result.files.push(fr);
     }
     Ok(result)
