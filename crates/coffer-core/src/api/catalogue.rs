@@ -73,9 +73,8 @@ fn link_params(kind: LinkKind) -> LinkParams {
         link_record: b(0x71, 120),
         owner_entry: b(0x72, 140),
         verifier_hash: (kind != LinkKind::Drop).then_some(Bytes([0x73; 32])),
-        drop_secret_hash: (kind == LinkKind::Drop).then_some(Bytes([0x74; 32])),
         expires_at: Some(T0 + 7 * 86_400),
-        max_downloads: (kind != LinkKind::Drop).then_some(10),
+        max_downloads: Some(10),
     }
 }
 
@@ -123,7 +122,7 @@ catalogue! {
     IdentityAppendRequest => IdentityAppendRequest { expected_generation: 0, signed_identity: b(0x1d, 250) },
     IdentityChain => IdentityChain { account_id: AccountId::from_bytes(id(0xa1)), generations: vec![b(0x15, 180), b(0x1d, 250)] },
     NodeCreateRequest => NodeCreateRequest { signed_node: b(0x41, 300) },
-    NodeRecord => NodeRecord { signed_node: b(0x41, 300) },
+    NodeResponse => NodeResponse { signed_node: b(0x41, 300) },
     NodeList => NodeList { parent_id: NodeId::from_bytes(id(0x40)), records: vec![b(0x42, 280), b(0x43, 310)], next_cursor: Some(b(0x44, 16)) },
     NodeUpdateRequest => NodeUpdateRequest { expected_revision: 7, signed_node: b(0x45, 300) },
     NodeDeleteRequest => NodeDeleteRequest { expected_revision: 8 },
@@ -145,7 +144,7 @@ catalogue! {
         grants: vec![GrantEntry { member: AccountId::from_bytes(id(0xa2)), grant: b(0x62, 200) }],
         node_records: vec![b(0x67, 310)],
     },
-    ShareRecord => ShareRecord { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300), departed: vec![AccountId::from_bytes(id(0xa3))] },
+    ShareResponse => ShareResponse { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300), departed: vec![AccountId::from_bytes(id(0xa3))] },
     ShareList => ShareList {
         owned: vec![ShareEntry { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300) }],
         member_of: vec![],
@@ -161,16 +160,16 @@ catalogue! {
     LinkCreated => LinkCreated { link_id: LinkId::from_bytes(id(0x70)), created_at: T0 },
     LinkList => LinkList { links: vec![LinkEntry {
         link_id: LinkId::from_bytes(id(0x70)), node_id: NodeId::from_bytes(id(0x40)), kind: LinkKind::Folder, created_at: T0,
-        expires_at: None, max_downloads: Some(5), downloads: 2, password: true, owner_entry: b(0x72, 140),
+        expires_at: None, max_downloads: Some(5), downloads: 2, password: true, link_record: b(0x71, 120), owner_entry: b(0x72, 140),
     }] },
     LinkRotateRequest => LinkRotateRequest { link: link_params(LinkKind::Drop) },
     LinkResolved => LinkResolved {
-        link_id: LinkId::from_bytes(id(0x70)), kind: LinkKind::File, link_record: b(0x71, 120), node: Some(b(0x41, 300)),
+        link_id: LinkId::from_bytes(id(0x70)), kind: LinkKind::File, password: None, link_record: Some(b(0x71, 120)), node: Some(b(0x41, 300)),
         expires_at: Some(T0 + 7 * 86_400), downloads_remaining: Some(8),
     },
     LinkUnlockRequest => LinkUnlockRequest { verifier: LinkVerifier::from_bytes([0x75; 32]) },
     LinkUnlocked => LinkUnlocked { access_token: LinkAccessToken::from_bytes([0x76; 32]), expires_at: T0 + 3600 },
-    DropCreateRequest => DropCreateRequest { drop_secret: DropSecret::from_bytes([0x77; 32]), drop_envelope: b(0x78, 180), total_length: 70_000, part_size: MIN_PART_SIZE },
+    DropCreateRequest => DropCreateRequest { drop_envelope: b(0x78, 180), total_length: 70_000, part_size: MIN_PART_SIZE },
     DropList => DropList { drops: vec![DropInfo {
         drop_id: UploadId::from_bytes(id(0x52)), link_id: LinkId::from_bytes(id(0x70)), created_at: T0, total_length: 70_000, drop_envelope: b(0x78, 180),
     }] },
