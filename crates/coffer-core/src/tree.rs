@@ -357,6 +357,7 @@ impl NodeRecord {
                     || self.metadata_generation != 0
                     || !self.back_chain.is_empty()
                     || !sealed_len_ok(&file.sealed_file_key)
+                    || file.content_revision == 0
                 {
                     return bad;
                 }
