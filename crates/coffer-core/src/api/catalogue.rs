@@ -171,6 +171,6 @@ catalogue! {
     LinkUnlocked => LinkUnlocked { access_token: LinkAccessToken::from_bytes([0x76; 32]), expires_at: T0 + 3600 },
     DropCreateRequest => DropCreateRequest { drop_envelope: b(0x78, 180), total_length: 70_000, part_size: MIN_PART_SIZE },
     DropList => DropList { drops: vec![DropInfo {
-        drop_id: UploadId::from_bytes(id(0x52)), link_id: LinkId::from_bytes(id(0x70)), created_at: T0, total_length: 70_000, drop_envelope: b(0x78, 180),
+        drop_id: UploadId::from_bytes(id(0x52)), link_id: LinkId::from_bytes(id(0x70)), created_at: T0, total_length: 70_000, drop_envelope: b(0x78, 180), link_record: b(0x71, 120),
     }] },
 }

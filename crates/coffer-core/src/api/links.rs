@@ -87,6 +87,9 @@ crate::cbor_struct! {
         pub total_length: u64,
         /// The `DropEnvelope` (§10).
         pub drop_envelope: ByteBuf,
+        /// The drop link's `LinkRecord` (§10), whose `drop` part holds the drop secret sealed
+        /// under the folder key (§10.9.1): any member with that folder key opens the drop.
+        pub link_record: ByteBuf,
     }
 }
 
