@@ -137,10 +137,9 @@ body! {
         pub account_id: AccountId,
         /// OPAQUE `RegistrationUpload` (§6).
         pub registration_upload: ByteBuf,
-        /// The master key wrapped under the OPAQUE export key (§6).
-        pub wrapped_master_key: ByteBuf,
-        /// The account's private keys sealed under the master key (§6).
-        pub sealed_account_secrets: ByteBuf,
+        /// The account's `KeyBundle` (§6.4): the master key wrapped under the OPAQUE export key
+        /// and the account's private keys sealed under the master key.
+        pub key_bundle: ByteBuf,
         /// Identity generation 0, a `SignedIdentity` (§6).
         pub signed_identity: ByteBuf,
         /// The root folder's first record, a `SignedNode` (§7).
@@ -205,10 +204,9 @@ body! {
         pub session_expires_at: u64,
         /// The account revision.
         pub account_revision: u64,
-        /// The master key wrapped under the OPAQUE export key (§6).
-        pub wrapped_master_key: ByteBuf,
-        /// The account's private keys sealed under the master key (§6).
-        pub sealed_account_secrets: ByteBuf,
+        /// The account's `KeyBundle` (§6.4): the master key wrapped under the OPAQUE export key
+        /// and the account's private keys sealed under the master key.
+        pub key_bundle: ByteBuf,
         /// The current identity generation.
         pub identity_generation: u64,
         /// The root folder.
@@ -292,8 +290,9 @@ body! {
         pub expected_account_revision: u64,
         /// OPAQUE `RegistrationUpload` for the new password.
         pub registration_upload: ByteBuf,
-        /// The same master key, wrapped under the new export key (§9.1).
-        pub wrapped_master_key: ByteBuf,
+        /// The new `KeyBundle` (§6.4, §9.1): the same master key wrapped under the new export
+        /// key, everything else unchanged (`account::check_password_change`).
+        pub key_bundle: ByteBuf,
     }
 }
 
@@ -308,10 +307,9 @@ body! {
         pub expected_account_revision: u64,
         /// OPAQUE `RegistrationUpload` for the new password.
         pub registration_upload: ByteBuf,
-        /// The new master key wrapped under the new export key.
-        pub wrapped_master_key: ByteBuf,
-        /// The new private keys sealed under the new master key.
-        pub sealed_account_secrets: ByteBuf,
+        /// The new `KeyBundle` (§6.4, §9.4): the new master key wrapped under the new export
+        /// key and the new private keys sealed under it (`account::check_recovery`).
+        pub key_bundle: ByteBuf,
         /// The next identity generation, a `SignedIdentity` (§6).
         pub signed_identity: ByteBuf,
         /// The re-keyed tree, shares and links, a `RecoveryBundle` (§9.4).

@@ -83,7 +83,7 @@ catalogue! {
     RegisterStartResponse => RegisterStartResponse { account_id: AccountId::from_bytes(id(0xa1)), registration_response: b(0x11, 64), expires_at: T0 + 300 },
     RegisterFinishRequest => RegisterFinishRequest {
         account_id: AccountId::from_bytes(id(0xa1)), registration_upload: b(0x12, 192),
-        wrapped_master_key: b(0x13, 104), sealed_account_secrets: b(0x14, 136),
+        key_bundle: b(0x13, 280),
         signed_identity: b(0x15, 180), root_node: b(0x16, 300),
     },
     RegisterFinishResponse => RegisterFinishResponse { account_id: AccountId::from_bytes(id(0xa1)), account_revision: 0 },
@@ -93,7 +93,7 @@ catalogue! {
     LoginFinishResponse => LoginFinishResponse {
         account_id: AccountId::from_bytes(id(0xa1)), session_id: Bytes(id(0xc1)),
         session_token: SessionToken::from_bytes([0x5a; 32]), session_expires_at: T0 + 90 * 86_400,
-        account_revision: 3, wrapped_master_key: b(0x13, 104), sealed_account_secrets: b(0x14, 136),
+        account_revision: 3, key_bundle: b(0x13, 280),
         identity_generation: 0, root_node_id: NodeId::from_bytes(id(0x40)),
     },
     SessionList => SessionList { sessions: vec![
@@ -105,11 +105,11 @@ catalogue! {
     ReauthStartResponse => ReauthStartResponse { reauth_id: Bytes(id(0xb2)), purpose: ReauthPurpose::PasswordChange, credential_response: b(0x18, 320), registration_response: Some(b(0x11, 64)), expires_at: T0 + 300 },
     PasswordChangeFinishRequest => PasswordChangeFinishRequest {
         reauth_id: Bytes(id(0xb2)), credential_finalization: b(0x19, 64), expected_account_revision: 3,
-        registration_upload: b(0x12, 192), wrapped_master_key: b(0x1a, 104),
+        registration_upload: b(0x12, 192), key_bundle: b(0x1a, 280),
     },
     RecoveryFinishRequest => RecoveryFinishRequest {
         reauth_id: Bytes(id(0xb3)), credential_finalization: b(0x19, 64), expected_account_revision: 4,
-        registration_upload: b(0x12, 192), wrapped_master_key: b(0x1b, 104), sealed_account_secrets: b(0x1c, 136),
+        registration_upload: b(0x12, 192), key_bundle: b(0x1b, 280),
         signed_identity: b(0x1d, 250), recovery_bundle: b(0x1e, 600),
     },
     AccountDeleteFinishRequest => AccountDeleteFinishRequest { reauth_id: Bytes(id(0xb4)), credential_finalization: b(0x19, 64), account_id: AccountId::from_bytes(id(0xa1)) },
