@@ -298,7 +298,7 @@ body! {
 
 body! {
     /// `POST /v1/account/recover/finish` request: compromise recovery (§9.4).
-    pub struct RecoveryFinishRequest (type = 113, max = MAX_BULK_BODY) {
+    pub struct RecoveryFinishRequest (type = 113, max = MAX_BULK_BODY, check = check_recovery_finish) {
         /// From `ReauthStartResponse` (purpose recovery).
         pub reauth_id: HandshakeId,
         /// OPAQUE `CredentialFinalization` under the current password.
@@ -312,8 +312,15 @@ body! {
         pub key_bundle: ByteBuf,
         /// The next identity generation, a `SignedIdentity` (§6).
         pub signed_identity: ByteBuf,
-        /// The re-keyed tree, shares and links, a `RecoveryBundle` (§9.4).
-        pub recovery_bundle: ByteBuf,
+        /// The re-keyed tree (§9.4 step 3): every node record of the account's tree, re-keyed
+        /// under the new root node key and signed under the new identity generation, each a
+        /// `SignedNode` (§7), the root first.
+        pub signed_nodes: Vec<ByteBuf>,
+        /// One `RotationBundle` (§9.2) per share the account owns, moving it to a new generation.
+        pub rotations: Vec<ByteBuf>,
+        /// The links the account keeps, each replaced by a re-sealed link (§10.11); every other
+        /// link of the account is revoked.
+        pub links: Vec<LinkReplacement>,
     }
 }
 
@@ -426,4 +433,20 @@ fn check_reauth_response(b: &ReauthStartResponse) -> Result<(), DecodeError> {
 /// A chain has at least generation 0.
 fn check_identity_chain(b: &IdentityChain) -> Result<(), DecodeError> {
     rule(!b.generations.is_empty())
+}
+
+crate::cbor_struct! {
+    /// One link kept through compromise recovery: the old link id and its replacement.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LinkReplacement {
+        /// The link being replaced.
+        pub old_link_id: crate::ids::LinkId,
+        /// The replacement, checked as for `POST /v1/links/{link-id}/rotate` (§11.11.7).
+        pub link: super::LinkParams,
+    }
+}
+
+/// Every link replacement follows the structural rules of `LinkParams`.
+fn check_recovery_finish(b: &RecoveryFinishRequest) -> Result<(), DecodeError> {
+    b.links.iter().try_for_each(|r| r.link.check())
 }

@@ -110,7 +110,8 @@ catalogue! {
     RecoveryFinishRequest => RecoveryFinishRequest {
         reauth_id: Bytes(id(0xb3)), credential_finalization: b(0x19, 64), expected_account_revision: 4,
         registration_upload: b(0x12, 192), key_bundle: b(0x1b, 280),
-        signed_identity: b(0x1d, 250), recovery_bundle: b(0x1e, 600),
+        signed_identity: b(0x1d, 250), signed_nodes: vec![b(0x1e, 300), b(0x1f, 320)], rotations: vec![b(0x65, 900)],
+        links: vec![LinkReplacement { old_link_id: LinkId::from_bytes(id(0x6f)), link: link_params(LinkKind::Folder) }],
     },
     AccountDeleteFinishRequest => AccountDeleteFinishRequest { reauth_id: Bytes(id(0xb4)), credential_finalization: b(0x19, 64), account_id: AccountId::from_bytes(id(0xa1)) },
     AccountUpdated => AccountUpdated { account_revision: 4, identity_generation: 0, sessions_revoked: 1 },
