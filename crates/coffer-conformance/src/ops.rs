@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use coffer_core::encoding::{decode, encode, Bytes};
+use coffer_core::encoding::{decode, encode, ByteBuf, Bytes};
 use coffer_core::ids::{AccountId, LinkId, NodeId, ShareId};
 use coffer_core::primitives::{
     hkdf, hpke_open, hpke_seal, AgreementPublic, AgreementSecret, Argon2Params, SecretKey,
@@ -278,6 +278,15 @@ fn op_cbor_nest(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         return Err(bad("re-encoding differs"));
     }
     Ok(json!({ "depth": nest_depth(&n) }))
+}
+
+fn op_cbor_bytes(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
+    let enc = i.hex("encoded")?;
+    let b: ByteBuf = decode(&enc)?;
+    if encode(&b) != enc {
+        return Err(bad("re-encoding differs"));
+    }
+    Ok(json!({ "bytes": h(b.into_vec()) }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1510,6 +1519,7 @@ pub static OPS: &[OpSpec] = &[
     op!("Base64url", "encoding", "§1.7", in: ["text"], out: ["bytes"], info: [], op_base64url),
     op!("CborDecode", "encoding", "§1.4", in: ["encoded"], out: ["decoded"], info: [], op_cbor_decode),
     op!("CborDecodeNest", "encoding", "§1.2.3", in: ["encoded"], out: ["depth"], info: [], op_cbor_nest),
+    op!("CborDecodeBytes", "encoding", "§1.4", in: ["encoded"], out: ["bytes"], info: [], op_cbor_bytes),
     op!("Hkdf", "primitives", "§2.2", in: ["ikm", "salt", "label", "context", "length"], out: ["info", "okm"], info: [], op_hkdf),
     op!("Ed25519Sign", "primitives", "§2.4.1", in: ["seed", "label", "msg"], out: ["publicKey", "sig", "signedMessage"], info: [], op_ed25519_sign),
     op!("Ed25519Verify", "primitives", "§2.4.3", in: ["publicKey", "label", "msg", "sig"], out: [], info: [], op_ed25519_verify),
