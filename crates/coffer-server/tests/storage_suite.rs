@@ -171,6 +171,7 @@ suite!(
     leftover_temp_files,
     blob_basics,
     orphan_collection,
+    concurrent_revisions,
 );
 
 /// A database written by a newer schema version is refused rather than misread.
