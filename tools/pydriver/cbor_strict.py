@@ -9,6 +9,14 @@ from errors import CofferError
 MAX_DEPTH = 8
 
 
+class NegInt:
+    """A CBOR negative integer (major type 1): well-formed, so walked in step 2, but never a valid
+    field, so rejected at the shape step (§1.4.1 step 4: wrong major type, `malformed`)."""
+
+    def __init__(self, n):
+        self.n = n
+
+
 class Text(bytes):
     """A CBOR text string whose UTF-8 validity is checked at the shape step (§1.4.1 step 4)."""
 
@@ -41,7 +49,9 @@ def encode(v):
 
 
 def _enc(v, out):
-    if v is None:
+    if isinstance(v, NegInt):
+        out += _head(1, v.n)
+    elif v is None:
         out.append(0xF6)
     elif v is True:
         out.append(0xF5)
@@ -105,7 +115,7 @@ def _walk(x, pos, depth):
     if major == 0:
         return n, pos
     if major == 1:
-        _fail("malformed", "negative integer")
+        return NegInt(n), pos
     if major in (2, 3):
         if n > remaining:
             _fail("malformed", "string length beyond the input")
