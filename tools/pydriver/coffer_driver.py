@@ -252,8 +252,11 @@ def op_drop_create(params, inp):
 
 def op_drop_open(params, inp):
     link_id, folder_id = b(inp, "linkId"), b(inp, "folderId")
+    # §10.9.3: step 1 decodes the envelope and step 2 checks its binding before step 3 opens
+    # the drop secret (§10.9.1), then HPKE and the metadata seal.
+    env = links.decode_envelope(b(inp, "envelope"), link_id, folder_id)
     ds = links.open_drop_secret(b(inp, "record"), b(inp, "folderKey"), link_id, folder_id)
-    node_id, node_key, md = links.open_drop(ds, link_id, folder_id, b(inp, "envelope"))
+    node_id, node_key, md = links.open_drop(ds, link_id, folder_id, env)
     return {"dropSecret": ds.hex(), "nodeId": node_id.hex(), "nodeKey": node_key.hex(), "metadata": md.hex()}
 
 

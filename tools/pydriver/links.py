@@ -242,10 +242,17 @@ def open_drop_secret(record_bytes, folder_key, link_id, folder_id):
                     sealed_ds)
 
 
-def open_drop(drop_secret, link_id, folder_id, envelope):
-    e_link, e_folder, node_id, enc, sealed_nk, sealed_md = C.decode(envelope, ENVELOPE_SHAPE, max_len=ENVELOPE_MAX)
-    if e_link != link_id or e_folder != folder_id:
+def decode_envelope(envelope, link_id, folder_id):
+    """§10.9.3 steps 1-2."""
+    env = C.decode(envelope, ENVELOPE_SHAPE, max_len=ENVELOPE_MAX)
+    if env[0] != link_id or env[1] != folder_id:
         raise CofferError("binding-mismatch", "envelope for another link or folder")
+    return env
+
+
+def open_drop(drop_secret, link_id, folder_id, env):
+    """§10.9.3 steps 3 (after the drop secret) and 4; `env` from decode_envelope."""
+    _l, _f, node_id, enc, sealed_nk, sealed_md = env
     aad = drop_context(link_id, folder_id, node_id)
     node_key = hpke_open(drop_secret, enc, drop_info(link_id, folder_id), aad, sealed_nk)
     metadata = seal_open(node_key, "coffer/v1/link/drop-metadata", aad, sealed_md)
