@@ -3,8 +3,9 @@
 //! Properties: `ServerSetup::from_bytes` never panics and accepted bytes re-serialise
 //! identically; `server_registration_start`, `server_registration_finish`, `server_login_start`
 //! (with an arbitrary or absent password file) and `server_login_finish` (with an arbitrary
-//! state) never panic on arbitrary messages; a finalization never authenticates against an
-//! arbitrary state. The client-side finish steps run Argon2id on every call and are exercised by
+//! state) never panic on arbitrary messages; after a `server_login_start` on arbitrary input, no
+//! arbitrary finalization authenticates; against an arbitrary (server-held, so trusted) state, a
+//! finalization that authenticates stops doing so after any single bit flip. The client-side finish steps run Argon2id on every call and are exercised by
 //! the unit tests and vectors instead.
 #![no_main]
 
@@ -68,9 +69,16 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
             }
         }
         _ => {
+            // The login state is the server's own (trusted) data: a state holding the expected
+            // MAC `m` accepts exactly the finalization `m`. Check no other finalization passes.
             let state = ServerLoginState::from_bytes(msg(u, SERVER_LOGIN_STATE_LEN)?);
             let fin = msg(u, CREDENTIAL_FINALIZATION_LEN)?;
-            assert!(server_login_finish(&state, fin).is_err());
+            if server_login_finish(&state, fin).is_ok() {
+                let mut other = fin.to_vec();
+                let i = u.choose_index(other.len())?;
+                other[i] ^= 1 << u.int_in_range(0..=7)?;
+                assert!(server_login_finish(&state, &other).is_err());
+            }
         }
     }
     Ok(())
