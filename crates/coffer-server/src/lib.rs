@@ -30,6 +30,10 @@ use crate::config::Config;
 use crate::http::AppState;
 use crate::store::{BlobStore, MetadataStore};
 
+/// Name of the SQLite metadata database in the data directory.
+pub const METADATA_FILE: &str = "metadata.sqlite";
+/// Name of the blob directory in the data directory.
+pub const BLOB_DIR: &str = "blobs";
 /// Name of the file in the data directory that holds the OPAQUE server setup (0600).
 pub const OPAQUE_SETUP_FILE: &str = "opaque-server-setup";
 
@@ -65,12 +69,17 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError 
 pub async fn open_stores(
     config: &Config,
 ) -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>), ServeError> {
-    // The embedded backends (SQLite + local directory) are mounted here once h-store has
-    // them; until then the server cannot open its data directory.
-    let _ = config;
-    Err(ServeError::Store(
-        "the embedded storage backends are not available in this build".into(),
-    ))
+    let dir = &config.data_dir;
+    let meta = store::sqlite::SqliteMetadataStore::open(
+        dir.join(METADATA_FILE),
+        store::sqlite::SqliteOptions::default(),
+    )
+    .await
+    .map_err(|e| ServeError::Store(format!("metadata database in {}: {e}", dir.display())))?;
+    let blobs = store::local::LocalBlobStore::open(dir.join(BLOB_DIR))
+        .await
+        .map_err(|e| ServeError::Store(format!("blob directory in {}: {e}", dir.display())))?;
+    Ok((Arc::new(meta), Arc::new(blobs)))
 }
 
 /// Loads the OPAQUE server setup from the data directory, creating it (atomically, mode 0600)
