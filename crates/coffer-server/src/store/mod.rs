@@ -51,6 +51,9 @@ pub type HandshakeId = [u8; 16];
 /// A SHA-256 digest (token hashes, verifier hashes, part digests).
 pub type Digest = [u8; 32];
 
+/// The finest granularity with which a backend must record a session's last use.
+pub const LAST_USED_GRANULARITY_SECS: u64 = 60;
+
 /// A boxed error from a backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -221,7 +224,8 @@ pub struct NewAccount {
     pub username: String,
     /// The OPAQUE password file (serialised `ServerRegistration`).
     pub password_file: Vec<u8>,
-    /// The wrapped master key (§6).
+    /// The account's key material: the §6.4 `KeyBundle` bytes (before the spec review: the
+    /// wrapped master key; `sealed_account_secrets` then held the rest and is now empty).
     pub wrapped_master_key: Vec<u8>,
     /// The sealed account secrets (§6).
     pub sealed_account_secrets: Vec<u8>,
@@ -766,8 +770,10 @@ pub trait MetadataStore: Send + Sync {
     /// Creates a session. [`StoreError::AlreadyExists`] on a duplicate id or token hash.
     async fn create_session(&self, session: NewSession) -> StoreResult<()>;
 
-    /// Looks a live session up by token hash and records `now` as its last use. A session is
-    /// live while `now < expires_at` and `now < last_used_at + idle_ttl`; a dead one is deleted.
+    /// Looks a live session up by token hash and records `now` as its last use (a backend may
+    /// skip the write while the recorded last use is less than [`LAST_USED_GRANULARITY_SECS`]
+    /// old; §11.6.4 allows rounding). A session is live while `now < expires_at` and
+    /// `now < last_used_at + idle_ttl`; a dead one is deleted.
     async fn authenticate_session(
         &self,
         token_hash: &Digest,
@@ -966,7 +972,8 @@ pub trait MetadataStore: Send + Sync {
     // ---- links ----------------------------------------------------------------------------
 
     /// Creates a link with `downloads` = 0. [`StoreError::AlreadyExists`] if the id is used;
-    /// [`StoreError::LimitReached`] if the owner already has `max_links` links.
+    /// [`StoreError::LimitReached`] if the owner already has `max_links` links (expired and
+    /// exhausted ones count until revoked: stricter than §11.11.2's "live links").
     async fn create_link(&self, link: LinkWrite, max_links: Option<u64>) -> StoreResult<Link>;
 
     /// A link, whatever its state.
@@ -1125,4 +1132,43 @@ pub fn valid_blob_key(key: &str) -> bool {
 #[must_use]
 pub fn blob_key_for_upload(upload_id: &UploadId) -> String {
     format!("c-{}", hex::encode(upload_id.as_bytes()))
+}
+
+/// What [`collect_orphans`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// Blobs no node, drop or unfinished upload references.
+    pub blobs: u64,
+    /// Part sets of uploads the metadata store no longer has.
+    pub uploads: u64,
+}
+
+/// Deletes blobs and parts no metadata references: the debris of a crash between a metadata
+/// change and the blob deletions it called for, or of a failed blob deletion.
+///
+/// Safe to run while the server serves requests: an upload's row exists before its first part
+/// is written and until after its assembled blob is referenced by a node or drop (the blob key
+/// is derived from the upload id, [`blob_key_for_upload`]), so nothing in flight is an orphan.
+/// A part written concurrently with its upload's deletion may survive one pass; the next one
+/// removes it.
+///
+/// # Errors
+/// The first store error; what was deleted before it stays deleted.
+pub async fn collect_orphans(
+    meta: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+) -> StoreResult<Orphans> {
+    let mut out = Orphans::default();
+    for upload_id in blobs.list_uploads().await? {
+        if !meta.upload_exists(upload_id).await? {
+            blobs.delete_parts(upload_id).await?;
+            out.uploads += 1;
+        }
+    }
+    for key in blobs.list_blobs().await? {
+        if !meta.blob_key_in_use(&key).await? && blobs.delete_blob(&key).await? {
+            out.blobs += 1;
+        }
+    }
+    Ok(out)
 }
