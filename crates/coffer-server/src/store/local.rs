@@ -1,0 +1,1 @@
+//! Local-directory blob store.

@@ -1,0 +1,1 @@
+//! The storage test suite, written against the traits.
