@@ -864,3 +864,35 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Deletes the user's account (fresh OPAQUE proof, §11.6.9).
+pub async fn delete_account(http: &Http, user: &User) {
+    let sid = server_identity();
+    let ids = OpaqueIdentities {
+        user_name: &user.name,
+        server_identity: &sid,
+    };
+    let (state, request) = account::login_start(PASSWORD, &mut OsRng).expect("login start");
+    let start = api::ReauthStartRequest {
+        purpose: api::ReauthPurpose::AccountDeletion,
+        credential_request: ByteBuf::from(request),
+        registration_request: None,
+    };
+    let resp: api::ReauthStartResponse = http
+        .post("/v1/account/delete/start", user.t(), &start)
+        .await
+        .ok(200);
+    let fin = account::login_finish(state, PASSWORD, &resp.credential_response, &ids, &mut OsRng)
+        .expect("login finish");
+    http.post(
+        "/v1/account/delete/finish",
+        user.t(),
+        &api::AccountDeleteFinishRequest {
+            reauth_id: resp.reauth_id,
+            credential_finalization: ByteBuf::from(fin.finalization),
+            account_id: user.account_id,
+        },
+    )
+    .await
+    .empty(204);
+}
