@@ -230,8 +230,111 @@ impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
     }
 }
 
-/// A variable-length byte string, encoded as a CBOR byte string.
-pub type ByteBuf = serde_bytes::ByteBuf;
+/// A variable-length byte string, encoded as a CBOR byte string (major type 2).
+///
+/// Decoding accepts a CBOR byte string only: an array of integers, a text string or anything else
+/// is `malformed` (spec §1.3), never converted. Dereferences to `Vec<u8>`.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ByteBuf(Vec<u8>);
+
+impl ByteBuf {
+    /// An empty byte string.
+    #[must_use]
+    pub fn new() -> Self {
+        ByteBuf(Vec::new())
+    }
+
+    /// The bytes, by value.
+    #[must_use]
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The bytes.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for ByteBuf {
+    fn from(value: Vec<u8>) -> Self {
+        ByteBuf(value)
+    }
+}
+
+impl From<&[u8]> for ByteBuf {
+    fn from(value: &[u8]) -> Self {
+        ByteBuf(value.to_vec())
+    }
+}
+
+impl From<ByteBuf> for Vec<u8> {
+    fn from(value: ByteBuf) -> Self {
+        value.0
+    }
+}
+
+impl core::ops::Deref for ByteBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for ByteBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl AsRef<[u8]> for ByteBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::borrow::Borrow<[u8]> for ByteBuf {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ByteBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("h'")?;
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str("'")
+    }
+}
+
+impl Serialize for ByteBuf {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Accepts a CBOR byte string only (spec §1.3).
+        struct ByteBufVisitor;
+        impl serde::de::Visitor<'_> for ByteBufVisitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+        }
+        d.deserialize_byte_buf(ByteBufVisitor)
+    }
+}
 
 /// Defines a Coffer wire structure encoded as a positional CBOR array.
 ///
@@ -415,6 +518,32 @@ mod tests {
             decode::<Demo>(&[0x5b, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
             Err(DecodeError::Malformed)
         );
+    }
+
+    #[test]
+    fn byte_buf_accepts_only_a_byte_string() {
+        assert_eq!(
+            decode::<ByteBuf>(&[0x43, 1, 2, 3]),
+            Ok(ByteBuf::from(alloc::vec![1, 2, 3]))
+        );
+        // [1, 2, 3] as an array of integers: not a byte string.
+        assert_eq!(
+            decode::<ByteBuf>(&[0x83, 1, 2, 3]),
+            Err(DecodeError::Malformed)
+        );
+        // A text string is not a byte string either.
+        assert_eq!(
+            decode::<ByteBuf>(&[0x61, 0x61]),
+            Err(DecodeError::Malformed)
+        );
+        assert_eq!(decode::<ByteBuf>(&[0x40]), Ok(ByteBuf::new()));
+        let mut d = encode(&demo());
+        // Replace `d` (h'09'*30, the last 32 bytes) by an array of 30 nines.
+        let n = d.len();
+        d.truncate(n - 32);
+        d.extend_from_slice(&[0x98, 30]);
+        d.extend_from_slice(&[9u8; 30]);
+        assert_eq!(decode::<Demo>(&d), Err(DecodeError::Malformed));
     }
 
     #[test]

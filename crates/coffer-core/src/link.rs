@@ -138,15 +138,8 @@ small_enum!(
     }
 );
 
-small_enum!(
-    /// The kind of node a link points to.
-    NodeKind {
-        /// A file.
-        File = 0,
-        /// A folder.
-        Folder = 1,
-    }
-);
+/// The kind of node a link points to: the node kind of spec §7 (folder 0, file 1).
+pub use crate::tree::NodeKind;
 
 // ---------------------------------------------------------------------------------------------
 // The link secret and its derivations
@@ -1052,6 +1045,22 @@ crate::cbor_struct! {
         pub sealed_node_key: Bytes<DROP_NODE_KEY_CT_LEN>,
         /// The node's metadata plaintext (spec §5 encoding), sealed under the node key.
         pub sealed_metadata: ByteBuf,
+    }
+}
+
+impl DropEnvelope {
+    /// Server side (spec §11.11.6, §11.15): decodes an envelope of at most
+    /// [`MAX_DROP_ENVELOPE_LEN`] bytes strictly and checks that it names `link_id` and the link's
+    /// folder `folder_id`. Nothing in it can be verified without the drop secret.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for malformed input; [`Error::Binding`] for another link or folder.
+    pub fn parse_for_link(bytes: &[u8], link_id: LinkId, folder_id: NodeId) -> Result<Self> {
+        let env: DropEnvelope = decode_bounded(bytes, MAX_DROP_ENVELOPE_LEN)?;
+        if env.link_id != link_id || env.folder_id != folder_id {
+            return Err(Error::Binding("drop envelope is for another link"));
+        }
+        Ok(env)
     }
 }
 

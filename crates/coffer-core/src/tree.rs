@@ -32,10 +32,58 @@ pub const LABEL_BACK_CHAIN: &str = "coffer/v1/tree/back-chain";
 /// Label of the author's signature over a node record.
 pub const LABEL_NODE_SIGNATURE: &str = "coffer/v1/tree/node";
 
-/// `kind` of a folder.
+/// `kind` of a folder: the wire value of [`NodeKind::Folder`].
 pub const KIND_FOLDER: u64 = 0;
-/// `kind` of a file.
+/// `kind` of a file: the wire value of [`NodeKind::File`].
 pub const KIND_FILE: u64 = 1;
+
+/// The kind of a node (spec §7.3, `node-kind`): the one file/folder enumeration of the protocol,
+/// also used by links (§10). Encoded as an unsigned integer: folder 0, file 1; any other value is
+/// `invalid-value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// A folder ([`KIND_FOLDER`]).
+    Folder,
+    /// A file ([`KIND_FILE`]).
+    File,
+}
+
+impl NodeKind {
+    /// The wire value.
+    #[must_use]
+    pub fn to_u64(self) -> u64 {
+        match self {
+            NodeKind::Folder => KIND_FOLDER,
+            NodeKind::File => KIND_FILE,
+        }
+    }
+
+    /// Parses the wire value.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidValue`] for a value other than 0 and 1.
+    pub fn from_u64(v: u64) -> core::result::Result<Self, DecodeError> {
+        match v {
+            KIND_FOLDER => Ok(NodeKind::Folder),
+            KIND_FILE => Ok(NodeKind::File),
+            _ => Err(DecodeError::InvalidValue),
+        }
+    }
+}
+
+impl serde::Serialize for NodeKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.serialize_u64(self.to_u64())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NodeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+        let v = <u64 as serde::Deserialize>::deserialize(d)?;
+        NodeKind::from_u64(v)
+            .map_err(|_| serde::de::Error::custom(crate::encoding::ERR_INVALID_VALUE))
+    }
+}
 
 /// Maximum encoded length of a [`SignedNode`]; longer input is rejected before parsing.
 pub const MAX_SIGNED_NODE_LEN: usize = 1 << 20;
@@ -96,7 +144,7 @@ crate::cbor_struct! {
         pub node_id: NodeId,
         /// The parent folder; `None` for the root folder.
         pub parent_id: Option<NodeId>,
-        /// [`KIND_FOLDER`] or [`KIND_FILE`].
+        /// [`KIND_FOLDER`] or [`KIND_FILE`] (the wire values of [`NodeKind`]).
         pub kind: u64,
         /// A folder's key generation (0 at creation); 0 for files.
         pub key_generation: u64,
@@ -309,6 +357,7 @@ impl NodeRecord {
                     || self.metadata_generation != 0
                     || !self.back_chain.is_empty()
                     || !sealed_len_ok(&file.sealed_file_key)
+                    || file.content_revision == 0
                 {
                     return bad;
                 }
@@ -316,6 +365,15 @@ impl NodeRecord {
             _ => return bad,
         }
         Ok(())
+    }
+
+    /// The node's kind.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidValue`] for a `kind` other than folder or file (a record that passed
+    /// [`NodeRecord::check_structure`] never has one).
+    pub fn node_kind(&self) -> Result<NodeKind> {
+        Ok(NodeKind::from_u64(self.kind)?)
     }
 
     /// Whether this is a folder.
@@ -439,6 +497,25 @@ impl NodeRecord {
             signature,
         })
     }
+}
+
+/// Server side (spec §11.15): decodes a signed node record strictly, checks
+/// [`NodeRecord::check_structure`] and the signature under the author key the record names, and
+/// returns the record. The server then checks that `author` is the caller's current identity key
+/// (§6) and reads `node_id`, `parent_id`, `kind`, the revisions and `file`. Clients use
+/// [`verify_node`], which also pins the author and the record's place.
+///
+/// # Errors
+/// [`Error::Decode`] for malformed input, [`Error::InvalidPublicKey`] for an invalid author key,
+/// [`Error::BadSignature`] for a signature that does not verify.
+pub fn verify_node_signature(signed: &[u8]) -> Result<NodeRecord> {
+    let outer: SignedNode = decode_bounded(signed, MAX_SIGNED_NODE_LEN)?;
+    let record: NodeRecord = decode_bounded(&outer.record, MAX_SIGNED_NODE_LEN)?;
+    record.check_structure()?;
+    record
+        .author_key()?
+        .verify(LABEL_NODE_SIGNATURE, &outer.record, &outer.signature.0)?;
+    Ok(record)
 }
 
 /// Verifies a signed node record found at `expected`, written by one of `authors`.
@@ -774,6 +851,39 @@ mod tests {
                 .map(|p| (t.records[p].0.node_id, t.records[p].0.key_generation)),
             key_generation: None,
         }
+    }
+
+    #[test]
+    fn server_verifies_node_signature() {
+        let t = tree(3);
+        for (r, s) in &t.records {
+            assert_eq!(verify_node_signature(s).as_ref(), Ok(r));
+        }
+        let (_, s) = &t.records[3];
+        let mut outer: SignedNode = crate::encoding::decode(s).expect("outer");
+        outer.signature.0[5] ^= 0x10;
+        assert_eq!(
+            verify_node_signature(&encode(&outer)),
+            Err(Error::BadSignature)
+        );
+        // Another key named as author: the signature no longer verifies under it.
+        let mut rec = t.records[3].0.clone();
+        rec.author = Bytes(
+            SigningKey::generate(&mut rand_chacha::ChaCha20Rng::from_seed([9; 32]))
+                .verifying_key()
+                .to_bytes(),
+        );
+        let forged = SignedNode {
+            record: ByteBuf::from(encode(&rec)),
+            signature: outer.signature,
+        };
+        assert!(verify_node_signature(&encode(&forged)).is_err());
+        let mut trailing = s.clone();
+        trailing.push(0);
+        assert!(matches!(
+            verify_node_signature(&trailing),
+            Err(Error::Decode(_))
+        ));
     }
 
     #[test]

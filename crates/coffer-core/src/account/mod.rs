@@ -54,6 +54,8 @@ pub const LABEL_MASTER_KEY: &str = "coffer/v1/account/master-key";
 pub const LABEL_SECRETS: &str = "coffer/v1/account/secrets";
 /// Label of the account-deletion proof derived from a fresh session key (spec §9.5).
 pub const LABEL_DELETE: &str = "coffer/v1/account/delete";
+/// HKDF label of the key that seals the owner's link entries (spec §6.3, §10.10).
+pub const LABEL_LINK_ENTRIES: &str = "coffer/v1/account/link-entries";
 
 /// Maximum length of the sealed account secrets in a key bundle.
 pub const MAX_SEALED_SECRETS_LEN: usize = 512;
@@ -191,6 +193,19 @@ pub struct AccountSecrets {
 #[must_use]
 pub fn derive_kek(export_key: &ExportKey, account_id: &AccountId) -> SecretKey {
     primitives::derive_key(export_key.expose(), &[], LABEL_KEK, account_id.as_bytes())
+}
+
+/// The key that seals the account's owner link entries (spec §6.3, §10.10):
+/// `HKDF-SHA-256(ikm = master_key, salt = "", info = "coffer/v1/account/link-entries" || 0x00 ||
+/// account_id)`. It changes with the master key (compromise recovery re-seals the entries).
+#[must_use]
+pub fn link_entries_key(master_key: &MasterKey, account_id: &AccountId) -> SecretKey {
+    primitives::derive_key(
+        master_key.key.expose(),
+        &[],
+        LABEL_LINK_ENTRIES,
+        account_id.as_bytes(),
+    )
 }
 
 fn master_key_aad(account_id: &AccountId, generation: u64) -> Vec<u8> {

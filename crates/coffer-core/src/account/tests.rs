@@ -1089,3 +1089,28 @@ fn identity_elements_and_reflections_are_rejected() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn link_entries_key_is_bound_to_master_key_and_account() {
+    let mk = MasterKey {
+        key: crate::primitives::SecretKey::from_bytes([7; 32]),
+        generation: 0,
+    };
+    let a = AccountId::from_bytes([1; 16]);
+    let k = link_entries_key(&mk, &a);
+    let want =
+        crate::primitives::derive_key(&[7; 32], &[], "coffer/v1/account/link-entries", &[1; 16]);
+    assert_eq!(k.expose(), want.expose());
+    assert_ne!(
+        k.expose(),
+        link_entries_key(&mk, &AccountId::from_bytes([2; 16])).expose()
+    );
+    let mk2 = MasterKey {
+        key: crate::primitives::SecretKey::from_bytes([8; 32]),
+        generation: 1,
+    };
+    assert_ne!(k.expose(), link_entries_key(&mk2, &a).expose());
+    // Domain-separated from the KEK derivation of the same input.
+    let kek = crate::primitives::derive_key(&[7; 32], &[], LABEL_KEK, &[1; 16]);
+    assert_ne!(k.expose(), kek.expose());
+}

@@ -137,10 +137,9 @@ body! {
         pub account_id: AccountId,
         /// OPAQUE `RegistrationUpload` (§6).
         pub registration_upload: ByteBuf,
-        /// The master key wrapped under the OPAQUE export key (§6).
-        pub wrapped_master_key: ByteBuf,
-        /// The account's private keys sealed under the master key (§6).
-        pub sealed_account_secrets: ByteBuf,
+        /// The account's `KeyBundle` (§6.4): the master key wrapped under the OPAQUE export key
+        /// and the account's private keys sealed under the master key.
+        pub key_bundle: ByteBuf,
         /// Identity generation 0, a `SignedIdentity` (§6).
         pub signed_identity: ByteBuf,
         /// The root folder's first record, a `SignedNode` (§7).
@@ -205,10 +204,9 @@ body! {
         pub session_expires_at: u64,
         /// The account revision.
         pub account_revision: u64,
-        /// The master key wrapped under the OPAQUE export key (§6).
-        pub wrapped_master_key: ByteBuf,
-        /// The account's private keys sealed under the master key (§6).
-        pub sealed_account_secrets: ByteBuf,
+        /// The account's `KeyBundle` (§6.4): the master key wrapped under the OPAQUE export key
+        /// and the account's private keys sealed under the master key.
+        pub key_bundle: ByteBuf,
         /// The current identity generation.
         pub identity_generation: u64,
         /// The root folder.
@@ -292,14 +290,15 @@ body! {
         pub expected_account_revision: u64,
         /// OPAQUE `RegistrationUpload` for the new password.
         pub registration_upload: ByteBuf,
-        /// The same master key, wrapped under the new export key (§9.1).
-        pub wrapped_master_key: ByteBuf,
+        /// The new `KeyBundle` (§6.4, §9.1): the same master key wrapped under the new export
+        /// key, everything else unchanged (`account::check_password_change`).
+        pub key_bundle: ByteBuf,
     }
 }
 
 body! {
     /// `POST /v1/account/recover/finish` request: compromise recovery (§9.4).
-    pub struct RecoveryFinishRequest (type = 113, max = MAX_BULK_BODY) {
+    pub struct RecoveryFinishRequest (type = 113, max = MAX_BULK_BODY, check = check_recovery_finish) {
         /// From `ReauthStartResponse` (purpose recovery).
         pub reauth_id: HandshakeId,
         /// OPAQUE `CredentialFinalization` under the current password.
@@ -308,14 +307,20 @@ body! {
         pub expected_account_revision: u64,
         /// OPAQUE `RegistrationUpload` for the new password.
         pub registration_upload: ByteBuf,
-        /// The new master key wrapped under the new export key.
-        pub wrapped_master_key: ByteBuf,
-        /// The new private keys sealed under the new master key.
-        pub sealed_account_secrets: ByteBuf,
+        /// The new `KeyBundle` (§6.4, §9.4): the new master key wrapped under the new export
+        /// key and the new private keys sealed under it (`account::check_recovery`).
+        pub key_bundle: ByteBuf,
         /// The next identity generation, a `SignedIdentity` (§6).
         pub signed_identity: ByteBuf,
-        /// The re-keyed tree, shares and links, a `RecoveryBundle` (§9.4).
-        pub recovery_bundle: ByteBuf,
+        /// The re-keyed tree (§9.4 step 3): every node record of the account's tree, re-keyed
+        /// under the new root node key and signed under the new identity generation, each a
+        /// `SignedNode` (§7), the root first.
+        pub signed_nodes: Vec<ByteBuf>,
+        /// One `RotationBundle` (§9.2) per share the account owns, moving it to a new generation.
+        pub rotations: Vec<ByteBuf>,
+        /// The links the account keeps, each replaced by a re-sealed link (§10.11); every other
+        /// link of the account is revoked.
+        pub links: Vec<LinkReplacement>,
     }
 }
 
@@ -428,4 +433,20 @@ fn check_reauth_response(b: &ReauthStartResponse) -> Result<(), DecodeError> {
 /// A chain has at least generation 0.
 fn check_identity_chain(b: &IdentityChain) -> Result<(), DecodeError> {
     rule(!b.generations.is_empty())
+}
+
+crate::cbor_struct! {
+    /// One link kept through compromise recovery: the old link id and its replacement.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LinkReplacement {
+        /// The link being replaced.
+        pub old_link_id: crate::ids::LinkId,
+        /// The replacement, checked as for `POST /v1/links/{link-id}/rotate` (§11.11.7).
+        pub link: super::LinkParams,
+    }
+}
+
+/// Every link replacement follows the structural rules of `LinkParams`.
+fn check_recovery_finish(b: &RecoveryFinishRequest) -> Result<(), DecodeError> {
+    b.links.iter().try_for_each(|r| r.link.check())
 }

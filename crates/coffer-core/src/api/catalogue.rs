@@ -73,9 +73,8 @@ fn link_params(kind: LinkKind) -> LinkParams {
         link_record: b(0x71, 120),
         owner_entry: b(0x72, 140),
         verifier_hash: (kind != LinkKind::Drop).then_some(Bytes([0x73; 32])),
-        drop_secret_hash: (kind == LinkKind::Drop).then_some(Bytes([0x74; 32])),
         expires_at: Some(T0 + 7 * 86_400),
-        max_downloads: (kind != LinkKind::Drop).then_some(10),
+        max_downloads: Some(10),
     }
 }
 
@@ -84,7 +83,7 @@ catalogue! {
     RegisterStartResponse => RegisterStartResponse { account_id: AccountId::from_bytes(id(0xa1)), registration_response: b(0x11, 64), expires_at: T0 + 300 },
     RegisterFinishRequest => RegisterFinishRequest {
         account_id: AccountId::from_bytes(id(0xa1)), registration_upload: b(0x12, 192),
-        wrapped_master_key: b(0x13, 104), sealed_account_secrets: b(0x14, 136),
+        key_bundle: b(0x13, 280),
         signed_identity: b(0x15, 180), root_node: b(0x16, 300),
     },
     RegisterFinishResponse => RegisterFinishResponse { account_id: AccountId::from_bytes(id(0xa1)), account_revision: 0 },
@@ -94,7 +93,7 @@ catalogue! {
     LoginFinishResponse => LoginFinishResponse {
         account_id: AccountId::from_bytes(id(0xa1)), session_id: Bytes(id(0xc1)),
         session_token: SessionToken::from_bytes([0x5a; 32]), session_expires_at: T0 + 90 * 86_400,
-        account_revision: 3, wrapped_master_key: b(0x13, 104), sealed_account_secrets: b(0x14, 136),
+        account_revision: 3, key_bundle: b(0x13, 280),
         identity_generation: 0, root_node_id: NodeId::from_bytes(id(0x40)),
     },
     SessionList => SessionList { sessions: vec![
@@ -106,12 +105,13 @@ catalogue! {
     ReauthStartResponse => ReauthStartResponse { reauth_id: Bytes(id(0xb2)), purpose: ReauthPurpose::PasswordChange, credential_response: b(0x18, 320), registration_response: Some(b(0x11, 64)), expires_at: T0 + 300 },
     PasswordChangeFinishRequest => PasswordChangeFinishRequest {
         reauth_id: Bytes(id(0xb2)), credential_finalization: b(0x19, 64), expected_account_revision: 3,
-        registration_upload: b(0x12, 192), wrapped_master_key: b(0x1a, 104),
+        registration_upload: b(0x12, 192), key_bundle: b(0x1a, 280),
     },
     RecoveryFinishRequest => RecoveryFinishRequest {
         reauth_id: Bytes(id(0xb3)), credential_finalization: b(0x19, 64), expected_account_revision: 4,
-        registration_upload: b(0x12, 192), wrapped_master_key: b(0x1b, 104), sealed_account_secrets: b(0x1c, 136),
-        signed_identity: b(0x1d, 250), recovery_bundle: b(0x1e, 600),
+        registration_upload: b(0x12, 192), key_bundle: b(0x1b, 280),
+        signed_identity: b(0x1d, 250), signed_nodes: vec![b(0x1e, 300), b(0x1f, 320)], rotations: vec![b(0x65, 900)],
+        links: vec![LinkReplacement { old_link_id: LinkId::from_bytes(id(0x6f)), link: link_params(LinkKind::Folder) }],
     },
     AccountDeleteFinishRequest => AccountDeleteFinishRequest { reauth_id: Bytes(id(0xb4)), credential_finalization: b(0x19, 64), account_id: AccountId::from_bytes(id(0xa1)) },
     AccountUpdated => AccountUpdated { account_revision: 4, identity_generation: 0, sessions_revoked: 1 },
@@ -123,7 +123,7 @@ catalogue! {
     IdentityAppendRequest => IdentityAppendRequest { expected_generation: 0, signed_identity: b(0x1d, 250) },
     IdentityChain => IdentityChain { account_id: AccountId::from_bytes(id(0xa1)), generations: vec![b(0x15, 180), b(0x1d, 250)] },
     NodeCreateRequest => NodeCreateRequest { signed_node: b(0x41, 300) },
-    NodeRecord => NodeRecord { signed_node: b(0x41, 300) },
+    NodeResponse => NodeResponse { signed_node: b(0x41, 300) },
     NodeList => NodeList { parent_id: NodeId::from_bytes(id(0x40)), records: vec![b(0x42, 280), b(0x43, 310)], next_cursor: Some(b(0x44, 16)) },
     NodeUpdateRequest => NodeUpdateRequest { expected_revision: 7, signed_node: b(0x45, 300) },
     NodeDeleteRequest => NodeDeleteRequest { expected_revision: 8 },
@@ -145,7 +145,7 @@ catalogue! {
         grants: vec![GrantEntry { member: AccountId::from_bytes(id(0xa2)), grant: b(0x62, 200) }],
         node_records: vec![b(0x67, 310)],
     },
-    ShareRecord => ShareRecord { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300), departed: vec![AccountId::from_bytes(id(0xa3))] },
+    ShareResponse => ShareResponse { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300), departed: vec![AccountId::from_bytes(id(0xa3))] },
     ShareList => ShareList {
         owned: vec![ShareEntry { share_id: ShareId::from_bytes(id(0x60)), revision: 2, signed_share: b(0x63, 300) }],
         member_of: vec![],
@@ -161,17 +161,17 @@ catalogue! {
     LinkCreated => LinkCreated { link_id: LinkId::from_bytes(id(0x70)), created_at: T0 },
     LinkList => LinkList { links: vec![LinkEntry {
         link_id: LinkId::from_bytes(id(0x70)), node_id: NodeId::from_bytes(id(0x40)), kind: LinkKind::Folder, created_at: T0,
-        expires_at: None, max_downloads: Some(5), downloads: 2, password: true, owner_entry: b(0x72, 140),
+        expires_at: None, max_downloads: Some(5), downloads: 2, password: true, link_record: b(0x71, 120), owner_entry: b(0x72, 140),
     }] },
     LinkRotateRequest => LinkRotateRequest { link: link_params(LinkKind::Drop) },
     LinkResolved => LinkResolved {
-        link_id: LinkId::from_bytes(id(0x70)), kind: LinkKind::File, link_record: b(0x71, 120), node: Some(b(0x41, 300)),
+        link_id: LinkId::from_bytes(id(0x70)), kind: LinkKind::File, password: None, link_record: Some(b(0x71, 120)), node: Some(b(0x41, 300)),
         expires_at: Some(T0 + 7 * 86_400), downloads_remaining: Some(8),
     },
     LinkUnlockRequest => LinkUnlockRequest { verifier: LinkVerifier::from_bytes([0x75; 32]) },
     LinkUnlocked => LinkUnlocked { access_token: LinkAccessToken::from_bytes([0x76; 32]), expires_at: T0 + 3600 },
-    DropCreateRequest => DropCreateRequest { drop_secret: DropSecret::from_bytes([0x77; 32]), drop_envelope: b(0x78, 180), total_length: 70_000, part_size: MIN_PART_SIZE },
+    DropCreateRequest => DropCreateRequest { drop_envelope: b(0x78, 180), total_length: 70_000, part_size: MIN_PART_SIZE },
     DropList => DropList { drops: vec![DropInfo {
-        drop_id: UploadId::from_bytes(id(0x52)), link_id: LinkId::from_bytes(id(0x70)), created_at: T0, total_length: 70_000, drop_envelope: b(0x78, 180),
+        drop_id: UploadId::from_bytes(id(0x52)), link_id: LinkId::from_bytes(id(0x70)), created_at: T0, total_length: 70_000, drop_envelope: b(0x78, 180), link_record: b(0x71, 120),
     }] },
 }

@@ -102,9 +102,9 @@ endpoints! {
     "POST" "/v1/account/delete/finish", SessionAndProof, B("AccountDeleteFinishRequest") => [204] E;
     "GET" "/v1/identities/{account-id}", None, E => [200] B("IdentityChain");
     "PUT" "/v1/identities/{account-id}", SessionOfAccount, B("IdentityAppendRequest") => [200] B("IdentityChain");
-    "GET" "/v1/root", Session, E => [200] B("NodeRecord");
+    "GET" "/v1/root", Session, E => [200] B("NodeResponse");
     "POST" "/v1/nodes", Session, B("NodeCreateRequest") => [201] B("NodeWritten");
-    "GET" "/v1/nodes/{node-id}", Session, E => [200] B("NodeRecord");
+    "GET" "/v1/nodes/{node-id}", Session, E => [200] B("NodeResponse");
     "GET" "/v1/nodes/{node-id}/children", Session, E => [200] B("NodeList");
     "PUT" "/v1/nodes/{node-id}", Session, B("NodeUpdateRequest") => [200] B("NodeWritten");
     "DELETE" "/v1/nodes/{node-id}", Session, B("NodeDeleteRequest") => [200] B("NodeDeleted");
@@ -116,7 +116,7 @@ endpoints! {
     "DELETE" "/v1/uploads/{upload-id}", Session, E => [204] E;
     "POST" "/v1/shares", Session, B("ShareCreateRequest") => [201] B("ShareUpdated");
     "GET" "/v1/shares", Session, E => [200] B("ShareList");
-    "GET" "/v1/shares/{share-id}", Session, E => [200] B("ShareRecord");
+    "GET" "/v1/shares/{share-id}", Session, E => [200] B("ShareResponse");
     "DELETE" "/v1/shares/{share-id}", Session, B("ShareDeleteRequest") => [204] E;
     "POST" "/v1/shares/{share-id}/members", Session, B("MemberAddRequest") => [200] B("ShareUpdated");
     "DELETE" "/v1/shares/{share-id}/members/{account-id}", Session, B("MemberRemoveRequest") => [200] B("ShareUpdated");
@@ -132,7 +132,7 @@ endpoints! {
     "GET" "/v1/l/{link-id}", Link, E => [200] B("LinkResolved");
     "POST" "/v1/l/{link-id}/unlock", None, B("LinkUnlockRequest") => [200] B("LinkUnlocked");
     "GET" "/v1/l/{link-id}/content", Link, E => [200, 206] O;
-    "GET" "/v1/l/{link-id}/nodes/{node-id}", Link, E => [200] B("NodeRecord");
+    "GET" "/v1/l/{link-id}/nodes/{node-id}", Link, E => [200] B("NodeResponse");
     "GET" "/v1/l/{link-id}/nodes/{node-id}/children", Link, E => [200] B("NodeList");
     "GET" "/v1/l/{link-id}/nodes/{node-id}/content", Link, E => [200, 206] O;
     "POST" "/v1/l/{link-id}/drops", Link, B("DropCreateRequest") => [201] B("UploadStatus");

@@ -2,11 +2,12 @@
 
 use alloc::vec::Vec;
 
-use super::token::{DropSecret, LinkAccessToken, LinkVerifier};
+use super::token::{LinkAccessToken, LinkVerifier};
 use super::{body, wire_enum, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SMALL_BODY};
 use crate::encoding::{ByteBuf, Bytes};
 use crate::error::DecodeError;
 use crate::ids::{LinkId, NodeId, UploadId};
+use crate::link::LinkPassword;
 
 wire_enum! {
     /// What a link gives its holder (spec §11.11.1).
@@ -34,13 +35,12 @@ crate::cbor_struct! {
         pub link_record: ByteBuf,
         /// The `OwnerLinkEntry` (§10), served to the owner only.
         pub owner_entry: ByteBuf,
-        /// `SHA-256(verifier)` of the link password verifier (§10), or null without a password.
+        /// `SHA-256(verifier)` of the link password verifier (§10.2), or null without a
+        /// password; present exactly when the record has a `password` part.
         pub verifier_hash: Option<Bytes<32>>,
-        /// `SHA-256(drop secret)` (§10); present iff kind is drop.
-        pub drop_secret_hash: Option<Bytes<32>>,
         /// Expiry time, or null.
         pub expires_at: Option<u64>,
-        /// Download limit (at least 1), or null; null for a drop link.
+        /// Download limit (at least 1; for a drop link, a limit on accepted drops), or null.
         pub max_downloads: Option<u64>,
     }
 }
@@ -65,6 +65,9 @@ crate::cbor_struct! {
         pub downloads: u64,
         /// Whether a password is required.
         pub password: bool,
+        /// The `LinkRecord` (§10); for a drop link its `drop` part holds the drop secret sealed
+        /// under the folder key (§10.9.1), which opens the link's drops.
+        pub link_record: ByteBuf,
         /// The `OwnerLinkEntry` (§10).
         pub owner_entry: ByteBuf,
     }
@@ -84,6 +87,9 @@ crate::cbor_struct! {
         pub total_length: u64,
         /// The `DropEnvelope` (§10).
         pub drop_envelope: ByteBuf,
+        /// The drop link's `LinkRecord` (§10), whose `drop` part holds the drop secret sealed
+        /// under the folder key (§10.9.1): any member with that folder key opens the drop.
+        pub link_record: ByteBuf,
     }
 }
 
@@ -122,15 +128,20 @@ body! {
 }
 
 body! {
-    /// `GET /v1/l/{link-id}` response.
+    /// `GET /v1/l/{link-id}` response. For a password link requested without a valid link
+    /// access token (spec §11.11.3) the server sends only `password` (to compute the verifier),
+    /// kind and expiry: `link_record` and `node` are null until the link is unlocked.
     pub struct LinkResolved (type = 164, max = MAX_RECORD_BODY, check = check_link_resolved) {
         /// The link.
         pub link_id: LinkId,
         /// Its kind.
         pub kind: LinkKind,
-        /// The `LinkRecord` (§10).
-        pub link_record: ByteBuf,
-        /// The target's `SignedNode` (§7); null for a drop link.
+        /// The record's `password` part (Argon2id cost and salt, §10.4.2), or null for a link
+        /// without a password.
+        pub password: Option<LinkPassword>,
+        /// The `LinkRecord` (§10); null exactly for a locked password link.
+        pub link_record: Option<ByteBuf>,
+        /// The target's `SignedNode` (§7); null for a drop link and for a locked password link.
         pub node: Option<ByteBuf>,
         /// Expiry time, or null.
         pub expires_at: Option<u64>,
@@ -158,10 +169,9 @@ body! {
 }
 
 body! {
-    /// `POST /v1/l/{link-id}/drops` request: start an anonymous upload to a drop link.
+    /// `POST /v1/l/{link-id}/drops` request: start an anonymous upload to a drop link (authorized
+    /// by the link id, plus the link access token for a password link).
     pub struct DropCreateRequest (type = 167, max = MAX_RECORD_BODY) {
-        /// The drop secret (§10).
-        pub drop_secret: DropSecret,
         /// The `DropEnvelope` (§10).
         pub drop_envelope: ByteBuf,
         /// Exact ciphertext length.
@@ -187,25 +197,37 @@ fn rule(ok: bool) -> Result<(), DecodeError> {
     }
 }
 
-/// A download limit is at least 1 and exists only for reading links.
-fn limit_ok(kind: LinkKind, max_downloads: Option<u64>) -> bool {
-    !matches!(
-        (kind, max_downloads),
-        (_, Some(0)) | (LinkKind::Drop, Some(_))
-    )
+/// A download limit is at least 1 (for a drop link it counts accepted drops, spec §10.8).
+fn limit_ok(max_downloads: Option<u64>) -> bool {
+    max_downloads != Some(0)
 }
 
 impl LinkParams {
-    /// The structural rules of spec §11.11.1: a drop secret hash iff the link is a drop link;
-    /// a download limit of at least 1, and none on a drop link.
+    /// The structural rules of spec §11.11.1: a download limit, if any, of at least 1. (That the record agrees with these fields is checked with
+    /// [`crate::link::LinkRecord::validate_for_storage`] and [`LinkParams::matches_record`].)
     ///
     /// # Errors
     /// [`DecodeError::InvalidValue`] when a rule is broken.
     pub fn check(&self) -> Result<(), DecodeError> {
-        rule(
-            self.drop_secret_hash.is_some() == (self.kind == LinkKind::Drop)
-                && limit_ok(self.kind, self.max_downloads),
-        )
+        rule(limit_ok(self.max_downloads))
+    }
+
+    /// Server side (spec §11.11.2): whether the link record's plaintext fields agree with these
+    /// parameters: same link id, node id, expiry and download limit; `kind` 2 exactly for an
+    /// upload-only record; a verifier hash exactly when the record has a password.
+    #[must_use]
+    pub fn matches_record(&self, record: &crate::link::LinkRecord) -> bool {
+        use crate::link::Permission;
+        let kind_ok = match record.permission {
+            Permission::Read => self.kind != LinkKind::Drop,
+            Permission::UploadOnly => self.kind == LinkKind::Drop,
+        };
+        kind_ok
+            && record.link_id == self.link_id
+            && record.node_id == self.node_id
+            && record.expires_at == self.expires_at
+            && record.max_downloads == self.max_downloads
+            && record.password.is_some() == self.verifier_hash.is_some()
     }
 }
 
@@ -219,11 +241,13 @@ fn check_link_rotate(b: &LinkRotateRequest) -> Result<(), DecodeError> {
 
 /// Every entry's limit follows the rules of `LinkParams`.
 fn check_link_list(b: &LinkList) -> Result<(), DecodeError> {
-    rule(b.links.iter().all(|l| limit_ok(l.kind, l.max_downloads)))
+    rule(b.links.iter().all(|l| limit_ok(l.max_downloads)))
 }
 
-/// A drop link has no node and no download count; a reading link has its node.
+/// A drop link has no node; an unlocked reading link has its node; a
+/// record is absent only for a locked password link, which then carries no node either.
 fn check_link_resolved(b: &LinkResolved) -> Result<(), DecodeError> {
     let drop = b.kind == LinkKind::Drop;
-    rule(b.node.is_none() == drop && !(drop && b.downloads_remaining.is_some()))
+    let locked = b.link_record.is_none();
+    rule((!locked || b.password.is_some()) && b.node.is_none() == (drop || locked))
 }

@@ -9,8 +9,8 @@
 //! Each body implements [`Body`], whose [`Body::from_bytes`] enforces the body's size limit
 //! *before* parsing and the strict decoding of spec §1.3 after. Errors are RFC 9457 problem
 //! details ([`Problem`], [`ProblemKind`]). Bearer credentials ([`SessionToken`],
-//! [`LinkAccessToken`]) and the secrets an anonymous link user presents ([`LinkVerifier`],
-//! [`DropSecret`]) are zeroized, compared in constant time and never printed. [`upload`] holds the
+//! [`LinkAccessToken`]) and the secret an anonymous link user presents ([`LinkVerifier`]) are
+//! zeroized, compared in constant time and never printed. [`upload`] holds the
 //! arithmetic of resumable uploads and of HTTP byte ranges, which client and server must agree on
 //! exactly.
 
@@ -39,7 +39,7 @@ pub use links::*;
 pub use nodes::*;
 pub use problem::{Problem, ProblemKind, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE};
 pub use shares::*;
-pub use token::{DropSecret, LinkAccessToken, LinkVerifier, SessionToken, TOKEN_LEN};
+pub use token::{LinkAccessToken, LinkVerifier, SessionToken, TOKEN_LEN};
 pub use upload::ByteRange;
 
 /// The path prefix of every versioned endpoint.
@@ -49,9 +49,10 @@ pub const CBOR_CONTENT_TYPE: &str = "application/cbor";
 /// The media type of content parts and content downloads (ciphertext).
 pub const OCTET_STREAM_CONTENT_TYPE: &str = "application/octet-stream";
 
-/// Size of one content chunk on the wire (spec §4): 65 536 bytes of plaintext plus a 16-byte
-/// Poly1305 tag. Upload part sizes are whole multiples of it (spec §11.9.1).
-pub const CONTENT_CHUNK_STRIDE: u64 = 65_536 + 16;
+/// Size of one content chunk on the wire (spec §4): [`crate::content::ENCRYPTED_CHUNK_LEN`],
+/// 65 536 bytes of plaintext plus a 16-byte Poly1305 tag. Upload part sizes are whole multiples
+/// of it (spec §11.9.1).
+pub const CONTENT_CHUNK_STRIDE: u64 = crate::content::ENCRYPTED_CHUNK_LEN as u64;
 /// The smallest permitted upload part size: 16 chunks (about 1 MiB).
 pub const MIN_PART_SIZE: u64 = 16 * CONTENT_CHUNK_STRIDE;
 /// The part size clients SHOULD use: 128 chunks, 8 390 656 bytes (8 MiB of plaintext).

@@ -19,7 +19,7 @@ body! {
 
 body! {
     /// `GET /v1/nodes/{node-id}`, `GET /v1/root` and link node responses.
-    pub struct NodeRecord (type = 126, max = MAX_RECORD_BODY) {
+    pub struct NodeResponse (type = 126, max = MAX_RECORD_BODY) {
         /// The node's current record, a `SignedNode` (§7), byte for byte as its author sent it.
         pub signed_node: ByteBuf,
     }

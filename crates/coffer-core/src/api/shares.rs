@@ -61,7 +61,7 @@ body! {
 
 body! {
     /// `GET /v1/shares/{share-id}` response.
-    pub struct ShareRecord (type = 146, max = MAX_RECORD_BODY) {
+    pub struct ShareResponse (type = 146, max = MAX_RECORD_BODY) {
         /// The share.
         pub share_id: ShareId,
         /// The share revision: 0 at creation, +1 for every accepted change.

@@ -428,10 +428,6 @@ fn tokens_are_secret_and_strict() {
         Err(DecodeError::InvalidText)
     );
     assert_eq!(alloc::format!("{v:?}"), "LinkVerifier(<redacted>)");
-    assert_eq!(
-        alloc::format!("{:?}", DropSecret::from_bytes([2; 32])),
-        "DropSecret(<redacted>)"
-    );
     let t = LinkAccessToken::generate(&mut rng);
     assert_eq!(
         LinkAccessToken::from_header(&t.to_header().expect("header")),
@@ -567,16 +563,14 @@ proptest! {
     }
 
     #[test]
-    fn link_params_round_trip_iff_structurally_valid(kind in 0u64..3, exp in proptest::option::of(any::<u64>()), max in proptest::option::of(0u64..4), vh in proptest::option::of(any::<[u8; 32]>()), dh in proptest::option::of(any::<[u8; 32]>()), rec in arb_bytes(200)) {
+    fn link_params_round_trip_iff_structurally_valid(kind in 0u64..3, exp in proptest::option::of(any::<u64>()), max in proptest::option::of(0u64..4), vh in proptest::option::of(any::<[u8; 32]>()), rec in arb_bytes(200)) {
         let kind = LinkKind::from_code(kind).expect("in range");
         let v = LinkCreateRequest { link: LinkParams {
             link_id: crate::ids::LinkId::from_bytes([1; 16]), node_id: NodeId::from_bytes([2; 16]),
             kind, link_record: rec.clone(), owner_entry: rec,
-            verifier_hash: vh.map(Bytes), drop_secret_hash: dh.map(Bytes), expires_at: exp, max_downloads: max,
+            verifier_hash: vh.map(Bytes), expires_at: exp, max_downloads: max,
         } };
-        let valid = dh.is_some() == (kind == LinkKind::Drop)
-            && max != Some(0)
-            && !(kind == LinkKind::Drop && max.is_some());
+        let valid = max != Some(0);
         prop_assert_eq!(v.link.check().is_ok(), valid);
         let enc = v.to_bytes();
         let want = if valid { Ok(v) } else { Err(DecodeError::InvalidValue) };
@@ -699,21 +693,34 @@ fn structural_rules_are_enforced() {
     rejects(&v);
 
     let mut v: LinkRotateRequest = example();
-    v.link.drop_secret_hash = None;
+    v.link.max_downloads = Some(0);
     rejects(&v);
     let mut v: LinkList = example();
     v.links[0].max_downloads = Some(0);
     rejects(&v);
     v.links[0].kind = LinkKind::Drop;
     v.links[0].max_downloads = Some(3);
-    rejects(&v);
+    assert!(LinkList::from_bytes(&v.to_bytes()).is_ok());
     let mut v: LinkResolved = example();
     v.node = None;
     rejects(&v);
     v.kind = LinkKind::Drop;
-    rejects(&v);
-    v.downloads_remaining = None;
     assert!(LinkResolved::from_bytes(&v.to_bytes()).is_ok());
+    // A locked password link: password part, no record, no node.
+    let mut v: LinkResolved = example();
+    v.link_record = None;
+    rejects(&v); // no password part, and a node
+    v.node = None;
+    rejects(&v); // no password part
+    v.password = Some(crate::link::LinkPassword {
+        m_kib: 19_456,
+        t: 2,
+        p: 1,
+        salt: Bytes([7; 16]),
+    });
+    assert!(LinkResolved::from_bytes(&v.to_bytes()).is_ok());
+    v.node = Some(ByteBuf::from(alloc::vec![1u8; 8]));
+    rejects(&v); // a node without the record
 }
 
 #[test]
@@ -807,7 +814,7 @@ fn routing() {
     assert!(Endpoint::route("GET", "/v1/nodes//content").is_none());
     assert!(Endpoint::route("GET", "/v1/nodes/x/content/").is_none());
     let (e, _) = Endpoint::route("GET", "/v1/root").expect("routes");
-    assert_eq!(e.response, Payload::Body("NodeRecord"));
+    assert_eq!(e.response, Payload::Body("NodeResponse"));
     // Templates are unambiguous: no concrete path matches two endpoints.
     for a in ENDPOINTS {
         let concrete: String = a

@@ -167,9 +167,3 @@ secret32!(
     LinkVerifier,
     None
 );
-secret32!(
-    /// An upload-only link's drop secret (spec §10), presented in `DropCreateRequest`; the server
-    /// stores only its SHA-256 hash (`drop-secret-hash`).
-    DropSecret,
-    None
-);

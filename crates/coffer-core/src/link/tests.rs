@@ -647,6 +647,30 @@ fn upload_only_links_and_drops() {
     assert_eq!(got.node_id, upload.node_id);
     assert_eq!(got.node_key, upload.node_key);
     assert_eq!(got.metadata.as_slice(), b"metadata bytes");
+    // Server side: the envelope is well-formed and names this link and folder.
+    let env = DropEnvelope::parse_for_link(&upload.envelope, rec.link_id, rec.node_id)
+        .expect("server parse");
+    assert_eq!(env.node_id, upload.node_id);
+    assert_eq!(
+        err(DropEnvelope::parse_for_link(
+            &upload.envelope,
+            rec.link_id,
+            upload.node_id
+        ))
+        .class(),
+        "binding-mismatch"
+    );
+    let mut trailing = upload.envelope.clone();
+    trailing.push(0);
+    assert_eq!(
+        err(DropEnvelope::parse_for_link(
+            &trailing,
+            rec.link_id,
+            rec.node_id
+        ))
+        .class(),
+        "trailing-bytes"
+    );
 
     // Wrong folder key, wrong binding, every single-byte change.
     assert_eq!(

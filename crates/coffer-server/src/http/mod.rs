@@ -1,1 +1,337 @@
-//! The HTTP application.
+//! The HTTP application (spec §11): state, router, framing middleware.
+//!
+//! # Layout
+//!
+//! - [`error`]: `ApiError` → RFC 9457 problem details.
+//! - [`body`]: the CBOR body extractor (`415`/`413`/`400`), "no body", CBOR responses.
+//! - [`auth`]: the session extractor (`Authorization: Bearer` → SHA-256 → store → `401`), the
+//!   client address, path-id parsing.
+//! - [`ratelimit`], [`metrics`]: rate limits, the metrics registry.
+//! - Control plane (this helper): [`accounts`] (registration, login, sessions, re-authentication,
+//!   password change, recovery, deletion, user lookup), [`identities`], [`links`] (owner link
+//!   endpoints, resolve, unlock), [`ops`] (`/healthz`, `/metrics`).
+//! - Data plane, mounted by [`data_routes`]: [`nodes`], [`uploads`], [`content`], [`shares`],
+//!   [`drops`].
+//!
+//! # Request framing
+//!
+//! Every request passes [`frame`] first (spec §11.4.1 step 1): it draws a request id and opens a
+//! tracing span with the route *template* (never the path: paths hold link ids), sheds load when
+//! `limits.max-in-flight` requests are in flight (`503` + `Retry-After`), applies the request
+//! timeout, turns routing failures into problem documents (`404`, `405` with `Allow`), rejects
+//! query parameters on endpoints that define none, sets `Cache-Control: no-store` and records
+//! metrics.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use coffer_core::account::ServerSetup;
+use coffer_core::api::{ProblemKind, PROBLEM_CONTENT_TYPE};
+use rand_core::RngCore;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::store::{BlobStore, MetadataStore};
+
+pub mod accounts;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod identities;
+pub mod links;
+pub mod metrics;
+pub mod ops;
+pub mod ratelimit;
+
+pub mod content;
+pub mod drops;
+pub mod nodes;
+pub mod shares;
+pub mod uploads;
+
+pub use auth::{ClientIp, Session};
+pub use body::{Cbor, CborResponse, NoBody};
+pub use error::{ApiError, ApiResult};
+
+/// Shared application state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// The contents of [`AppState`].
+pub struct AppInner {
+    /// The metadata store.
+    pub meta: Arc<dyn MetadataStore>,
+    /// The blob store (ciphertext).
+    pub blobs: Arc<dyn BlobStore>,
+    /// The configuration.
+    pub config: Config,
+    /// Rate limiters (spec §11.13).
+    pub limits: ratelimit::RateLimiters,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+    /// The OPAQUE server setup (keys and OPRF seed).
+    pub opaque: ServerSetup,
+    in_flight: Arc<Semaphore>,
+    clock_offset: AtomicI64,
+}
+
+impl AppState {
+    /// Builds the state.
+    #[must_use]
+    pub fn new(
+        config: Config,
+        meta: Arc<dyn MetadataStore>,
+        blobs: Arc<dyn BlobStore>,
+        opaque: ServerSetup,
+    ) -> Self {
+        let limits = ratelimit::RateLimiters::new(&config.file.rate_limits);
+        let in_flight = Arc::new(Semaphore::new(config.file.limits.max_in_flight));
+        AppState(Arc::new(AppInner {
+            meta,
+            blobs,
+            config,
+            limits,
+            metrics: metrics::Metrics::default(),
+            opaque,
+            in_flight,
+            clock_offset: AtomicI64::new(0),
+        }))
+    }
+
+    /// The server's time: seconds since the Unix epoch (plus the test offset, normally 0).
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        real.saturating_add_signed(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    /// Moves the server's clock forward (used by tests of expiry; never by the server itself).
+    pub fn advance_clock(&self, by: Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.clock_offset.fetch_add(secs, Ordering::Relaxed);
+    }
+
+    /// Whether the server is shedding load (no in-flight slot left).
+    #[must_use]
+    pub fn is_saturated(&self) -> bool {
+        self.in_flight.available_permits() == 0
+    }
+
+    /// A `Retry-After` for shedding: random within the configured range (spreads retries).
+    #[must_use]
+    pub fn shed_retry_after(&self) -> u64 {
+        let l = &self.config.file.limits;
+        let span = l.retry_after_max_secs - l.retry_after_min_secs + 1;
+        l.retry_after_min_secs + rand_core::OsRng.next_u64() % span
+    }
+}
+
+/// The complete router with its framing middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(accounts::routes())
+        .merge(identities::routes())
+        .merge(links::routes())
+        .merge(data_routes())
+        .merge(ops::routes())
+        .fallback(not_found);
+    api.layer(axum::middleware::from_fn_with_state(state.clone(), frame))
+        .with_state(state)
+}
+
+/// ===== Data-plane routes (helper "data") =====
+///
+/// Mounted here; each module returns its own `Router<AppState>` with full `/v1/...` paths
+/// (spec §11.8–§11.11.6: nodes, uploads, content downloads, shares, drops, and the link-scoped
+/// content, node and drop endpoints). Handlers take `Session` (or `links::LinkAccess`) first,
+/// then path/query, then `Cbor<T>` / `NoBody` last, to keep the order of checks of §11.4.1.
+pub fn data_routes() -> Router<AppState> {
+    Router::new()
+        .merge(nodes::routes())
+        .merge(uploads::routes())
+        .merge(content::routes())
+        .merge(shares::routes())
+        .merge(drops::routes())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+/// Route templates that define query parameters (spec §11.4.5); every other endpoint rejects
+/// any query with `400 invalid-parameter`.
+const QUERY_ROUTES: [&str; 2] = [
+    "/v1/nodes/{node-id}/children",
+    "/v1/l/{link-id}/nodes/{node-id}/children",
+];
+
+/// The framing middleware (see the module documentation).
+pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
+    let request_id = format!("{:016x}", rand_core::OsRng.next_u64());
+    let span = tracing::info_span!("request", id = %request_id, method = %method, route = %route);
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        state.metrics.bytes_in(len);
+    }
+
+    let mut resp = async {
+        // Step 1 of §11.4.1: load shedding. The permit is held until the response head is
+        // produced (and with it every change the handler applies).
+        let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+            state.metrics.shed();
+            tracing::warn!("shedding load");
+            return ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
+                .into_response();
+        };
+        if !QUERY_ROUTES.contains(&route.as_str())
+            && req.uri().query().is_some_and(|q| !q.is_empty())
+        {
+            return ApiError::invalid_parameter("this endpoint takes no query parameters")
+                .into_response();
+        }
+        let timeout = state.config.file.limits.request_timeout();
+        match tokio::time::timeout(timeout, next.run(req)).await {
+            Ok(resp) => resp,
+            Err(_) => {
+                state.metrics.timeout();
+                tracing::warn!("request timed out");
+                ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
+                    .into_response()
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+
+    // Routing failures of axum itself (wrong method) become problem documents.
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !is_problem(&resp) {
+        let allow = resp.headers().get(ALLOW).cloned();
+        let mut e = ApiError::new(
+            ProblemKind::MethodNotAllowed,
+            "the method is not allowed on this path",
+        );
+        if let Some(allow) = allow {
+            e = e.with_header(ALLOW, allow);
+        }
+        resp = e.into_response();
+    }
+    if route.starts_with("/v1/") || route == "<unmatched>" {
+        resp.headers_mut()
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    if let Some(len) = resp
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| http_body::Body::size_hint(resp.body()).exact())
+    {
+        state.metrics.bytes_out(len);
+    }
+    let status = resp.status().as_u16();
+    state
+        .metrics
+        .request(method.as_str(), &route, status, started.elapsed());
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    });
+    resp
+}
+
+fn is_problem(resp: &Response) -> bool {
+    resp.headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes())
+}
+
+/// One round of maintenance (called periodically): purge expired sessions, handshakes and
+/// link tokens; delete lapsed uploads with their parts.
+pub async fn collect_garbage(state: &AppState, now: u64) {
+    if let Err(e) = state
+        .meta
+        .purge_expired(now, coffer_core::api::SESSION_IDLE_TTL_SECS)
+        .await
+    {
+        tracing::warn!(error = %e, "purging expired state failed");
+    }
+    loop {
+        let lapsed = match state.meta.expired_uploads(now, 100).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing lapsed uploads failed");
+                return;
+            }
+        };
+        let n = lapsed.len();
+        for upload in lapsed {
+            let id = upload.upload.upload_id;
+            match state.meta.delete_upload(id).await {
+                Ok(Some(u)) => delete_upload_blobs(state, &u).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting a lapsed upload failed");
+                    return;
+                }
+            }
+        }
+        if n < 100 {
+            return;
+        }
+    }
+}
+
+/// Deletes the parts and the (possibly assembled) blob of a deleted upload; failures are
+/// logged and left to the orphan scan.
+pub async fn delete_upload_blobs(state: &AppState, upload: &crate::store::Upload) {
+    let id = upload.upload.upload_id;
+    if let Err(e) = state.blobs.delete_parts(id).await {
+        tracing::warn!(error = %e, "deleting upload parts failed");
+    }
+    if let Err(e) = state.blobs.delete_blob(&upload.blob_key).await {
+        tracing::warn!(error = %e, "deleting an upload blob failed");
+    }
+}
+
+/// Deletes what a store removal returned: content blobs and the parts of unfinished uploads.
+pub async fn delete_removed_blobs(state: &AppState, removed: &crate::store::Removed) {
+    for key in &removed.blob_keys {
+        if let Err(e) = state.blobs.delete_blob(key).await {
+            tracing::warn!(error = %e, "deleting a blob failed");
+        }
+    }
+    for upload in &removed.uploads {
+        delete_upload_blobs(state, upload).await;
+    }
+}

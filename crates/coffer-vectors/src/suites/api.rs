@@ -237,21 +237,21 @@ fn field_faults(f: &mut VectorFile) {
             hexv("83188101088318810108"),
         ),
         (
-            "NodeRecord",
+            "NodeResponse",
             "signed-node as an indefinite-length byte string",
             "NonCanonical",
             "non-canonical",
             hexv("83187e015f4101ff"),
         ),
         (
-            "NodeRecord",
+            "NodeResponse",
             "signed-node as a text string",
             "WrongFieldType",
             "malformed",
             hexv("83187e016161"),
         ),
         (
-            "NodeRecord",
+            "NodeResponse",
             "indefinite-length outer array",
             "NonCanonical",
             "non-canonical",
@@ -409,23 +409,49 @@ fn structural_rules(f: &mut VectorFile) {
     rule_case(f, "two grants for one member", &v);
 
     let mut v: LinkRotateRequest = example();
-    v.link.drop_secret_hash = None;
-    rule_case(f, "drop link without a drop secret hash", &v);
-    let mut v: LinkRotateRequest = example();
-    v.link.max_downloads = Some(1);
-    rule_case(f, "drop link with a download limit", &v);
-    let mut v: LinkRotateRequest = example();
-    v.link.kind = LinkKind::Folder;
-    rule_case(f, "folder link with a drop secret hash", &v);
-    let mut v: LinkRotateRequest = example();
     v.link.kind = LinkKind::File;
-    v.link.drop_secret_hash = None;
     v.link.max_downloads = Some(0);
     rule_case(f, "download limit 0", &v);
 
     let mut v: LinkResolved = example();
     v.node = None;
     rule_case(f, "file link resolved without its node", &v);
+    // A password link resolved without a link access token (spec §11.11.3).
+    let mut locked: LinkResolved = example();
+    locked.link_record = None;
+    locked.node = None;
+    locked.password = Some(coffer_core::link::LinkPassword {
+        m_kib: 19_456,
+        t: 2,
+        p: 1,
+        salt: coffer_core::encoding::Bytes([0x79; 16]),
+    });
+    valid_case(f, "locked password link: parameters only", &locked);
+    let mut v = locked.clone();
+    v.password = None;
+    rule_case(f, "locked link without its password parameters", &v);
+    let mut v = locked;
+    v.node = Some(coffer_core::encoding::ByteBuf::from(vec![0x41; 300]));
+    rule_case(f, "locked link with a node", &v);
+}
+
+fn valid_case<T: Body>(f: &mut VectorFile, comment: &str, value: &T) {
+    let info = BODIES
+        .iter()
+        .find(|b| b.name == T::NAME)
+        .expect("catalogued");
+    let g = f.group(
+        "BodyDecode",
+        json!({ "structure": info.name, "typeCode": info.type_code, "maxLength": info.max_len,
+                "fields": info.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
+    );
+    let bytes = value.to_bytes();
+    let decoded = fields_json(&bytes, info.fields).expect("valid body");
+    g.valid(
+        comment,
+        &["Valid"],
+        json!({ "encoded": hex::encode(&bytes), "decoded": decoded }),
+    );
 }
 
 fn hexv(s: &str) -> Vec<u8> {

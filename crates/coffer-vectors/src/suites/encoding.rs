@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use coffer_core::encoding::{b64url_decode, b64url_encode, decode, encode, Bytes};
+use coffer_core::encoding::{b64url_decode, b64url_encode, decode, encode, ByteBuf, Bytes};
 use coffer_core::{DecodeError, Error};
 
 use super::expect;
@@ -159,6 +159,7 @@ pub fn generate() -> VectorFile {
     base64url_group(&mut f);
     cbor_group(&mut f);
     nest_group(&mut f);
+    byte_buf_group(&mut f);
     f.finish()
 }
 
@@ -665,6 +666,35 @@ fn nest_group(f: &mut VectorFile) {
     }
 }
 
+/// `bstr` (the variable-length byte string of every record, `ByteBuf`): only major type 2.
+fn byte_buf_group(f: &mut VectorFile) {
+    let g = f.group("CborDecodeBytes", json!({ "shape": "bstr" }));
+    for (comment, bytes) in [
+        ("empty byte string", vec![]),
+        ("three bytes", vec![1u8, 2, 3]),
+        ("24 bytes, the smallest two-byte length head", vec![0xab; 24]),
+    ] {
+        let enc = encode(&ByteBuf::from(bytes.clone()));
+        assert_eq!(decode::<ByteBuf>(&enc).map(ByteBuf::into_vec), Ok(bytes.clone()), "generator");
+        g.valid(
+            comment,
+            &["Valid"],
+            json!({ "encoded": hex::encode(&enc), "bytes": hex::encode(&bytes) }),
+        );
+    }
+    for (comment, enc, flag, failure) in [
+        ("an array of integers [1, 2, 3]", vec![0x83u8, 1, 2, 3], "WrongMajorType", "malformed"),
+        ("a text string \"abc\"", vec![0x63, 0x61, 0x62, 0x63], "WrongMajorType", "malformed"),
+        ("an unsigned integer", vec![0x01], "WrongMajorType", "malformed"),
+        ("null", vec![0xf6], "WrongMajorType", "malformed"),
+        ("length 3 with a one-byte head", vec![0x58, 0x03, 1, 2, 3], "NonShortestHead", "non-canonical"),
+        ("indefinite-length byte string", vec![0x5f, 0x43, 1, 2, 3, 0xff], "Indefinite", "non-canonical"),
+    ] {
+        assert_eq!(decode::<ByteBuf>(&enc).map_err(class), Err(failure), "generator: {comment}");
+        g.invalid(comment, &[flag], failure, json!({ "encoded": hex::encode(&enc) }));
+    }
+}
+
 fn nest_depth(n: &Nest) -> usize {
     1 + n.0.iter().map(nest_depth).max().unwrap_or(0)
 }
@@ -700,6 +730,15 @@ pub fn verify_test(group: &TestGroup, test: &Test) -> anyhow::Result<()> {
             expect(test, outcome, |n| {
                 anyhow::ensure!(nest_depth(&n) as u64 == test.u64("depth")?, "depth differs");
                 anyhow::ensure!(encode(&n) == enc, "re-encoding differs");
+                Ok(())
+            })
+        }
+        "CborDecodeBytes" => {
+            let enc = test.hex("encoded")?;
+            let outcome = decode::<ByteBuf>(&enc).map_err(Error::from);
+            expect(test, outcome, |b| {
+                anyhow::ensure!(b.as_slice() == test.hex("bytes")?.as_slice(), "bytes differ");
+                anyhow::ensure!(encode(&b) == enc, "re-encoding differs");
                 Ok(())
             })
         }

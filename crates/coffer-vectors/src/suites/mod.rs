@@ -26,19 +26,8 @@ macro_rules! suites {
 }
 
 suites!(
-    account,
-    api,
-    content,
-    encoding,
-    identity,
-    link,
-    link_url,
-    metadata,
-    primitives,
-    rotation,
-    seal,
-    share,
-    tree,
+    account, api, content, encoding, identity, link, link_url, metadata, primitives, rotation,
+    seal, share, tree,
 );
 
 /// Checks an operation's outcome against a test's expectation: `valid` tests must succeed and

@@ -1,0 +1,10 @@
+//! Control-plane handlers: accounts.
+
+use axum::Router;
+
+use super::AppState;
+
+/// This module's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+}
