@@ -65,14 +65,22 @@ fn requests(
 ) -> Vec<Req> {
     let n = folder.id;
     let f = file.id;
-    let mut part = req("put part", Method::PUT, format!("/v1/uploads/{upload}/parts/0"));
+    let mut part = req(
+        "put part",
+        Method::PUT,
+        format!("/v1/uploads/{upload}/parts/0"),
+    );
     part.content_type = Some(api::OCTET_STREAM_CONTENT_TYPE);
     part.body = Some(vec![0; 100]);
     vec![
         req("get node", Method::GET, format!("/v1/nodes/{n}")),
         req("children", Method::GET, format!("/v1/nodes/{n}/children")),
         req("content", Method::GET, format!("/v1/nodes/{f}/content")),
-        req("head content", Method::HEAD, format!("/v1/nodes/{f}/content")),
+        req(
+            "head content",
+            Method::HEAD,
+            format!("/v1/nodes/{f}/content"),
+        ),
         with(
             req("update node", Method::PUT, format!("/v1/nodes/{n}")),
             &api::NodeUpdateRequest {
@@ -102,21 +110,41 @@ fn requests(
                 part_size: PART,
             },
         ),
-        req("upload status", Method::GET, format!("/v1/uploads/{upload}")),
+        req(
+            "upload status",
+            Method::GET,
+            format!("/v1/uploads/{upload}"),
+        ),
         part,
         with(
-            req("finalize", Method::POST, format!("/v1/uploads/{upload}/finalize")),
+            req(
+                "finalize",
+                Method::POST,
+                format!("/v1/uploads/{upload}/finalize"),
+            ),
             &api::UploadFinalizeRequest {
                 expected_revision: None,
                 signed_node: ByteBuf::from(file.signed.clone()),
             },
         ),
-        req("abort upload", Method::DELETE, format!("/v1/uploads/{upload}")),
+        req(
+            "abort upload",
+            Method::DELETE,
+            format!("/v1/uploads/{upload}"),
+        ),
         req("get share", Method::GET, format!("/v1/shares/{share}")),
-        req("my grants", Method::GET, format!("/v1/shares/{share}/grants/mine")),
+        req(
+            "my grants",
+            Method::GET,
+            format!("/v1/shares/{share}/grants/mine"),
+        ),
         req("leave", Method::POST, format!("/v1/shares/{share}/leave")),
         with(
-            req("delete share", Method::DELETE, format!("/v1/shares/{share}")),
+            req(
+                "delete share",
+                Method::DELETE,
+                format!("/v1/shares/{share}"),
+            ),
             &api::ShareDeleteRequest {
                 expected_revision: 0,
                 node_records: vec![],
@@ -133,7 +161,11 @@ fn requests(
                 rotation_bundle: ByteBuf::from(vec![0x80]),
             },
         ),
-        req("drop content", Method::GET, format!("/v1/drops/{upload}/content")),
+        req(
+            "drop content",
+            Method::GET,
+            format!("/v1/drops/{upload}/content"),
+        ),
         req("delete drop", Method::DELETE, format!("/v1/drops/{upload}")),
     ]
 }
@@ -224,10 +256,18 @@ async fn authorization_matrix() {
     // The share still works for carol.
     http.get(&format!("/v1/nodes/{}", team.id), carol.t())
         .await
-        .ok::<api::NodeRecord>(200);
+        .ok::<api::NodeResponse>(200);
 
     let child = bob.folder_record(&sub, "c");
-    let reqs = requests(&alice, &sub, &file, up.upload_id, sid, carol.account_id, &child);
+    let reqs = requests(
+        &alice,
+        &sub,
+        &file,
+        up.upload_id,
+        sid,
+        carol.account_id,
+        &child,
+    );
     let ids = vec![
         (fresh(sub.id), fresh(NodeId::generate(&mut OsRng))),
         (fresh(file.id), fresh(NodeId::generate(&mut OsRng))),
@@ -275,7 +315,10 @@ async fn authorization_matrix() {
         }
     }
     // No session, and a deleted account's session: 401 everywhere.
-    for (who, token) in [("no session", None), ("deleted account", Some(eve_token.as_str()))] {
+    for (who, token) in [
+        ("no session", None),
+        ("deleted account", Some(eve_token.as_str())),
+    ] {
         for r in &reqs {
             let resp = send(&http, r, token).await;
             assert_eq!(resp.status, 401, "{who}: {}", r.name);

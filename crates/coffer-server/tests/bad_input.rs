@@ -89,7 +89,12 @@ async fn hostile_bodies_on_every_endpoint() {
 
         // Malformed path parameters.
         if e.path.contains("-id}") {
-            for bad in ["short", "AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAAAAAAAAAAAAAAAAA!", "AAAAAAAAAAAAAAAAAAAAAAA"] {
+            for bad in [
+                "short",
+                "AAAAAAAAAAAAAAAAAAAAAA==",
+                "AAAAAAAAAAAAAAAAAAAAA!",
+                "AAAAAAAAAAAAAAAAAAAAAAA",
+            ] {
                 let p = fill(e.path, bad);
                 let r = http.send(method.clone(), &p, token, None, None, &[]).await;
                 assert_client_error(&r, &what(&format!("path {bad}")));
@@ -97,7 +102,14 @@ async fn hostile_bodies_on_every_endpoint() {
         }
         // An undefined query parameter.
         let r = http
-            .send(method.clone(), &format!("{path}?bogus=1"), token, None, None, &[])
+            .send(
+                method.clone(),
+                &format!("{path}?bogus=1"),
+                token,
+                None,
+                None,
+                &[],
+            )
             .await;
         assert_client_error(&r, &what("query"));
 
@@ -114,13 +126,22 @@ async fn hostile_bodies_on_every_endpoint() {
                     cases.push((format!("non-canonical {i}"), nc.clone()));
                 }
                 for (case, b) in cases {
-                    let r = http.send(method.clone(), &path, token, ct, Some(b), &[]).await;
+                    let r = http
+                        .send(method.clone(), &path, token, ct, Some(b), &[])
+                        .await;
                     assert_client_error(&r, &what(&case));
                 }
                 // Wrong content types.
                 for bad_ct in ["text/plain", "application/json", "application/octet-stream"] {
                     let r = http
-                        .send(method.clone(), &path, token, Some(bad_ct), Some(other.clone()), &[])
+                        .send(
+                            method.clone(),
+                            &path,
+                            token,
+                            Some(bad_ct),
+                            Some(other.clone()),
+                            &[],
+                        )
                         .await;
                     assert_client_error(&r, &what(bad_ct));
                 }
@@ -132,7 +153,14 @@ async fn hostile_bodies_on_every_endpoint() {
                 let limit = limit_of(name);
                 if limit <= api::MAX_RECORD_BODY || name == "ShareCreateRequest" {
                     let r = http
-                        .send(method.clone(), &path, token, ct, Some(vec![0x41; limit + 1]), &[])
+                        .send(
+                            method.clone(),
+                            &path,
+                            token,
+                            ct,
+                            Some(vec![0x41; limit + 1]),
+                            &[],
+                        )
                         .await;
                     assert_client_error(&r, &what("oversized"));
                 }
@@ -163,9 +191,22 @@ async fn hostile_bodies_on_every_endpoint() {
     }
 
     // Invalid bearer tokens are treated as none.
-    for bad in ["Bearer", "Bearer x", "Basic abc", "Bearer  AAAA", &format!("bearer {}", "A".repeat(44))] {
+    for bad in [
+        "Bearer",
+        "Bearer x",
+        "Basic abc",
+        "Bearer  AAAA",
+        &format!("bearer {}", "A".repeat(44)),
+    ] {
         let r = http
-            .send(Method::GET, "/v1/root", None, None, None, &[("authorization", bad)])
+            .send(
+                Method::GET,
+                "/v1/root",
+                None,
+                None,
+                None,
+                &[("authorization", bad)],
+            )
             .await;
         assert_eq!(r.status, 401, "{bad}");
         r.problem();
@@ -177,7 +218,9 @@ async fn hostile_bodies_on_every_endpoint() {
 
     // Still serving, and the session still works.
     assert!(http.healthy().await);
-    http.get("/v1/root", user.t()).await.ok::<api::NodeRecord>(200);
+    http.get("/v1/root", user.t())
+        .await
+        .ok::<api::NodeResponse>(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +240,10 @@ async fn hostile_parts() {
         (format!("/v1/uploads/{}/parts/2", st.upload_id), 10),
         (format!("/v1/uploads/{}/parts/x", st.upload_id), 10),
         (format!("/v1/uploads/{}/parts/-1", st.upload_id), 10),
-        (format!("/v1/uploads/{}/parts/00000000000000000000001", st.upload_id), 10),
+        (
+            format!("/v1/uploads/{}/parts/00000000000000000000001", st.upload_id),
+            10,
+        ),
     ] {
         let r = http.put_part(&path, user.t(), vec![1; len]).await;
         assert_client_error(&r, &path);

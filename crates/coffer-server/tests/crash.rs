@@ -57,7 +57,10 @@ async fn kill_9_mid_upload_then_resume() {
     }
     // Upload 0 gets all its parts, so its finalize can race the kill.
     for i in 1..3 {
-        let part = pending[0].ct[i * PART as usize..].chunks(PART as usize).next().unwrap();
+        let part = pending[0].ct[i * PART as usize..]
+            .chunks(PART as usize)
+            .next()
+            .unwrap();
         http.put_part(
             &format!("/v1/uploads/{}/parts/{i}", pending[0].upload),
             alice.t(),
@@ -74,7 +77,11 @@ async fn kill_9_mid_upload_then_resume() {
             let http = http.clone();
             let token = alice.token.clone();
             let path = format!("/v1/uploads/{}/parts/{i}", p.upload);
-            let part = p.ct[i * PART as usize..].chunks(PART as usize).next().unwrap().to_vec();
+            let part = p.ct[i * PART as usize..]
+                .chunks(PART as usize)
+                .next()
+                .unwrap()
+                .to_vec();
             tasks.push(tokio::spawn(async move {
                 let _ = http
                     .try_send(
@@ -130,7 +137,10 @@ async fn kill_9_mid_upload_then_resume() {
         let r = http.get(&node_path, alice.t()).await;
         if r.status == 200 {
             // Only the raced finalize may have committed, and then completely.
-            assert_eq!(p.upload, pending[0].upload, "a partial upload became visible");
+            assert_eq!(
+                p.upload, pending[0].upload,
+                "a partial upload became visible"
+            );
             let mut n = p.node.clone();
             n.revision = etag_revision(&r);
             assert_eq!(alice.download(&http, &n).await, p.plain);
@@ -144,7 +154,10 @@ async fn kill_9_mid_upload_then_resume() {
             .await
             .ok(200);
         let parts: Vec<&[u8]> = p.ct.chunks(PART as usize).collect();
-        assert!(st.present[0] & 1 == 1, "part 0 was acknowledged before the crash");
+        assert!(
+            st.present[0] & 1 == 1,
+            "part 0 was acknowledged before the crash"
+        );
         for (i, part) in parts.iter().enumerate() {
             if st.present[0] & (1 << i) == 0 {
                 http.put_part(

@@ -44,7 +44,9 @@ async fn deleted_account_leaves_no_trace() {
     // Alice's data: folders, files (one multi-part), a share with bob, an unfinished upload,
     // a node bob wrote into her share.
     let docs = alice.mkdir(&http, &alice.root, "docs").await;
-    let small = alice.upload_file(&http, &docs, "small", b"tiny secret").await;
+    let small = alice
+        .upload_file(&http, &docs, "small", b"tiny secret")
+        .await;
     let big_plain = random_bytes(1_200_000);
     let big = alice.upload_file(&http, &docs, "big", &big_plain).await;
     let (sid, _) = alice.share(&http, &docs, &[(&bob, PERMISSION_WRITE)]).await;
@@ -62,7 +64,12 @@ async fn deleted_account_leaves_no_trace() {
 
     // What must disappear: every record's bytes, every ciphertext, the key bundle.
     let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, n) in [("root", &alice.root), ("docs", &docs), ("small", &small), ("big", &big)] {
+    for (name, n) in [
+        ("root", &alice.root),
+        ("docs", &docs),
+        ("small", &small),
+        ("big", &big),
+    ] {
         needles.push((format!("{name} record"), n.signed.clone()));
     }
     for (name, ct_of) in [("small", &small), ("big", &big)] {
@@ -78,7 +85,10 @@ async fn deleted_account_leaves_no_trace() {
         }
     }
     needles.push(("unfinished part".into(), pending_ct[100..148].to_vec()));
-    let share: api::ShareRecord = http.get(&format!("/v1/shares/{sid}"), alice.t()).await.ok(200);
+    let share: api::ShareResponse = http
+        .get(&format!("/v1/shares/{sid}"), alice.t())
+        .await
+        .ok(200);
     needles.push(("share record".into(), share.signed_share.to_vec()));
     let grants: api::MyGrants = http
         .get(&format!("/v1/shares/{sid}/grants/mine"), bob.t())
@@ -105,7 +115,9 @@ async fn deleted_account_leaves_no_trace() {
         .ok(200);
     assert_eq!(kept.generations, chain.generations);
     // Bob is unaffected.
-    http.get("/v1/root", bob.t()).await.ok::<api::NodeRecord>(200);
+    http.get("/v1/root", bob.t())
+        .await
+        .ok::<api::NodeResponse>(200);
     let _ = http.bare(Method::GET, "/healthz", None).await;
 
     // Stop the server so every byte is on disk, then scan the whole data directory.
@@ -125,7 +137,10 @@ async fn deleted_account_leaves_no_trace() {
             blank(&mut hay, g);
         }
         if contains(&hay, &username) {
-            found.push(format!("username outside the retained identity chain in {}", f.display()));
+            found.push(format!(
+                "username outside the retained identity chain in {}",
+                f.display()
+            ));
         }
         let is_blob = !f
             .file_name()

@@ -17,13 +17,16 @@ async fn folders_rename_move_delete() {
 
     // The root is served byte for byte.
     let r = http.get("/v1/root", alice.t()).await;
-    let root: api::NodeRecord = r.ok(200);
+    let root: api::NodeResponse = r.ok(200);
     assert_eq!(root.signed_node.to_vec(), alice.root.signed);
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
 
     let a = alice.mkdir(&http, &alice.root, "a").await;
     let b = alice.mkdir(&http, &a, "b").await;
-    let got: api::NodeRecord = http.get(&format!("/v1/nodes/{}", a.id), alice.t()).await.ok(200);
+    let got: api::NodeResponse = http
+        .get(&format!("/v1/nodes/{}", a.id), alice.t())
+        .await
+        .ok(200);
     assert_eq!(got.signed_node.to_vec(), a.signed);
 
     // Replaying the identical create succeeds again; another record under the same id is 409.
@@ -86,11 +89,15 @@ async fn folders_rename_move_delete() {
     // The stored record is the renamed one, and the ETag names its revision.
     let r = http.get(&format!("/v1/nodes/{}", a.id), alice.t()).await;
     assert_eq!(etag_revision(&r), w.revision);
-    let cur: api::NodeRecord = r.ok(200);
+    let cur: api::NodeResponse = r.ok(200);
     assert_eq!(cur.signed_node.to_vec(), a2.signed);
     let etag = r.header("etag").unwrap();
     let r = http
-        .get_h(&format!("/v1/nodes/{}", a.id), alice.t(), &[("if-none-match", &etag)])
+        .get_h(
+            &format!("/v1/nodes/{}", a.id),
+            alice.t(),
+            &[("if-none-match", &etag)],
+        )
         .await;
     assert_eq!(r.status, 304);
 
@@ -183,21 +190,36 @@ async fn upload_resume_finalize_download_ranges() {
     // Part 2, then part 0 twice (idempotent).
     for i in [2usize, 0, 0] {
         let s: api::PartStored = http
-            .put_part(&format!("/v1/uploads/{up}/parts/{i}"), alice.t(), parts[i].clone())
+            .put_part(
+                &format!("/v1/uploads/{up}/parts/{i}"),
+                alice.t(),
+                parts[i].clone(),
+            )
             .await
             .ok(200);
         assert_eq!(s.part_index, i as u64);
     }
-    let st: api::UploadStatus = http.get(&format!("/v1/uploads/{up}"), alice.t()).await.ok(200);
+    let st: api::UploadStatus = http
+        .get(&format!("/v1/uploads/{up}"), alice.t())
+        .await
+        .ok(200);
     assert_eq!(st.present.to_vec(), vec![0b101]);
 
     // A wrong length, an index past the end, no content type.
-    http.put_part(&format!("/v1/uploads/{up}/parts/1"), alice.t(), parts[1][1..].to_vec())
-        .await
-        .expect(ProblemKind::WrongLength);
-    http.put_part(&format!("/v1/uploads/{up}/parts/3"), alice.t(), parts[2].clone())
-        .await
-        .expect(ProblemKind::InvalidParameter);
+    http.put_part(
+        &format!("/v1/uploads/{up}/parts/1"),
+        alice.t(),
+        parts[1][1..].to_vec(),
+    )
+    .await
+    .expect(ProblemKind::WrongLength);
+    http.put_part(
+        &format!("/v1/uploads/{up}/parts/3"),
+        alice.t(),
+        parts[2].clone(),
+    )
+    .await
+    .expect(ProblemKind::InvalidParameter);
     http.send(
         Method::PUT,
         &format!("/v1/uploads/{up}/parts/1"),
@@ -219,9 +241,13 @@ async fn upload_resume_finalize_download_ranges() {
         .expect(ProblemKind::UploadIncomplete);
     assert_not_found(&http.get(&format!("/v1/nodes/{}", node.id), alice.t()).await);
 
-    http.put_part(&format!("/v1/uploads/{up}/parts/1"), alice.t(), parts[1].clone())
-        .await
-        .ok::<api::PartStored>(200);
+    http.put_part(
+        &format!("/v1/uploads/{up}/parts/1"),
+        alice.t(),
+        parts[1].clone(),
+    )
+    .await
+    .ok::<api::PartStored>(200);
     // A record naming another length is refused.
     let (other, _) = alice.file_record(&docs, "x", b"short", 1);
     let bad = api::UploadFinalizeRequest {
@@ -245,11 +271,16 @@ async fn upload_resume_finalize_download_ranges() {
     let mut node = node;
     node.revision = w.revision;
     assert_eq!(alice.download(&http, &node).await, plaintext);
-    assert_eq!(alice.children(&http, docs.id).await, vec![node.signed.clone()]);
+    assert_eq!(
+        alice.children(&http, docs.id).await,
+        vec![node.signed.clone()]
+    );
 
     // Ranges.
     let path = format!("/v1/nodes/{}/content", node.id);
-    let r = http.get_h(&path, alice.t(), &[("range", "bytes=0-99")]).await;
+    let r = http
+        .get_h(&path, alice.t(), &[("range", "bytes=0-99")])
+        .await;
     assert_eq!(r.status, 206);
     assert_eq!(r.body, ct[..100]);
     assert_eq!(
@@ -258,15 +289,25 @@ async fn upload_resume_finalize_download_ranges() {
     );
     let etag = r.header("etag").unwrap();
     assert_eq!(etag, "\"c1\"");
-    let r = http.get_h(&path, alice.t(), &[("range", "bytes=-10")]).await;
+    let r = http
+        .get_h(&path, alice.t(), &[("range", "bytes=-10")])
+        .await;
     assert_eq!(r.status, 206);
     assert_eq!(r.body, ct[ct.len() - 10..]);
     let r = http
-        .get_h(&path, alice.t(), &[("range", &format!("bytes={}-", total - 3))])
+        .get_h(
+            &path,
+            alice.t(),
+            &[("range", &format!("bytes={}-", total - 3))],
+        )
         .await;
     assert_eq!(r.body, ct[ct.len() - 3..]);
     let r = http
-        .get_h(&path, alice.t(), &[("range", &format!("bytes=5-{}", total + 100))])
+        .get_h(
+            &path,
+            alice.t(),
+            &[("range", &format!("bytes=5-{}", total + 100))],
+        )
         .await;
     assert_eq!(r.status, 206);
     assert_eq!(r.body, ct[5..]);
@@ -288,18 +329,32 @@ async fn upload_resume_finalize_download_ranges() {
     }
     // If-Range with another ETag sends everything; If-None-Match with the current one is 304.
     let r = http
-        .get_h(&path, alice.t(), &[("range", "bytes=0-9"), ("if-range", "\"c7\"")])
+        .get_h(
+            &path,
+            alice.t(),
+            &[("range", "bytes=0-9"), ("if-range", "\"c7\"")],
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), ct.len());
     let r = http
-        .get_h(&path, alice.t(), &[("range", "bytes=0-9"), ("if-range", &etag)])
+        .get_h(
+            &path,
+            alice.t(),
+            &[("range", "bytes=0-9"), ("if-range", &etag)],
+        )
         .await;
     assert_eq!(r.status, 206);
-    let r = http.get_h(&path, alice.t(), &[("if-none-match", &etag)]).await;
+    let r = http
+        .get_h(&path, alice.t(), &[("if-none-match", &etag)])
+        .await;
     assert_eq!(r.status, 304);
     // A folder has no content.
-    assert_not_found(&http.get(&format!("/v1/nodes/{}/content", docs.id), alice.t()).await);
+    assert_not_found(
+        &http
+            .get(&format!("/v1/nodes/{}/content", docs.id), alice.t())
+            .await,
+    );
 
     // Replace the content: revision 2, same node, the record's update checks.
     let new_plain = random_bytes(3000);
@@ -446,10 +501,18 @@ async fn upload_shapes_abort_and_pagination() {
     )
     .await
     .ok::<api::PartStored>(200);
-    http.bare(Method::DELETE, &format!("/v1/uploads/{}", st.upload_id), alice.t())
-        .await
-        .empty(204);
-    assert_not_found(&http.get(&format!("/v1/uploads/{}", st.upload_id), alice.t()).await);
+    http.bare(
+        Method::DELETE,
+        &format!("/v1/uploads/{}", st.upload_id),
+        alice.t(),
+    )
+    .await
+    .empty(204);
+    assert_not_found(
+        &http
+            .get(&format!("/v1/uploads/{}", st.upload_id), alice.t())
+            .await,
+    );
     assert_not_found(
         &http
             .put_part(
@@ -485,9 +548,12 @@ async fn upload_shapes_abort_and_pagination() {
     }
     assert_eq!(seen, ids);
     for bad in ["limit=0", "limit=1001", "limit=x", "cursor=!!", "foo=1"] {
-        http.get(&format!("/v1/nodes/{}/children?{bad}", alice.root.id), alice.t())
-            .await
-            .expect(ProblemKind::InvalidParameter);
+        http.get(
+            &format!("/v1/nodes/{}/children?{bad}", alice.root.id),
+            alice.t(),
+        )
+        .await
+        .expect(ProblemKind::InvalidParameter);
     }
     let _ = api::NodeList::MAX_LEN;
 }

@@ -53,7 +53,7 @@ async fn open_share_folder(
         },
     )
     .expect("grant opens");
-    let r: api::NodeRecord = http
+    let r: api::NodeResponse = http
         .get(&format!("/v1/nodes/{}", folder.id), member.t())
         .await
         .ok(200);
@@ -81,7 +81,11 @@ async fn share_lifecycle() {
     let inner = alice.mkdir(&http, &team, "inner").await;
     // The root itself cannot be shared.
     let (sid, record) = alice
-        .share(&http, &team, &[(&bob, PERMISSION_WRITE), (&carol, PERMISSION_READ)])
+        .share(
+            &http,
+            &team,
+            &[(&bob, PERMISSION_WRITE), (&carol, PERMISSION_READ)],
+        )
         .await;
 
     // Lists and reads.
@@ -91,7 +95,10 @@ async fn share_lifecycle() {
     let l: api::ShareList = http.get("/v1/shares", bob.t()).await.ok(200);
     assert_eq!(l.member_of.len(), 1);
     assert_eq!(l.member_of[0].share_id, sid);
-    let s: api::ShareRecord = http.get(&format!("/v1/shares/{sid}"), bob.t()).await.ok(200);
+    let s: api::ShareResponse = http
+        .get(&format!("/v1/shares/{sid}"), bob.t())
+        .await
+        .ok(200);
     assert_eq!(s.revision, 0);
     assert!(s.departed.is_empty());
     assert_not_found(&http.get(&format!("/v1/shares/{sid}"), dave.t()).await);
@@ -114,7 +121,9 @@ async fn share_lifecycle() {
     )
     .await
     .expect(ProblemKind::Forbidden);
-    let file = bob.upload_file(&http, &bob_team, "from-bob", b"hello from bob").await;
+    let file = bob
+        .upload_file(&http, &bob_team, "from-bob", b"hello from bob")
+        .await;
     assert_eq!(carol.download(&http, &file).await, b"hello from bob");
     assert_eq!(alice.download(&http, &file).await, b"hello from bob");
     // A member may not delete the share root nor manage the share; the owner may not leave.
@@ -148,7 +157,9 @@ async fn share_lifecycle() {
 
     // Add dave (read).
     let mut with_dave = record.clone();
-    with_dave.members.push(dave.pinned().as_member(PERMISSION_READ));
+    with_dave
+        .members
+        .push(dave.pinned().as_member(PERMISSION_READ));
     let signed = with_dave.sign(alice.signing()).unwrap();
     let grant = share::issue_grant(
         &granter(&alice),
@@ -248,7 +259,10 @@ async fn share_lifecycle() {
         .await
         .empty(204);
     assert_not_found(&http.get(&format!("/v1/nodes/{}", team.id), bob.t()).await);
-    let s: api::ShareRecord = http.get(&format!("/v1/shares/{sid}"), alice.t()).await.ok(200);
+    let s: api::ShareResponse = http
+        .get(&format!("/v1/shares/{sid}"), alice.t())
+        .await
+        .ok(200);
     assert_eq!(s.departed, vec![bob.account_id]);
     assert_eq!(s.revision, 3);
 
@@ -268,7 +282,7 @@ async fn share_lifecycle() {
     assert_not_found(&http.get(&format!("/v1/nodes/{}", team.id), dave.t()).await);
     http.get(&format!("/v1/nodes/{}", team.id), alice.t())
         .await
-        .ok::<api::NodeRecord>(200);
+        .ok::<api::NodeResponse>(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

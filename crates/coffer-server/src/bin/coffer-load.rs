@@ -78,8 +78,8 @@ struct Args {
     /// `overload` only: offered requests per second (open loop).
     #[arg(long, default_value_t = 0)]
     rate: u64,
-    /// The server identity string OPAQUE binds (the server's configured origin).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    /// The server identity string OPAQUE binds (`[server] identity` of the server's config).
+    #[arg(long, default_value = "coffer")]
     server_identity: String,
     /// Plaintext bytes per file in `upload-small`.
     #[arg(long, default_value_t = 4096)]
@@ -267,12 +267,10 @@ async fn register(http: &Http, name: &str, sid: &str) -> Result<()> {
         folder_meta(&root, "root")?,
         now(),
     )?;
-    let bundle = account::parse_key_bundle(&reg.key_bundle)?;
     let finish = api::RegisterFinishRequest {
         account_id: resp.account_id,
         registration_upload: ByteBuf::from(reg.registration_upload),
-        wrapped_master_key: ByteBuf::from(reg.key_bundle.clone()),
-        sealed_account_secrets: ByteBuf::from(bundle.sealed_secrets.to_vec()),
+        key_bundle: ByteBuf::from(reg.key_bundle.clone()),
         signed_identity: ByteBuf::from(reg.signed_identity),
         root_node: ByteBuf::from(encode(&signed_root)),
     };
@@ -318,12 +316,12 @@ async fn login(http: &Http, name: &str, sid: &str) -> Result<Session> {
     let done: api::LoginFinishResponse = http
         .cbor(Method::POST, "/v1/sessions/login/finish", None, &req, 200)
         .await?;
-    let account = account::unlock(&fin.export_key, &done.account_id, &done.wrapped_master_key)?;
+    let account = account::unlock(&fin.export_key, &done.account_id, &done.key_bundle)?;
     let token = done.session_token.to_b64();
     let r = http
         .send(Method::GET, "/v1/root", Some(&token), None, None)
         .await?;
-    let root: api::NodeRecord = decode_as("root", &r, 200)?;
+    let root: api::NodeResponse = decode_as("root", &r, 200)?;
     let record = tree::verify_node(
         &root.signed_node,
         &tree::NodeExpectation {
@@ -388,8 +386,7 @@ async fn make_link(http: &Http, s: &Session) -> Result<LinkId> {
         now(),
     )?;
     let link_id = created.url.link_id();
-    // The load generator never reads its owner entries back: any key will do.
-    let owner_key = SecretKey::generate(&mut OsRng);
+    let owner_key = account::link_entries_key(&s.account.master_key, &s.account.account_id);
     let owner_entry = link::seal_owner_entry(&owner_key, &created.owner_entry, &mut OsRng);
     let params = api::LinkParams {
         link_id,
@@ -398,7 +395,6 @@ async fn make_link(http: &Http, s: &Session) -> Result<LinkId> {
         link_record: ByteBuf::from(created.record),
         owner_entry: ByteBuf::from(owner_entry),
         verifier_hash: None,
-        drop_secret_hash: None,
         expires_at: None,
         max_downloads: None,
     };

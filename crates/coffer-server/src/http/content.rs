@@ -1,20 +1,25 @@
 //! Content downloads (spec §11.9.7): the blob streamed from the blob store, one byte range at most,
 //! `ETag` of the content revision, `If-Range` and `If-None-Match`.
 
-use std::sync::Arc;
-
 use axum::body::Body as HttpBody;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use coffer_core::api::{self, ByteRange, ProblemKind};
 use coffer_core::ids::NodeId;
 
-use super::nodes::{
-    if_none_match, no_query, not_found, parse_id, problem, readable, store_error, ApiResult,
-};
-use super::{AppState, Authed};
+use super::auth::path_id;
+use super::nodes::{if_none_match, not_found, readable, store_error};
+use super::{ApiError, ApiResult, AppState, Session};
 use crate::store::NodeKind;
+
+/// This module's routes (spec §11.9.7), mounted by [`super::data_routes`]. `HEAD` is served by
+/// the `GET` handler without a body.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/nodes/{node-id}/content", get(get_content))
+}
 
 /// What a download serves: a blob of known length under an entity tag.
 #[derive(Debug, Clone)]
@@ -40,6 +45,7 @@ pub(crate) enum Want {
 
 impl Want {
     /// Whether the response includes byte 0 of the content (a counted link download, §11.11.5).
+    #[allow(dead_code)]
     pub(crate) fn includes_start(self) -> bool {
         match self {
             Want::NotModified => false,
@@ -70,11 +76,8 @@ pub(crate) fn decide(headers: &HeaderMap, s: &Served) -> Result<Want, Response> 
     match parsed {
         Some(r) => Ok(Want::Range(r)),
         None => {
-            let mut resp = super::ApiError::new(
-                ProblemKind::RangeNotSatisfiable,
-                "range not satisfiable",
-            )
-            .into_response();
+            let mut resp = ApiError::new(ProblemKind::RangeNotSatisfiable, "range not satisfiable")
+                .into_response();
             if let Ok(v) = HeaderValue::from_str(&ByteRange::unsatisfied_content_range(s.length)) {
                 resp.headers_mut().insert(header::CONTENT_RANGE, v);
             }
@@ -85,7 +88,8 @@ pub(crate) fn decide(headers: &HeaderMap, s: &Served) -> Result<Want, Response> 
 
 /// Streams what [`decide`] chose.
 pub(crate) async fn send(state: &AppState, s: &Served, want: Want) -> ApiResult<Response> {
-    let etag = HeaderValue::from_str(&s.etag).map_err(|_| super::ApiError::internal("etag"))?;
+    let etag = HeaderValue::from_str(&s.etag)
+        .map_err(|_| ApiError::internal("etag", "inconsistent state"))?;
     let range = match want {
         Want::NotModified => {
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
@@ -146,20 +150,13 @@ pub(crate) fn served_node(node: &crate::store::Node) -> Option<Served> {
 
 /// `GET /v1/nodes/{node-id}/content` (and `HEAD`).
 pub(crate) async fn get_content(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, NodeId::from_b64)?;
-    no_query(&q)?;
+    let id = path_id::<NodeId>(&id)?;
     let (node, _) = readable(&state, caller.account_id, id).await?;
     let served = served_node(&node).ok_or_else(not_found)?;
     serve_blob(&state, &headers, &served).await
-}
-
-#[allow(dead_code)]
-fn _unused() -> super::ApiError {
-    problem(ProblemKind::NotFound, "")
 }

@@ -5,67 +5,85 @@
 //! link access token of a password link), which the caller of these functions has already
 //! checked; an upload id is then a capability for its drop, accepted only under the same link.
 
-use std::sync::Arc;
-
-use axum::body::{Body as HttpBody, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use coffer_core::api::{self, ProblemKind};
 use coffer_core::encoding::ByteBuf;
 use coffer_core::ids::{LinkId, UploadId};
 use rand_core::OsRng;
 
+use super::auth::path_id;
+use super::body::no_content;
 use super::content::{serve_blob, Served};
-use super::nodes::{
-    body, cbor, invalid_record, no_query, not_found, now, parse_id, problem, store_error,
-    ApiResult,
+use super::nodes::{cbor, invalid_record, not_found, problem, store_error};
+use super::uploads::{
+    abort, check_shape, lapse_times, parse_index, part_headers, status_of, store_part,
 };
-use super::uploads::{abort, check_shape, lapse_times, parse_index, part_headers, status_of, store_part};
-use super::{AppState, Authed};
+use super::{ApiResult, AppState, NoBody, Session};
 use crate::store::{Link, LinkKind, NewUpload, Upload, UploadCreated, UploadLimits, UploadTarget};
+
+/// This module's owner routes (spec §11.11.2), mounted by [`super::data_routes`]. The
+/// link-scoped drop endpoints (§11.11.6) are mounted with the link routes, behind the link's
+/// authentication, and call the `*_drop*` functions below.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/drops", get(list_drops))
+        .route("/v1/drops/{drop-id}", axum::routing::delete(delete_drop))
+        .route("/v1/drops/{drop-id}/content", get(drop_content))
+}
 
 // ---- owner endpoints ---------------------------------------------------------------------------
 
 /// `GET /v1/drops`.
 pub(crate) async fn list_drops(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
-    RawQuery(q): RawQuery,
+    State(state): State<AppState>,
+    caller: Session,
 ) -> ApiResult<Response> {
-    no_query(&q)?;
     let drops = state
         .meta
         .drops_of(caller.account_id)
         .await
         .map_err(store_error)?;
-    Ok(cbor(
-        StatusCode::OK,
-        &api::DropList {
-            drops: drops
-                .into_iter()
-                .map(|d| api::DropInfo {
-                    drop_id: d.drop_id,
-                    link_id: d.link_id,
-                    created_at: d.created_at,
-                    total_length: d.total_length,
-                    drop_envelope: ByteBuf::from(d.envelope),
-                })
-                .collect(),
-        },
-    ))
+    let mut out = Vec::with_capacity(drops.len());
+    let mut records = std::collections::BTreeMap::new();
+    for d in drops {
+        // The link's record opens the drop (§10.9.1). The store keeps it only while the link
+        // lives; a drop of a revoked link is listed with an empty record.
+        if !records.contains_key(&d.link_id) {
+            let rec = state
+                .meta
+                .link(d.link_id)
+                .await
+                .map_err(store_error)?
+                .filter(|l| l.link.owner == caller.account_id)
+                .map(|l| l.link.link_record)
+                .unwrap_or_default();
+            records.insert(d.link_id, rec);
+        }
+        out.push(api::DropInfo {
+            drop_id: d.drop_id,
+            link_id: d.link_id,
+            created_at: d.created_at,
+            total_length: d.total_length,
+            drop_envelope: ByteBuf::from(d.envelope),
+            link_record: ByteBuf::from(records.get(&d.link_id).cloned().unwrap_or_default()),
+        });
+    }
+    Ok(cbor(StatusCode::OK, &api::DropList { drops: out }))
 }
 
 /// `GET /v1/drops/{drop-id}/content` (and `HEAD`).
 pub(crate) async fn drop_content(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, UploadId::from_b64)?;
-    no_query(&q)?;
+    let id = path_id::<UploadId>(&id)?;
     let d = state
         .meta
         .drop_info(id)
@@ -83,42 +101,43 @@ pub(crate) async fn drop_content(
 
 /// `DELETE /v1/drops/{drop-id}`.
 pub(crate) async fn delete_drop(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    _: NoBody,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, UploadId::from_b64)?;
-    no_query(&q)?;
-    if !bytes.is_empty() {
-        return Err(problem(ProblemKind::MalformedBody, "this request takes no body"));
-    }
+    let id = path_id::<UploadId>(&id)?;
     let key = state
         .meta
         .delete_drop(caller.account_id, id)
         .await
         .map_err(store_error)?;
     let _ = state.blobs.delete_blob(&key).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(no_content())
 }
 
 // ---- link-scoped data path (§11.11.6) -----------------------------------------------------------
+// Called by the link routes (links.rs) after the link's authentication.
 
 /// The largest drop the server accepts (bytes of ciphertext).
+#[allow(dead_code)]
 pub(crate) fn drop_limit(state: &AppState) -> u64 {
-    state.limits.max_drop_length
+    state.config.file.limits.max_content_length
 }
 
 /// `POST /v1/l/{link-id}/drops` on a live drop link: a new drop upload.
-pub(crate) async fn create_drop(state: &AppState, link: &Link, bytes: &[u8]) -> ApiResult<Response> {
+#[allow(dead_code)]
+pub(crate) async fn create_drop(
+    state: &AppState,
+    link: &Link,
+    req: api::DropCreateRequest,
+) -> ApiResult<Response> {
     if link.link.kind != LinkKind::Drop {
         return Err(not_found());
     }
-    let req: api::DropCreateRequest = body(bytes)?;
     check_shape(req.total_length, req.part_size, drop_limit(state))?;
     check_envelope(&req.drop_envelope, link)?;
-    let t = now();
+    let t = state.now();
     let (expires_at, max_expires_at) = lapse_times(t);
     let new = NewUpload {
         upload_id: UploadId::generate(&mut OsRng),
@@ -135,7 +154,7 @@ pub(crate) async fn create_drop(state: &AppState, link: &Link, bytes: &[u8]) -> 
         max_expires_at,
     };
     let limits = UploadLimits {
-        quota_bytes: state.limits.quota_bytes,
+        quota_bytes: state.config.file.quotas.storage_bytes,
         max_account_uploads: None,
         max_link_uploads: Some(1000),
         max_link_drops: Some(10_000),
@@ -153,6 +172,7 @@ pub(crate) async fn create_drop(state: &AppState, link: &Link, bytes: &[u8]) -> 
 }
 
 /// The drop envelope decodes as a `DropEnvelope` of §10 for this link and folder (`422`).
+#[allow(dead_code)]
 fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
     let env: coffer_core::link::DropEnvelope =
         coffer_core::encoding::decode_bounded(bytes, coffer_core::link::MAX_DROP_ENVELOPE_LEN)
@@ -164,11 +184,12 @@ fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
 }
 
 /// A live drop upload of this link, or `404`.
+#[allow(dead_code)]
 async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<Upload> {
-    let id = parse_id(id, UploadId::from_b64)?;
+    let id = path_id::<UploadId>(&id)?;
     let u = state
         .meta
-        .upload(id, now())
+        .upload(id, state.now())
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
@@ -179,6 +200,7 @@ async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<U
 }
 
 /// `PUT /v1/l/{link-id}/uploads/{upload-id}/parts/{index}`.
+#[allow(dead_code)]
 pub(crate) async fn put_drop_part(
     state: &AppState,
     link: &Link,
@@ -195,21 +217,24 @@ pub(crate) async fn put_drop_part(
 }
 
 /// `GET /v1/l/{link-id}/uploads/{upload-id}`.
-pub(crate) async fn drop_status(state: &AppState, link: &Link, upload: &str) -> ApiResult<Response> {
+#[allow(dead_code)]
+pub(crate) async fn drop_status(
+    state: &AppState,
+    link: &Link,
+    upload: &str,
+) -> ApiResult<Response> {
     let u = link_upload(state, link.link.link_id, upload).await?;
     Ok(cbor(StatusCode::OK, &status_of(&u)?))
 }
 
 /// `POST /v1/l/{link-id}/uploads/{upload-id}/finalize`.
+#[allow(dead_code)]
 pub(crate) async fn finalize_drop(
     state: &AppState,
     link: &Link,
     upload: &str,
-    bytes: &[u8],
+    _: NoBody,
 ) -> ApiResult<Response> {
-    if !bytes.is_empty() {
-        return Err(problem(ProblemKind::MalformedBody, "this request takes no body"));
-    }
     let u = link_upload(state, link.link.link_id, upload).await?;
     if !u.is_complete() {
         return Err(problem(ProblemKind::UploadIncomplete, "parts are missing"));
@@ -226,12 +251,12 @@ pub(crate) async fn finalize_drop(
     }
     match state
         .meta
-        .finalize_drop(id, link.link.link_id, now())
+        .finalize_drop(id, link.link.link_id, state.now())
         .await
     {
         Ok(_) => {
             let _ = state.blobs.delete_parts(id).await;
-            Ok(StatusCode::NO_CONTENT.into_response())
+            Ok(no_content())
         }
         Err(e) => {
             let _ = state.blobs.delete_blob(&u.blob_key).await;
@@ -241,16 +266,14 @@ pub(crate) async fn finalize_drop(
 }
 
 /// `DELETE /v1/l/{link-id}/uploads/{upload-id}`.
+#[allow(dead_code)]
 pub(crate) async fn abort_drop(
     state: &AppState,
     link: &Link,
     upload: &str,
-    bytes: &[u8],
+    _: NoBody,
 ) -> ApiResult<Response> {
-    if !bytes.is_empty() {
-        return Err(problem(ProblemKind::MalformedBody, "this request takes no body"));
-    }
     let u = link_upload(state, link.link.link_id, upload).await?;
     abort(state, u.upload.upload_id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(no_content())
 }

@@ -4,12 +4,11 @@
 //! access to the subtree below its root. [`access`] decides what a caller may do with a node:
 //! `None` is answered `404` exactly like a node that does not exist.
 
-use std::sync::Arc;
-
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use coffer_core::account;
 use coffer_core::api::{self, Body, ProblemKind};
 use coffer_core::encoding::{decode_bounded, ByteBuf};
@@ -17,11 +16,21 @@ use coffer_core::ids::{AccountId, NodeId, ShareId};
 use coffer_core::primitives::VerifyingKey;
 use coffer_core::tree::{self, NodeExpectation, NodeRecord, SignedNode};
 
-use super::{ApiError, AppState, Authed};
+use super::auth::path_id;
+use super::{ApiError, ApiResult, AppState, Cbor, Session};
 use crate::store::{self, Node, NodeKind, NodeUpdate, NodeWrite, Permission, Removed, StoreError};
 
-/// The result type of the data-plane handlers.
-pub(crate) type ApiResult<T> = Result<T, ApiError>;
+/// This module's routes (spec §11.8), mounted by [`super::data_routes`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/root", get(get_root))
+        .route("/v1/nodes", axum::routing::post(create_node))
+        .route(
+            "/v1/nodes/{node-id}",
+            get(get_node).put(update_node).delete(delete_node),
+        )
+        .route("/v1/nodes/{node-id}/children", get(get_children))
+}
 
 /// A problem of `kind` with a fixed detail (never anything about other accounts' data).
 pub(crate) fn problem(kind: ProblemKind, detail: &'static str) -> ApiError {
@@ -30,38 +39,22 @@ pub(crate) fn problem(kind: ProblemKind, detail: &'static str) -> ApiError {
 
 /// `404 not-found`, identical for "missing" and "not yours".
 pub(crate) fn not_found() -> ApiError {
-    problem(ProblemKind::NotFound, "no such resource")
+    ApiError::not_found()
 }
 
 /// `422 invalid-record`.
 pub(crate) fn invalid_record(detail: &'static str) -> ApiError {
-    problem(ProblemKind::InvalidRecord, detail)
+    ApiError::invalid_record(detail)
 }
 
 /// Maps a store error to its problem (§11.3).
 pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound => not_found(),
-        StoreError::RevisionMismatch { current } => ApiError::revision_mismatch(current),
-        StoreError::AlreadyExists => problem(ProblemKind::AlreadyExists, "already exists"),
-        StoreError::UsernameTaken => problem(ProblemKind::UsernameTaken, "username taken"),
-        StoreError::UploadIncomplete => {
-            problem(ProblemKind::UploadIncomplete, "parts are missing")
-        }
-        StoreError::QuotaExceeded => problem(ProblemKind::QuotaExceeded, "storage quota exceeded"),
-        StoreError::LimitReached => problem(ProblemKind::QuotaExceeded, "count limit reached"),
-        other => ApiError::internal(other),
-    }
+    e.into()
 }
 
-/// Decodes a CBOR request body (`400 malformed-body` on any fault, §1.3).
-pub(crate) fn body<B: Body>(bytes: &[u8]) -> ApiResult<B> {
-    B::from_bytes(bytes).map_err(|_| problem(ProblemKind::MalformedBody, "malformed body"))
-}
-
-/// A CBOR response with `status`.
+/// A CBOR response with `status` (and `Cache-Control: no-store`).
 pub(crate) fn cbor<B: Body>(status: StatusCode, b: &B) -> Response {
-    (
+    let mut r = (
         status,
         [(
             header::CONTENT_TYPE,
@@ -69,30 +62,10 @@ pub(crate) fn cbor<B: Body>(status: StatusCode, b: &B) -> Response {
         )],
         b.to_bytes(),
     )
-        .into_response()
-}
-
-/// Parses an id path segment (`400 invalid-parameter` unless canonical base64url of 16 bytes).
-pub(crate) fn parse_id<T>(s: &str, f: impl Fn(&str) -> Result<T, coffer_core::DecodeError>) -> ApiResult<T> {
-    f(s).map_err(|_| problem(ProblemKind::InvalidParameter, "malformed identifier"))
-}
-
-/// Rejects any query string on endpoints that define no parameters.
-pub(crate) fn no_query(q: &Option<String>) -> ApiResult<()> {
-    match q {
-        None => Ok(()),
-        Some(_) => Err(problem(
-            ProblemKind::InvalidParameter,
-            "unexpected query parameter",
-        )),
-    }
-}
-
-/// The current time, seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 // ---- authorization -------------------------------------------------------------------------
@@ -187,7 +160,10 @@ pub(crate) async fn writable(
 }
 
 /// The caller's current identity signing key (§6), from its verified identity chain.
-pub(crate) async fn identity_key(state: &AppState, account_id: AccountId) -> ApiResult<VerifyingKey> {
+pub(crate) async fn identity_key(
+    state: &AppState,
+    account_id: AccountId,
+) -> ApiResult<VerifyingKey> {
     Ok(current_identity(state, account_id).await?.signing_key)
 }
 
@@ -204,7 +180,7 @@ pub(crate) async fn current_identity(
         .filter(|c| !c.deleted)
         .ok_or_else(not_found)?;
     account::verify_chain(&chain.generations)
-        .map_err(|_| ApiError::internal("stored identity chain does not verify"))
+        .map_err(|_| ApiError::internal("identity chain", "stored chain does not verify"))
 }
 
 /// Decodes a `SignedNode` strictly without verifying it, to learn where it claims to belong.
@@ -221,7 +197,8 @@ pub(crate) fn peek_record(signed: &[u8]) -> ApiResult<NodeRecord> {
 
 /// The stored record of a node, decoded (it was verified when written).
 pub(crate) fn stored_record(node: &Node) -> ApiResult<NodeRecord> {
-    peek_record(&node.node.record).map_err(|_| ApiError::internal("stored node record"))
+    peek_record(&node.node.record)
+        .map_err(|_| ApiError::internal("stored node record", "inconsistent state"))
 }
 
 /// Verifies a record's signature under `author` and its place: node id, parent and the parent's
@@ -244,15 +221,6 @@ pub(crate) fn verify_record(
     .map_err(|_| invalid_record("node record does not verify for the caller at this place"))
 }
 
-/// The kind of a verified record.
-pub(crate) fn kind_of(r: &NodeRecord) -> NodeKind {
-    if r.is_folder() {
-        NodeKind::Folder
-    } else {
-        NodeKind::File
-    }
-}
-
 /// The parent generation a child must not exceed: the parent's current folder key generation.
 pub(crate) fn parent_generation(parent: &Node) -> ApiResult<u64> {
     let r = stored_record(parent)?;
@@ -271,7 +239,7 @@ pub(crate) async fn release(state: &AppState, removed: &Removed) {
         }
     }
     for u in &removed.uploads {
-        if let Err(e) = state.blobs.delete_parts(u.upload_id()).await {
+        if let Err(e) = state.blobs.delete_parts(u.upload.upload_id).await {
             tracing::warn!(error = %e, "part deletion failed; left to garbage collection");
         }
         let _ = state.blobs.delete_blob(&u.blob_key).await;
@@ -311,8 +279,15 @@ pub(crate) async fn check_node_batch(
         let parent = stored.node.parent_id.map(|p| (p, u64::MAX));
         let rec = verify_record(signed, peek.node_id, parent, author)?;
         let old = stored_record(&stored)?;
-        if rec.kind != old.kind || rec.file.as_ref().map(|f| (f.content_revision, f.ciphertext_length))
-            != old.file.as_ref().map(|f| (f.content_revision, f.ciphertext_length))
+        if rec.kind != old.kind
+            || rec
+                .file
+                .as_ref()
+                .map(|f| (f.content_revision, f.ciphertext_length))
+                != old
+                    .file
+                    .as_ref()
+                    .map(|f| (f.content_revision, f.ciphertext_length))
         {
             return Err(invalid_record("a record changes kind or content"));
         }
@@ -346,7 +321,7 @@ pub(crate) fn node_response(headers: &HeaderMap, node: &Node) -> Response {
     }
     let mut r = cbor(
         StatusCode::OK,
-        &api::NodeRecord {
+        &api::NodeResponse {
             signed_node: ByteBuf::from(node.node.record.clone()),
         },
     );
@@ -381,12 +356,10 @@ fn written(status: StatusCode, node: &Node) -> Response {
 
 /// `GET /v1/root`.
 pub(crate) async fn get_root(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
-    RawQuery(q): RawQuery,
+    State(state): State<AppState>,
+    caller: Session,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    no_query(&q)?;
     let acct = state
         .meta
         .account(caller.account_id)
@@ -399,14 +372,12 @@ pub(crate) async fn get_root(
 
 /// `GET /v1/nodes/{node-id}`.
 pub(crate) async fn get_node(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, NodeId::from_b64)?;
-    no_query(&q)?;
+    let id = path_id::<NodeId>(&id)?;
     let (node, _) = readable(&state, caller.account_id, id).await?;
     Ok(node_response(&headers, &node))
 }
@@ -475,12 +446,12 @@ pub(crate) async fn children_page(
 
 /// `GET /v1/nodes/{node-id}/children?cursor=&limit=`.
 pub(crate) async fn get_children(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, NodeId::from_b64)?;
+    let id = path_id::<NodeId>(&id)?;
     let (limit, after) = page_params(&q)?;
     let (node, _) = readable(&state, caller.account_id, id).await?;
     let list = children_page(&state, &node, limit, after).await?;
@@ -489,13 +460,10 @@ pub(crate) async fn get_children(
 
 /// `POST /v1/nodes`: a new folder (files are created by upload finalize, §11.9.5).
 pub(crate) async fn create_node(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    State(state): State<AppState>,
+    caller: Session,
+    Cbor(req): Cbor<api::NodeCreateRequest>,
 ) -> ApiResult<Response> {
-    no_query(&q)?;
-    let req: api::NodeCreateRequest = body(&bytes)?;
     let peek = peek_record(&req.signed_node)?;
     let parent_id = peek
         .parent_id
@@ -503,7 +471,12 @@ pub(crate) async fn create_node(
     let (parent, _) = writable(&state, caller.account_id, parent_id).await?;
     let generation = parent_generation(&parent)?;
     let key = identity_key(&state, caller.account_id).await?;
-    let rec = verify_record(&req.signed_node, peek.node_id, Some((parent_id, generation)), &key)?;
+    let rec = verify_record(
+        &req.signed_node,
+        peek.node_id,
+        Some((parent_id, generation)),
+        &key,
+    )?;
     if !rec.is_folder() {
         return Err(invalid_record(
             "a file receives its record with its content (upload finalize)",
@@ -511,7 +484,9 @@ pub(crate) async fn create_node(
     }
     if let Some(existing) = state.meta.node(rec.node_id).await.map_err(store_error)? {
         return if existing.node.record == req.signed_node.as_slice()
-            && access(&state, caller.account_id, &existing).await?.is_some()
+            && access(&state, caller.account_id, &existing)
+                .await?
+                .is_some()
         {
             Ok(written(StatusCode::CREATED, &existing))
         } else {
@@ -529,7 +504,7 @@ pub(crate) async fn create_node(
     };
     let node = state
         .meta
-        .create_node(write, state.limits.max_nodes)
+        .create_node(write, Some(state.config.file.quotas.max_nodes))
         .await
         .map_err(store_error)?;
     Ok(written(StatusCode::CREATED, &node))
@@ -537,15 +512,12 @@ pub(crate) async fn create_node(
 
 /// `PUT /v1/nodes/{node-id}`: rename, move or re-key.
 pub(crate) async fn update_node(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    Cbor(req): Cbor<api::NodeUpdateRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, NodeId::from_b64)?;
-    no_query(&q)?;
-    let req: api::NodeUpdateRequest = body(&bytes)?;
+    let id = path_id::<NodeId>(&id)?;
     let (stored, acc) = writable(&state, caller.account_id, id).await?;
     let old = stored_record(&stored)?;
     let peek = peek_record(&req.signed_node)?;
@@ -555,7 +527,10 @@ pub(crate) async fn update_node(
     // A member may not touch the share root.
     if let Access::Member { share_root, .. } = acc {
         if share_root == id {
-            return Err(problem(ProblemKind::Forbidden, "members may not change the share root"));
+            return Err(problem(
+                ProblemKind::Forbidden,
+                "members may not change the share root",
+            ));
         }
     }
     let new_parent = peek.parent_id;
@@ -576,11 +551,24 @@ pub(crate) async fn update_node(
                 if path.contains(&id) {
                     return Err(invalid_record("a node cannot move below itself"));
                 }
-                if state.meta.share_by_root(id).await.map_err(store_error)?.is_some() {
-                    return Err(problem(ProblemKind::Forbidden, "a share root cannot be moved"));
+                if state
+                    .meta
+                    .share_by_root(id)
+                    .await
+                    .map_err(store_error)?
+                    .is_some()
+                {
+                    return Err(problem(
+                        ProblemKind::Forbidden,
+                        "a share root cannot be moved",
+                    ));
                 }
-                let from = enclosing_share(&state, old_p).await?.map(|s| s.share.share_id);
-                let to = enclosing_share(&state, new_p).await?.map(|s| s.share.share_id);
+                let from = enclosing_share(&state, old_p)
+                    .await?
+                    .map(|s| s.share.share_id);
+                let to = enclosing_share(&state, new_p)
+                    .await?
+                    .map(|s| s.share.share_id);
                 if from != to && !matches!((acc, np_acc), (Access::Owner, Access::Owner)) {
                     return Err(problem(
                         ProblemKind::Forbidden,
@@ -594,8 +582,14 @@ pub(crate) async fn update_node(
     let key = identity_key(&state, caller.account_id).await?;
     let rec = verify_record(&req.signed_node, id, parent, &key)?;
     if rec.kind != old.kind
-        || rec.file.as_ref().map(|f| (f.content_revision, f.ciphertext_length))
-            != old.file.as_ref().map(|f| (f.content_revision, f.ciphertext_length))
+        || rec
+            .file
+            .as_ref()
+            .map(|f| (f.content_revision, f.ciphertext_length))
+            != old
+                .file
+                .as_ref()
+                .map(|f| (f.content_revision, f.ciphertext_length))
     {
         return Err(invalid_record(
             "an update keeps the kind and the content (content changes by upload)",
@@ -631,22 +625,25 @@ pub(crate) async fn update_node(
 
 /// `DELETE /v1/nodes/{node-id}`: the node and its whole subtree.
 pub(crate) async fn delete_node(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    Cbor(req): Cbor<api::NodeDeleteRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, NodeId::from_b64)?;
-    no_query(&q)?;
-    let req: api::NodeDeleteRequest = body(&bytes)?;
+    let id = path_id::<NodeId>(&id)?;
     let (stored, acc) = writable(&state, caller.account_id, id).await?;
     let Some(parent_id) = stored.node.parent_id else {
-        return Err(problem(ProblemKind::Forbidden, "the root cannot be deleted"));
+        return Err(problem(
+            ProblemKind::Forbidden,
+            "the root cannot be deleted",
+        ));
     };
     if let Access::Member { share_root, .. } = acc {
         if share_root == id {
-            return Err(problem(ProblemKind::Forbidden, "members may not delete the share root"));
+            return Err(problem(
+                ProblemKind::Forbidden,
+                "members may not delete the share root",
+            ));
         }
     }
     writable(&state, caller.account_id, parent_id).await?;

@@ -8,29 +8,45 @@
 //! it in one store transaction.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use coffer_core::api::{self, ProblemKind};
 use coffer_core::encoding::{decode_bounded, ByteBuf};
-use coffer_core::ids::{AccountId, NodeId, ShareId};
+use coffer_core::ids::{AccountId, ShareId};
 use coffer_core::primitives::VerifyingKey;
 use coffer_core::rotation::{self, RotationBundle, ShareState};
 use coffer_core::share::{
     self, Grant, Member, ShareRecord, SignedGrant, PERMISSION_READ, PERMISSION_WRITE,
 };
 
+use super::auth::path_id;
+use super::body::no_content;
 use super::nodes::{
-    body, cbor, check_node_batch, current_identity, invalid_record, no_query, not_found, now,
-    parse_id, peek_record, problem, release, store_error, ApiResult,
+    cbor, check_node_batch, current_identity, invalid_record, not_found, peek_record, problem,
+    release, store_error,
 };
-use super::{ApiError, AppState, Authed};
+use super::{ApiError, ApiResult, AppState, Cbor, NoBody, Session};
 use crate::store::{
-    GrantWrite, MemberRemoval, NodeKind, NodeUpdate, NodeWrite, Permission, Share, ShareWrite,
+    GrantWrite, MemberRemoval, NodeUpdate, NodeWrite, Permission, Share, ShareWrite,
 };
+
+/// This module's routes (spec §11.10), mounted by [`super::data_routes`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/shares", post(create_share).get(list_shares))
+        .route("/v1/shares/{share-id}", get(get_share).delete(delete_share))
+        .route("/v1/shares/{share-id}/members", post(add_member))
+        .route(
+            "/v1/shares/{share-id}/members/{account-id}",
+            axum::routing::delete(remove_member),
+        )
+        .route("/v1/shares/{share-id}/leave", post(leave))
+        .route("/v1/shares/{share-id}/grants/mine", get(my_grants))
+}
 
 fn permission(p: u64) -> ApiResult<Permission> {
     match p {
@@ -43,9 +59,9 @@ fn permission(p: u64) -> ApiResult<Permission> {
 /// The stored share record, decoded (it was verified when written).
 fn stored_share(s: &Share) -> ApiResult<ShareRecord> {
     let outer: share::SignedShare = decode_bounded(&s.share.record, share::MAX_SIGNED_SHARE_LEN)
-        .map_err(|_| ApiError::internal("stored share record"))?;
+        .map_err(|_| ApiError::internal("stored share record", "inconsistent state"))?;
     decode_bounded(&outer.record, share::MAX_SIGNED_SHARE_LEN)
-        .map_err(|_| ApiError::internal("stored share record"))
+        .map_err(|_| ApiError::internal("stored share record", "inconsistent state"))
 }
 
 /// The live account a share record names as a member, checked against its current identity.
@@ -66,7 +82,9 @@ async fn member_account(state: &AppState, m: &Member, owner: AccountId) -> ApiRe
         || id.signing_key.to_bytes() != m.ed25519.0
         || id.agreement_key.to_bytes() != m.x25519.0
     {
-        return Err(invalid_record("a member's keys are not its current identity"));
+        return Err(invalid_record(
+            "a member's keys are not its current identity",
+        ));
     }
     Ok(acct.account_id)
 }
@@ -82,7 +100,8 @@ fn check_grant(
     let bad = || invalid_record("grant does not verify for this share, generation and member");
     let outer: SignedGrant =
         decode_bounded(bytes, share::MAX_SIGNED_GRANT_LEN).map_err(|_| bad())?;
-    let grant: Grant = decode_bounded(&outer.grant, share::MAX_SIGNED_GRANT_LEN).map_err(|_| bad())?;
+    let grant: Grant =
+        decode_bounded(&outer.grant, share::MAX_SIGNED_GRANT_LEN).map_err(|_| bad())?;
     if grant.granter.ed25519.0 != owner.to_bytes() {
         return Err(bad());
     }
@@ -122,7 +141,10 @@ async fn share_for(
         return Err(not_found());
     }
     if owner_only {
-        return Err(problem(ProblemKind::Forbidden, "only the owner manages a share"));
+        return Err(problem(
+            ProblemKind::Forbidden,
+            "only the owner manages a share",
+        ));
     }
     Ok(s)
 }
@@ -140,13 +162,10 @@ fn updated(status: StatusCode, id: ShareId, revision: u64, generation: u64) -> R
 
 /// `POST /v1/shares`.
 pub(crate) async fn create_share(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    State(state): State<AppState>,
+    caller: Session,
+    Cbor(req): Cbor<api::ShareCreateRequest>,
 ) -> ApiResult<Response> {
-    no_query(&q)?;
-    let req: api::ShareCreateRequest = body(&bytes)?;
     let me = caller.account_id;
     let root = state
         .meta
@@ -156,7 +175,10 @@ pub(crate) async fn create_share(
         .filter(|n| n.node.owner == me)
         .ok_or_else(not_found)?;
     if root.node.parent_id.is_none() {
-        return Err(problem(ProblemKind::Forbidden, "the root folder cannot be shared"));
+        return Err(problem(
+            ProblemKind::Forbidden,
+            "the root folder cannot be shared",
+        ));
     }
     let identity = current_identity(&state, me).await?;
     let key = identity.signing_key;
@@ -214,7 +236,13 @@ pub(crate) async fn create_share(
         .await
         .map_err(store_error)?;
     for id in above.iter().chain(below.iter()) {
-        if state.meta.share_by_root(*id).await.map_err(store_error)?.is_some() {
+        if state
+            .meta
+            .share_by_root(*id)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
             return Err(problem(
                 ProblemKind::AlreadyExists,
                 "a share already covers this subtree",
@@ -234,7 +262,12 @@ pub(crate) async fn create_share(
         .create_share(write, grants, nodes)
         .await
         .map_err(store_error)?;
-    Ok(updated(StatusCode::CREATED, req.share_id, up.revision, up.generation))
+    Ok(updated(
+        StatusCode::CREATED,
+        req.share_id,
+        up.revision,
+        up.generation,
+    ))
 }
 
 fn entry(s: Share) -> api::ShareEntry {
@@ -247,11 +280,9 @@ fn entry(s: Share) -> api::ShareEntry {
 
 /// `GET /v1/shares`.
 pub(crate) async fn list_shares(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
-    RawQuery(q): RawQuery,
+    State(state): State<AppState>,
+    caller: Session,
 ) -> ApiResult<Response> {
-    no_query(&q)?;
     let owned = state
         .meta
         .shares_owned(caller.account_id)
@@ -277,17 +308,15 @@ pub(crate) async fn list_shares(
 
 /// `GET /v1/shares/{share-id}`.
 pub(crate) async fn get_share(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, ShareId::from_b64)?;
-    no_query(&q)?;
+    let id = path_id::<ShareId>(&id)?;
     let s = share_for(&state, caller.account_id, id, false).await?;
     Ok(cbor(
         StatusCode::OK,
-        &api::ShareRecord {
+        &api::ShareResponse {
             share_id: id,
             revision: s.revision,
             signed_share: ByteBuf::from(s.share.record),
@@ -298,15 +327,12 @@ pub(crate) async fn get_share(
 
 /// `POST /v1/shares/{share-id}/members`: add a member, or change a member's permission.
 pub(crate) async fn add_member(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    Cbor(req): Cbor<api::MemberAddRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, ShareId::from_b64)?;
-    no_query(&q)?;
-    let req: api::MemberAddRequest = body(&bytes)?;
+    let id = path_id::<ShareId>(&id)?;
     let me = caller.account_id;
     let s = share_for(&state, me, id, true).await?;
     let current = stored_share(&s)?;
@@ -375,7 +401,7 @@ pub(crate) async fn add_member(
                 .zip(&current.members)
                 .find(|(_, c)| c.user_name == x.user_name)
                 .map(|((a, _), _)| *a)
-                .ok_or_else(|| ApiError::internal("member index"))?
+                .ok_or_else(|| ApiError::internal("member index", "inconsistent state"))?
         };
         members.push((a, permission(x.permission)?));
     }
@@ -403,16 +429,13 @@ pub(crate) async fn add_member(
 
 /// `DELETE /v1/shares/{share-id}/members/{account-id}`: removal with a rotation bundle.
 pub(crate) async fn remove_member(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path((id, member)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    Cbor(req): Cbor<api::MemberRemoveRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, ShareId::from_b64)?;
-    let member = parse_id(&member, AccountId::from_b64)?;
-    no_query(&q)?;
-    let req: api::MemberRemoveRequest = body(&bytes)?;
+    let id = path_id::<ShareId>(&id)?;
+    let member = path_id::<AccountId>(&member)?;
     let me = caller.account_id;
     let s = share_for(&state, me, id, true).await?;
     let current = stored_share(&s)?;
@@ -426,7 +449,7 @@ pub(crate) async fn remove_member(
         .members
         .get(pos)
         .map(|m| m.user_name.clone())
-        .ok_or_else(|| ApiError::internal("member index"))?;
+        .ok_or_else(|| ApiError::internal("member index", "inconsistent state"))?;
     let key = current_identity(&state, me).await?.signing_key;
     // The whole subtree's current records, as the rotation rules need them.
     let ids = state
@@ -515,17 +538,12 @@ pub(crate) async fn remove_member(
 
 /// `POST /v1/shares/{share-id}/leave`.
 pub(crate) async fn leave(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    _: NoBody,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, ShareId::from_b64)?;
-    no_query(&q)?;
-    if !bytes.is_empty() {
-        return Err(problem(ProblemKind::MalformedBody, "this request takes no body"));
-    }
+    let id = path_id::<ShareId>(&id)?;
     let s = share_for(&state, caller.account_id, id, false).await?;
     if s.share.owner == caller.account_id {
         return Err(problem(ProblemKind::Forbidden, "the owner cannot leave"));
@@ -536,18 +554,16 @@ pub(crate) async fn leave(
         .await
         .map_err(store_error)?;
     release(&state, &up.removed).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(no_content())
 }
 
 /// `GET /v1/shares/{share-id}/grants/mine`.
 pub(crate) async fn my_grants(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, ShareId::from_b64)?;
-    no_query(&q)?;
+    let id = path_id::<ShareId>(&id)?;
     let s = share_for(&state, caller.account_id, id, false).await?;
     if s.share.owner == caller.account_id {
         return Err(problem(ProblemKind::Forbidden, "the owner holds no grants"));
@@ -574,17 +590,16 @@ pub(crate) async fn my_grants(
 
 /// `DELETE /v1/shares/{share-id}`.
 pub(crate) async fn delete_share(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    Cbor(req): Cbor<api::ShareDeleteRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, ShareId::from_b64)?;
-    no_query(&q)?;
-    let req: api::ShareDeleteRequest = body(&bytes)?;
+    let id = path_id::<ShareId>(&id)?;
     let s = share_for(&state, caller.account_id, id, true).await?;
-    let key = current_identity(&state, caller.account_id).await?.signing_key;
+    let key = current_identity(&state, caller.account_id)
+        .await?
+        .signing_key;
     let nodes = check_node_batch(&state, &req.node_records, s.share.root_node_id, &key).await?;
     if s.revision != req.expected_revision {
         return Err(ApiError::revision_mismatch(s.revision));
@@ -595,10 +610,5 @@ pub(crate) async fn delete_share(
         .await
         .map_err(store_error)?;
     release(&state, &removed).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[allow(dead_code)]
-fn _unused(_: NodeId, _: NodeKind) -> u64 {
-    now()
+    Ok(no_content())
 }

@@ -6,29 +6,43 @@
 //! deleted by [`collect_garbage`], which `serve` runs periodically.
 
 use std::io;
-use std::sync::Arc;
 
-use axum::body::{Body as HttpBody, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::body::Body as HttpBody;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use coffer_core::api::{self, ProblemKind};
+use axum::routing::{post, put};
+use axum::Router;
 use coffer_core::api::upload::{part_count, PartBitmap};
+use coffer_core::api::{self, ProblemKind};
 use coffer_core::encoding::{ByteBuf, Bytes as Fixed};
-use coffer_core::ids::{AccountId, NodeId, UploadId};
+use coffer_core::ids::{AccountId, UploadId};
 use coffer_core::Error as CoreError;
 use futures_util::TryStreamExt;
 use rand_core::OsRng;
 
+use super::auth::path_id;
 use super::nodes::{
-    access, body, cbor, identity_key, no_query, not_found, now, parent_generation, parse_id,
-    problem, readable, stored_record, store_error, verify_record, writable, Access, ApiResult,
+    access, cbor, identity_key, invalid_record, not_found, parent_generation, problem, readable,
+    store_error, stored_record, verify_record, writable,
 };
-use super::{ApiError, AppState, Authed};
+use super::{ApiError, ApiResult, AppState, Cbor, NoBody, Session};
 use crate::store::{
     self, FinalizeNode, NewUpload, NodeKind, NodeWrite, Upload, UploadCreated, UploadLimits,
     UploadTarget,
 };
+
+/// This module's routes (spec §11.9.2–§11.9.6), mounted by [`super::data_routes`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/uploads", post(create_upload))
+        .route(
+            "/v1/uploads/{upload-id}",
+            axum::routing::get(get_upload).delete(delete_upload),
+        )
+        .route("/v1/uploads/{upload-id}/parts/{index}", put(put_part))
+        .route("/v1/uploads/{upload-id}/finalize", post(finalize))
+}
 
 /// Checks an upload shape (§11.9.1): `400 invalid-parameter`, or `413` for a length over the
 /// limit. Returns the part count.
@@ -43,17 +57,25 @@ pub(crate) fn check_shape(total_length: u64, part_size: u64, max_length: u64) ->
         CoreError::LimitExceeded {
             what: "content length",
             ..
-        } => problem(ProblemKind::PayloadTooLarge, "content length over the limit"),
-        _ => problem(ProblemKind::InvalidParameter, "upload shape outside §11.9.1"),
+        } => problem(
+            ProblemKind::PayloadTooLarge,
+            "content length over the limit",
+        ),
+        _ => problem(
+            ProblemKind::InvalidParameter,
+            "upload shape outside §11.9.1",
+        ),
     })
 }
 
 /// The `UploadStatus` of an upload.
 pub(crate) fn status_of(u: &Upload) -> ApiResult<api::UploadStatus> {
     let count = u.part_count();
-    let mut map = PartBitmap::new(count).map_err(|_| ApiError::internal("part bitmap"))?;
+    let mut map = PartBitmap::new(count)
+        .map_err(|_| ApiError::internal("part bitmap", "inconsistent state"))?;
     for &(i, _) in &u.parts {
-        map.set(i).map_err(|_| ApiError::internal("part index"))?;
+        map.set(i)
+            .map_err(|_| ApiError::internal("part index", "inconsistent state"))?;
     }
     let (node_id, content_revision) = match &u.upload.target {
         UploadTarget::Node {
@@ -88,7 +110,7 @@ pub(crate) fn lapse_times(now: u64) -> (u64, u64) {
 async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiResult<Upload> {
     let u = state
         .meta
-        .upload(id, now())
+        .upload(id, state.now())
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
@@ -118,14 +140,15 @@ async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiRes
 
 /// `POST /v1/uploads`.
 pub(crate) async fn create_upload(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    State(state): State<AppState>,
+    caller: Session,
+    Cbor(req): Cbor<api::UploadCreateRequest>,
 ) -> ApiResult<Response> {
-    no_query(&q)?;
-    let req: api::UploadCreateRequest = body(&bytes)?;
-    check_shape(req.total_length, req.part_size, state.limits.max_content_length)?;
+    check_shape(
+        req.total_length,
+        req.part_size,
+        state.config.file.limits.max_content_length,
+    )?;
     if req.content_revision == 0 {
         return Err(problem(
             ProblemKind::InvalidParameter,
@@ -148,12 +171,15 @@ pub(crate) async fn create_upload(
         None => {
             let (parent, _) = writable(&state, caller.account_id, req.parent_id).await?;
             if parent.node.kind != NodeKind::Folder {
-                return Err(problem(ProblemKind::InvalidParameter, "the parent is not a folder"));
+                return Err(problem(
+                    ProblemKind::InvalidParameter,
+                    "the parent is not a folder",
+                ));
             }
             parent.node.owner
         }
     };
-    let t = now();
+    let t = state.now();
     let (expires_at, max_expires_at) = lapse_times(t);
     let new = NewUpload {
         upload_id: UploadId::generate(&mut OsRng),
@@ -171,8 +197,8 @@ pub(crate) async fn create_upload(
         max_expires_at,
     };
     let limits = UploadLimits {
-        quota_bytes: state.limits.quota_bytes,
-        max_account_uploads: Some(100),
+        quota_bytes: state.config.file.quotas.storage_bytes,
+        max_account_uploads: Some(state.config.file.quotas.max_unfinished_uploads),
         max_link_uploads: None,
         max_link_drops: None,
     };
@@ -202,7 +228,13 @@ pub(crate) fn part_headers(headers: &HeaderMap) -> ApiResult<u64> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     if ct.as_deref() != Some(api::OCTET_STREAM_CONTENT_TYPE) {
         return Err(problem(
             ProblemKind::UnsupportedMediaType,
@@ -228,9 +260,17 @@ pub(crate) async fn store_part(
     announced: u64,
     body: HttpBody,
 ) -> ApiResult<api::PartStored> {
-    let wrong = || problem(ProblemKind::WrongLength, "the part's length is not its required length");
+    let wrong = || {
+        problem(
+            ProblemKind::WrongLength,
+            "the part's length is not its required length",
+        )
+    };
     let want = u.part_length(index).ok_or_else(|| {
-        problem(ProblemKind::InvalidParameter, "part index not below the part count")
+        problem(
+            ProblemKind::InvalidParameter,
+            "part index not below the part count",
+        )
     })?;
     if announced != want {
         return Err(wrong());
@@ -239,7 +279,11 @@ pub(crate) async fn store_part(
         .into_data_stream()
         .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e));
     let id = u.upload.upload_id;
-    let stored = match state.blobs.put_part(id, index, Box::pin(stream), want).await {
+    let stored = match state
+        .blobs
+        .put_part(id, index, Box::pin(stream), want)
+        .await
+    {
         Ok(s) => s,
         Err(store::StoreError::Invalid(_)) => return Err(wrong()),
         Err(store::StoreError::Backend(e)) => {
@@ -252,10 +296,16 @@ pub(crate) async fn store_part(
     if stored.length != want {
         return Err(wrong());
     }
-    let t = now();
+    let t = state.now();
     state
         .meta
-        .record_part(id, index, stored.length, t.saturating_add(api::UPLOAD_IDLE_TTL_SECS), t)
+        .record_part(
+            id,
+            index,
+            stored.length,
+            t.saturating_add(api::UPLOAD_IDLE_TTL_SECS),
+            t,
+        )
         .await
         .map_err(store_error)?;
     Ok(api::PartStored {
@@ -268,16 +318,14 @@ pub(crate) async fn store_part(
 
 /// `PUT /v1/uploads/{upload-id}/parts/{index}`.
 pub(crate) async fn put_part(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path((id, index)): Path<(String, String)>,
-    RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: HttpBody,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, UploadId::from_b64)?;
+    let id = path_id::<UploadId>(&id)?;
     let index = parse_index(&index)?;
-    no_query(&q)?;
     let announced = part_headers(&headers)?;
     let u = own_upload(&state, caller.account_id, id).await?;
     let stored = store_part(&state, &u, index, announced, body).await?;
@@ -286,13 +334,11 @@ pub(crate) async fn put_part(
 
 /// `GET /v1/uploads/{upload-id}`.
 pub(crate) async fn get_upload(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, UploadId::from_b64)?;
-    no_query(&q)?;
+    let id = path_id::<UploadId>(&id)?;
     let u = own_upload(&state, caller.account_id, id).await?;
     Ok(cbor(StatusCode::OK, &status_of(&u)?))
 }
@@ -312,46 +358,32 @@ pub(crate) async fn abort(state: &AppState, id: UploadId) -> ApiResult<()> {
 
 /// `DELETE /v1/uploads/{upload-id}`.
 pub(crate) async fn delete_upload(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    _: NoBody,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, UploadId::from_b64)?;
-    no_query(&q)?;
-    if !bytes.is_empty() {
-        return Err(problem(ProblemKind::MalformedBody, "this request takes no body"));
-    }
+    let id = path_id::<UploadId>(&id)?;
     own_upload(&state, caller.account_id, id).await?;
     abort(&state, id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response_ok())
-}
-
-trait NoContent {
-    fn into_response_ok(self) -> Response;
-}
-
-impl NoContent for StatusCode {
-    fn into_response_ok(self) -> Response {
-        axum::response::IntoResponse::into_response(self)
-    }
+    Ok(super::body::no_content())
 }
 
 /// `POST /v1/uploads/{upload-id}/finalize`.
 pub(crate) async fn finalize(
-    State(state): State<Arc<AppState>>,
-    caller: Authed,
+    State(state): State<AppState>,
+    caller: Session,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    bytes: Bytes,
+    Cbor(req): Cbor<api::UploadFinalizeRequest>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id, UploadId::from_b64)?;
-    no_query(&q)?;
-    let req: api::UploadFinalizeRequest = body(&bytes)?;
+    let id = path_id::<UploadId>(&id)?;
     let u = match own_upload(&state, caller.account_id, id).await {
         Ok(u) => u,
-        Err(e) => return replayed_finalize(&state, caller.account_id, &req).await.ok_or(e),
+        Err(e) => {
+            return replayed_finalize(&state, caller.account_id, &req)
+                .await
+                .ok_or(e)
+        }
     };
     let UploadTarget::Node {
         node_id,
@@ -364,13 +396,18 @@ pub(crate) async fn finalize(
     let (parent, _) = writable(&state, caller.account_id, parent_id).await?;
     let generation = parent_generation(&parent)?;
     let key = identity_key(&state, caller.account_id).await?;
-    let rec = verify_record(&req.signed_node, node_id, Some((parent_id, generation)), &key)?;
+    let rec = verify_record(
+        &req.signed_node,
+        node_id,
+        Some((parent_id, generation)),
+        &key,
+    )?;
     match &rec.file {
         Some(f)
             if f.content_revision == content_revision
                 && f.ciphertext_length == u.upload.total_length => {}
         _ => {
-            return Err(super::nodes::invalid_record(
+            return Err(invalid_record(
                 "the record does not name this upload's content",
             ))
         }
@@ -385,12 +422,12 @@ pub(crate) async fn finalize(
             writable(&state, caller.account_id, node_id).await?;
             let old = stored_record(n)?;
             if old.kind != rec.kind || n.node.parent_id != Some(parent_id) {
-                return Err(super::nodes::invalid_record(
+                return Err(invalid_record(
                     "a content update keeps the kind and the parent",
                 ));
             }
             if rec.metadata_revision < old.metadata_revision {
-                return Err(super::nodes::invalid_record("the metadata revision went down"));
+                return Err(invalid_record("the metadata revision went down"));
             }
             if n.node.revision != r {
                 return Err(ApiError::revision_mismatch(n.node.revision));
@@ -422,9 +459,9 @@ pub(crate) async fn finalize(
     let fin = FinalizeNode {
         expected_revision: req.expected_revision,
         node: write,
-        quota_bytes: state.limits.quota_bytes,
+        quota_bytes: state.config.file.quotas.storage_bytes,
     };
-    match state.meta.finalize_upload(id, fin, now()).await {
+    match state.meta.finalize_upload(id, fin, state.now()).await {
         Ok(done) => {
             let _ = state.blobs.delete_parts(id).await;
             if let Some(old) = &done.replaced_blob {
@@ -477,44 +514,9 @@ async fn replayed_finalize(
     ))
 }
 
-/// One pass of garbage collection: deletes lapsed uploads with their parts, and purges expired
-/// sessions, handshakes and link tokens. Returns the number of uploads deleted.
-pub async fn collect_garbage(state: &AppState) -> u64 {
-    let t = now();
-    let mut n = 0;
-    loop {
-        let batch = match state.meta.expired_uploads(t, 100).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "garbage collection: listing lapsed uploads failed");
-                break;
-            }
-        };
-        if batch.is_empty() {
-            break;
-        }
-        let len = batch.len();
-        for u in batch {
-            if abort(state, u.upload.upload_id).await.is_ok() {
-                n += 1;
-            }
-        }
-        if len < 100 {
-            break;
-        }
-    }
-    if let Err(e) = state
-        .meta
-        .purge_expired(t, api::SESSION_IDLE_TTL_SECS)
-        .await
-    {
-        tracing::warn!(error = %e, "garbage collection: purge failed");
-    }
-    n
-}
-
 /// Removes blobs and upload parts that no metadata references (left by a crash between the
-/// blob and the metadata step of a finalize or deletion). Run once at startup.
+/// blob and the metadata step of a finalize or a deletion). Safe while serving: a blob of a live
+/// upload or node is in use, and parts of a live upload belong to an existing upload row.
 pub async fn collect_orphans(state: &AppState) {
     if let Ok(keys) = state.blobs.list_blobs().await {
         for k in keys {
@@ -531,21 +533,3 @@ pub async fn collect_orphans(state: &AppState) {
         }
     }
 }
-
-/// Spawns the periodic garbage collector (every `period`), after one orphan sweep.
-pub fn spawn_gc(state: Arc<AppState>, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        collect_orphans(&state).await;
-        let mut tick = tokio::time::interval(period);
-        loop {
-            tick.tick().await;
-            let n = collect_garbage(&state).await;
-            if n > 0 {
-                tracing::info!(uploads = n, "lapsed uploads deleted");
-            }
-        }
-    })
-}
-
-#[allow(dead_code)]
-fn _uses(_: NodeId, _: Access) {}

@@ -38,7 +38,7 @@ pub fn now() -> u64 {
 pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
-    handle: Option<coffer_server::ServerHandle>,
+    pub handle: Option<coffer_server::ServerHandle>,
 }
 
 impl TestServer {
@@ -68,18 +68,38 @@ impl TestServer {
 
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(h) = self.handle.take() {
-            h.shutdown().await;
+            h.shutdown().await.expect("shutdown");
         }
         self.dir
     }
 }
 
-/// The configuration tests use: loopback, ephemeral port, generous rate limits so that the
-/// suite itself is not throttled.
+/// Rate limits the test suite itself cannot trip (one client address registers and logs in
+/// many users); the limits themselves are tested by the control-plane tests.
+pub const TEST_CONFIG_TOML: &str = r#"
+[rate-limits]
+register-per-address = { count = 1000000, per-secs = 1 }
+login-per-user-address = { count = 1000000, per-secs = 1 }
+login-per-user = { count = 1000000, per-secs = 1 }
+login-per-address = { count = 1000000, per-secs = 1 }
+login-failures-per-user = { count = 1000000, per-secs = 1 }
+reauth-failures-per-account = { count = 1000000, per-secs = 1 }
+lookups-per-session = { count = 1000000, per-secs = 1 }
+identity-reads-per-address = { count = 1000000, per-secs = 1 }
+unlock-failures-per-link = { count = 1000000, per-secs = 1 }
+unlock-failures-per-address = { count = 1000000, per-secs = 1 }
+link-requests-per-address = { count = 1000000, per-secs = 1 }
+link-requests-per-link = { count = 1000000, per-secs = 1 }
+drops-per-link = { count = 1000000, per-secs = 1 }
+drops-per-address = { count = 1000000, per-secs = 1 }
+requests-per-session = { count = 1000000, per-secs = 1 }
+"#;
+
+/// The configuration tests use: loopback, ephemeral port, the test rate limits.
 pub fn test_config(dir: &Path) -> coffer_server::config::Config {
-    let mut c = coffer_server::config::Config::default();
-    c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.data = dir.to_path_buf();
+    let mut c =
+        coffer_server::config::Config::new("127.0.0.1:0".parse().expect("addr"), dir.to_path_buf());
+    c.file = coffer_server::config::FileConfig::parse(TEST_CONFIG_TOML).expect("test config");
     c
 }
 
@@ -92,11 +112,15 @@ pub struct Process {
 impl Process {
     pub fn spawn(data: &Path) -> Process {
         let port = free_port();
+        let config = data.with_extension("toml");
+        std::fs::write(&config, TEST_CONFIG_TOML).expect("config file");
         let child = Command::new(env!("CARGO_BIN_EXE_cofferd"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data")
             .arg(data)
+            .arg("--config")
+            .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -110,7 +134,10 @@ impl Process {
     pub async fn wait_ready(&self) {
         let http = Http::new(&self.url);
         for _ in 0..200 {
-            if let Ok(r) = http.try_send(Method::GET, "/healthz", None, None, None, &[]).await {
+            if let Ok(r) = http
+                .try_send(Method::GET, "/healthz", None, None, None, &[])
+                .await
+            {
                 if r.status == 200 {
                     return;
                 }
@@ -191,7 +218,11 @@ impl Resp {
     /// The problem document, checked for consistency.
     #[track_caller]
     pub fn problem(&self) -> Problem {
-        assert!(self.status >= 400, "expected a problem, got {}", self.status);
+        assert!(
+            self.status >= 400,
+            "expected a problem, got {}",
+            self.status
+        );
         assert_eq!(
             self.header("content-type").as_deref(),
             Some(api::PROBLEM_CONTENT_TYPE),
@@ -249,7 +280,9 @@ impl Http {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> reqwest::Result<Resp> {
-        let mut rb = self.client.request(method, format!("{}{}", self.base, path));
+        let mut rb = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             rb = rb.header("authorization", format!("Bearer {t}"));
         }
@@ -345,7 +378,7 @@ impl Http {
 
 /// The server identity string OPAQUE binds (spec §6.2). Tests use the configured default.
 pub fn server_identity() -> String {
-    coffer_server::config::Config::default().server_identity
+    coffer_server::config::ServerSettings::default().identity
 }
 
 /// A logged-in user with its unlocked account and root folder.
@@ -458,21 +491,13 @@ pub fn registration_finish_body(
         now(),
     )
     .expect("root");
-    let (wrapped, sealed) = split_bundle(&reg.key_bundle);
     api::RegisterFinishRequest {
         account_id: resp.account_id,
         registration_upload: ByteBuf::from(reg.registration_upload),
-        wrapped_master_key: ByteBuf::from(wrapped),
-        sealed_account_secrets: ByteBuf::from(sealed),
+        key_bundle: ByteBuf::from(reg.key_bundle.clone()),
         signed_identity: ByteBuf::from(reg.signed_identity),
         root_node: ByteBuf::from(encode(&signed_root)),
     }
-}
-
-/// How the §6 key bundle travels in the two fields of §11 bodies.
-pub fn split_bundle(bundle: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let b = account::parse_key_bundle(bundle).expect("bundle");
-    (bundle.to_vec(), b.sealed_secrets.to_vec())
 }
 
 /// Logs in, unlocks the account and fetches the root.
@@ -502,10 +527,10 @@ pub async fn login(http: &Http, name: &str) -> User {
         .post("/v1/sessions/login/finish", None, &req)
         .await
         .ok(200);
-    let account = account::unlock(&fin.export_key, &done.account_id, &done.wrapped_master_key)
-        .expect("unlock");
+    let account =
+        account::unlock(&fin.export_key, &done.account_id, &done.key_bundle).expect("unlock");
     let token = done.session_token.to_b64();
-    let r: api::NodeRecord = http.get("/v1/root", Some(&token)).await.ok(200);
+    let r: api::NodeResponse = http.get("/v1/root", Some(&token)).await.ok(200);
     let record = tree::verify_node(
         &r.signed_node,
         &tree::NodeExpectation {
@@ -712,7 +737,9 @@ impl User {
         plaintext: &[u8],
     ) -> Node {
         let (mut node, ct) = self.file_record(parent, name, plaintext, 1);
-        let st = self.upload_create(http, &node, parent.id, ct.len() as u64).await;
+        let st = self
+            .upload_create(http, &node, parent.id, ct.len() as u64)
+            .await;
         self.upload_parts(http, st.upload_id, &ct).await;
         let w: api::NodeWritten = http
             .post(
@@ -731,7 +758,9 @@ impl User {
 
     /// Downloads and decrypts a file's content.
     pub async fn download(&self, http: &Http, node: &Node) -> Vec<u8> {
-        let r = http.get(&format!("/v1/nodes/{}/content", node.id), self.t()).await;
+        let r = http
+            .get(&format!("/v1/nodes/{}/content", node.id), self.t())
+            .await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let key = node.file_key.as_ref().expect("file key");
         coffer_core::content::decrypt(key, &r.body).expect("content decrypts")
