@@ -1,1 +1,2689 @@
 //! Embedded metadata store: SQLite through sqlx.
+//!
+//! One database file in WAL mode with `synchronous=FULL` and foreign keys on. The schema is
+//! created at open and versioned with `PRAGMA user_version`. Every operation runs in one
+//! transaction; writing ones start with `BEGIN IMMEDIATE`, so that concurrent writers queue on
+//! the busy timeout instead of failing on a lock upgrade.
+//!
+//! Unsigned 64-bit values are stored bit-for-bit in SQLite's signed 64-bit integers; the store
+//! compares them in SQL only where they are server-chosen (times) or bounded (lengths), and
+//! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::memory::{check_shape, username_hash, MAX_DEPTH};
+use super::*;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r"
+CREATE TABLE accounts (
+    account_id BLOB PRIMARY KEY NOT NULL,
+    username TEXT NOT NULL UNIQUE,
+    revision INTEGER NOT NULL,
+    password_file BLOB NOT NULL,
+    wrapped_master_key BLOB NOT NULL,
+    sealed_account_secrets BLOB NOT NULL,
+    identity_generation INTEGER NOT NULL,
+    root_node_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE retained_usernames (username_hash BLOB PRIMARY KEY NOT NULL) STRICT;
+CREATE TABLE identity_chains (
+    account_id BLOB PRIMARY KEY NOT NULL,
+    deleted INTEGER NOT NULL
+) STRICT;
+CREATE TABLE identities (
+    account_id BLOB NOT NULL REFERENCES identity_chains(account_id),
+    generation INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (account_id, generation)
+) STRICT;
+CREATE TABLE handshakes (
+    id BLOB PRIMARY KEY NOT NULL,
+    kind INTEGER NOT NULL,
+    username TEXT,
+    account_id BLOB,
+    session_id BLOB,
+    state BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX handshakes_account ON handshakes(account_id);
+CREATE INDEX handshakes_username ON handshakes(username);
+CREATE TABLE sessions (
+    session_id BLOB PRIMARY KEY NOT NULL,
+    account_id BLOB NOT NULL REFERENCES accounts(account_id) ON DELETE CASCADE,
+    token_hash BLOB NOT NULL UNIQUE,
+    label TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX sessions_account ON sessions(account_id);
+CREATE TABLE nodes (
+    node_id BLOB PRIMARY KEY NOT NULL,
+    parent_id BLOB REFERENCES nodes(node_id) DEFERRABLE INITIALLY DEFERRED,
+    owner BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    share_id BLOB,
+    record BLOB NOT NULL,
+    content_revision INTEGER NOT NULL,
+    content_length INTEGER NOT NULL,
+    blob_key TEXT
+) STRICT;
+CREATE INDEX nodes_parent ON nodes(parent_id, node_id);
+CREATE INDEX nodes_owner ON nodes(owner);
+CREATE INDEX nodes_blob ON nodes(blob_key);
+CREATE TABLE uploads (
+    upload_id BLOB PRIMARY KEY NOT NULL,
+    creator BLOB,
+    owner BLOB NOT NULL,
+    node_id BLOB,
+    parent_id BLOB,
+    content_revision INTEGER NOT NULL,
+    link_id BLOB,
+    envelope BLOB,
+    total_length INTEGER NOT NULL,
+    part_size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    max_expires_at INTEGER NOT NULL,
+    blob_key TEXT NOT NULL
+) STRICT;
+CREATE INDEX uploads_owner ON uploads(owner);
+CREATE INDEX uploads_creator ON uploads(creator);
+CREATE INDEX uploads_node ON uploads(node_id);
+CREATE INDEX uploads_parent ON uploads(parent_id);
+CREATE INDEX uploads_link ON uploads(link_id);
+CREATE INDEX uploads_expiry ON uploads(expires_at);
+CREATE TABLE upload_parts (
+    upload_id BLOB NOT NULL REFERENCES uploads(upload_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, idx)
+) STRICT;
+CREATE TABLE shares (
+    share_id BLOB PRIMARY KEY NOT NULL,
+    root_node_id BLOB NOT NULL UNIQUE,
+    owner BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    revision INTEGER NOT NULL
+) STRICT;
+CREATE INDEX shares_owner ON shares(owner);
+CREATE TABLE share_members (
+    share_id BLOB NOT NULL REFERENCES shares(share_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    account_id BLOB NOT NULL,
+    permission INTEGER NOT NULL,
+    PRIMARY KEY (share_id, account_id)
+) STRICT;
+CREATE INDEX share_members_account ON share_members(account_id);
+CREATE TABLE share_departed (
+    share_id BLOB NOT NULL REFERENCES shares(share_id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    account_id BLOB NOT NULL,
+    PRIMARY KEY (share_id, account_id)
+) STRICT;
+CREATE TABLE grants (
+    share_id BLOB NOT NULL REFERENCES shares(share_id) ON DELETE CASCADE,
+    member BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    grant_record BLOB NOT NULL,
+    PRIMARY KEY (share_id, member, generation)
+) STRICT;
+CREATE INDEX grants_member ON grants(member);
+CREATE TABLE links (
+    link_id BLOB PRIMARY KEY NOT NULL,
+    owner BLOB NOT NULL,
+    node_id BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    link_record BLOB NOT NULL,
+    owner_entry BLOB NOT NULL,
+    verifier_hash BLOB,
+    drop_secret_hash BLOB,
+    expires_at INTEGER,
+    max_downloads INTEGER,
+    created_at INTEGER NOT NULL,
+    downloads INTEGER NOT NULL
+) STRICT;
+CREATE INDEX links_owner ON links(owner);
+CREATE INDEX links_node ON links(node_id);
+CREATE TABLE link_tokens (
+    token_hash BLOB PRIMARY KEY NOT NULL,
+    link_id BLOB NOT NULL REFERENCES links(link_id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX link_tokens_link ON link_tokens(link_id);
+CREATE TABLE drops (
+    drop_id BLOB PRIMARY KEY NOT NULL,
+    link_id BLOB NOT NULL,
+    owner BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    total_length INTEGER NOT NULL,
+    envelope BLOB NOT NULL,
+    blob_key TEXT NOT NULL
+) STRICT;
+CREATE INDEX drops_owner ON drops(owner);
+CREATE INDEX drops_link ON drops(link_id);
+";
+
+/// Options of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long a statement waits for a lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The SQLite metadata store.
+#[derive(Debug, Clone)]
+pub struct SqliteMetadataStore {
+    pool: SqlitePool,
+}
+
+type Conn = SqliteConnection;
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// Bit-for-bit conversion of an unsigned value into SQLite's integer.
+fn i(v: u64) -> i64 {
+    v as i64
+}
+
+/// The inverse of [`i`].
+fn u(v: i64) -> u64 {
+    v as u64
+}
+
+fn id16(v: Vec<u8>) -> StoreResult<[u8; 16]> {
+    <[u8; 16]>::try_from(v.as_slice())
+        .map_err(|_| StoreError::backend("stored id of the wrong length"))
+}
+
+fn digest(v: Vec<u8>) -> StoreResult<Digest> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| StoreError::backend("stored digest of the wrong length"))
+}
+
+fn get_u(row: &SqliteRow, col: &str) -> StoreResult<u64> {
+    row.try_get::<i64, _>(col).map(u).map_err(db)
+}
+
+fn get_opt_u(row: &SqliteRow, col: &str) -> StoreResult<Option<u64>> {
+    Ok(row.try_get::<Option<i64>, _>(col).map_err(db)?.map(u))
+}
+
+fn get_bytes(row: &SqliteRow, col: &str) -> StoreResult<Vec<u8>> {
+    row.try_get::<Vec<u8>, _>(col).map_err(db)
+}
+
+fn get_id(row: &SqliteRow, col: &str) -> StoreResult<[u8; 16]> {
+    id16(get_bytes(row, col)?)
+}
+
+fn get_opt_id(row: &SqliteRow, col: &str) -> StoreResult<Option<[u8; 16]>> {
+    row.try_get::<Option<Vec<u8>>, _>(col)
+        .map_err(db)?
+        .map(id16)
+        .transpose()
+}
+
+fn kind_code(k: NodeKind) -> i64 {
+    match k {
+        NodeKind::Folder => 0,
+        NodeKind::File => 1,
+    }
+}
+
+fn perm_code(p: Permission) -> i64 {
+    match p {
+        Permission::Read => 0,
+        Permission::Write => 1,
+    }
+}
+
+fn link_kind_code(k: LinkKind) -> i64 {
+    match k {
+        LinkKind::File => 0,
+        LinkKind::Folder => 1,
+        LinkKind::Drop => 2,
+    }
+}
+
+fn handshake_code(k: HandshakeKind) -> i64 {
+    match k {
+        HandshakeKind::Registration => 0,
+        HandshakeKind::Login => 1,
+        HandshakeKind::Reauth(p) => 2 + i64::from(p),
+    }
+}
+
+fn check_len(v: u64) -> StoreResult<()> {
+    if v > i64::MAX as u64 {
+        return Err(StoreError::Invalid("length beyond 2^63"));
+    }
+    Ok(())
+}
+
+const NODE_COLS: &str =
+    "node_id, parent_id, owner, kind, revision, share_id, record, content_revision, content_length, blob_key";
+
+fn node_from_row(row: &SqliteRow) -> StoreResult<Node> {
+    let kind = match row.try_get::<i64, _>("kind").map_err(db)? {
+        0 => NodeKind::Folder,
+        1 => NodeKind::File,
+        _ => return Err(StoreError::backend("stored node kind out of range")),
+    };
+    Ok(Node {
+        node: NodeWrite {
+            node_id: NodeId::from_bytes(get_id(row, "node_id")?),
+            parent_id: get_opt_id(row, "parent_id")?.map(NodeId::from_bytes),
+            owner: AccountId::from_bytes(get_id(row, "owner")?),
+            kind,
+            revision: get_u(row, "revision")?,
+            share_id: get_opt_id(row, "share_id")?.map(ShareId::from_bytes),
+            record: get_bytes(row, "record")?,
+        },
+        content_revision: get_u(row, "content_revision")?,
+        content_length: get_u(row, "content_length")?,
+        blob_key: row.try_get::<Option<String>, _>("blob_key").map_err(db)?,
+    })
+}
+
+async fn get_node(c: &mut Conn, id: &NodeId) -> StoreResult<Option<Node>> {
+    let row = sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes WHERE node_id = ?"))
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(node_from_row).transpose()
+}
+
+async fn node_exists(c: &mut Conn, id: &NodeId) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT 1 FROM nodes WHERE node_id = ?")
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .is_some())
+}
+
+async fn update_node(c: &mut Conn, up: NodeUpdate) -> StoreResult<Node> {
+    let stored = get_node(c, &up.node.node_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    if stored.node.revision != up.expected_revision {
+        return Err(StoreError::RevisionMismatch {
+            current: stored.node.revision,
+        });
+    }
+    if let Some(p) = &up.node.parent_id {
+        if !node_exists(c, p).await? {
+            return Err(StoreError::NotFound);
+        }
+    }
+    let n = &up.node;
+    sqlx::query("UPDATE nodes SET parent_id = ?, owner = ?, kind = ?, revision = ?, share_id = ?, record = ? WHERE node_id = ?")
+        .bind(n.parent_id.as_ref().map(|p| p.as_bytes().to_vec()))
+        .bind(&n.owner.as_bytes()[..])
+        .bind(kind_code(n.kind))
+        .bind(i(n.revision))
+        .bind(n.share_id.as_ref().map(|s| s.as_bytes().to_vec()))
+        .bind(&n.record)
+        .bind(&n.node_id.as_bytes()[..])
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(Node {
+        node: up.node,
+        ..stored
+    })
+}
+
+async fn insert_node(c: &mut Conn, n: &NodeWrite) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO nodes (node_id, parent_id, owner, kind, revision, share_id, record, content_revision, content_length, blob_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, NULL)",
+    )
+    .bind(&n.node_id.as_bytes()[..])
+    .bind(n.parent_id.as_ref().map(|p| p.as_bytes().to_vec()))
+    .bind(&n.owner.as_bytes()[..])
+    .bind(kind_code(n.kind))
+    .bind(i(n.revision))
+    .bind(n.share_id.as_ref().map(|s| s.as_bytes().to_vec()))
+    .bind(&n.record)
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn subtree(c: &mut Conn, root: &NodeId) -> StoreResult<Vec<NodeId>> {
+    let rows = sqlx::query(
+        "WITH RECURSIVE sub(id) AS (SELECT node_id FROM nodes WHERE node_id = ?
+           UNION SELECT n.node_id FROM nodes n JOIN sub ON n.parent_id = sub.id)
+         SELECT id FROM sub",
+    )
+    .bind(&root.as_bytes()[..])
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| get_id(r, "id").map(NodeId::from_bytes))
+        .collect()
+}
+
+const UPLOAD_COLS: &str =
+    "upload_id, creator, owner, node_id, parent_id, content_revision, link_id, envelope, \
+     total_length, part_size, created_at, expires_at, max_expires_at, blob_key";
+
+async fn upload_from_row(c: &mut Conn, row: &SqliteRow) -> StoreResult<Upload> {
+    let upload_id = UploadId::from_bytes(get_id(row, "upload_id")?);
+    let target = match get_opt_id(row, "link_id")? {
+        Some(l) => UploadTarget::Drop {
+            link_id: LinkId::from_bytes(l),
+            envelope: row
+                .try_get::<Option<Vec<u8>>, _>("envelope")
+                .map_err(db)?
+                .unwrap_or_default(),
+        },
+        None => UploadTarget::Node {
+            node_id: NodeId::from_bytes(
+                get_opt_id(row, "node_id")?
+                    .ok_or_else(|| StoreError::backend("upload without target"))?,
+            ),
+            parent_id: NodeId::from_bytes(
+                get_opt_id(row, "parent_id")?
+                    .ok_or_else(|| StoreError::backend("upload without parent"))?,
+            ),
+            content_revision: get_u(row, "content_revision")?,
+        },
+    };
+    let parts =
+        sqlx::query("SELECT idx, length FROM upload_parts WHERE upload_id = ? ORDER BY idx")
+            .bind(&upload_id.as_bytes()[..])
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| Ok((get_u(r, "idx")?, get_u(r, "length")?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Upload {
+        upload: NewUpload {
+            upload_id,
+            creator: get_opt_id(row, "creator")?.map(AccountId::from_bytes),
+            owner: AccountId::from_bytes(get_id(row, "owner")?),
+            target,
+            total_length: get_u(row, "total_length")?,
+            part_size: get_u(row, "part_size")?,
+            created_at: get_u(row, "created_at")?,
+            expires_at: get_u(row, "expires_at")?,
+            max_expires_at: get_u(row, "max_expires_at")?,
+        },
+        blob_key: row.try_get::<String, _>("blob_key").map_err(db)?,
+        parts,
+    })
+}
+
+async fn uploads_where(c: &mut Conn, clause: &str, binds: &[&[u8]]) -> StoreResult<Vec<Upload>> {
+    let sql = format!("SELECT {UPLOAD_COLS} FROM uploads WHERE {clause}");
+    let mut q = sqlx::query(&sql);
+    for b in binds {
+        q = q.bind(b.to_vec());
+    }
+    let rows = q.fetch_all(&mut *c).await.map_err(db)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(upload_from_row(c, r).await?);
+    }
+    Ok(out)
+}
+
+async fn get_upload(c: &mut Conn, id: &UploadId) -> StoreResult<Option<Upload>> {
+    Ok(uploads_where(c, "upload_id = ?", &[&id.as_bytes()[..]])
+        .await?
+        .pop())
+}
+
+async fn live_upload(c: &mut Conn, id: &UploadId, now: u64) -> StoreResult<Option<Upload>> {
+    Ok(get_upload(c, id)
+        .await?
+        .filter(|u| u.upload.expires_at > now))
+}
+
+async fn delete_uploads(c: &mut Conn, uploads: &[Upload]) -> StoreResult<()> {
+    for up in uploads {
+        sqlx::query("DELETE FROM uploads WHERE upload_id = ?")
+            .bind(&up.upload.upload_id.as_bytes()[..])
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+async fn storage_used(c: &mut Conn, owner: &AccountId, now: u64) -> StoreResult<u64> {
+    let row = sqlx::query(
+        "SELECT (SELECT COALESCE(SUM(content_length), 0) FROM nodes WHERE owner = ?1)
+              + (SELECT COALESCE(SUM(total_length), 0) FROM uploads WHERE owner = ?1 AND expires_at > ?2)
+              + (SELECT COALESCE(SUM(total_length), 0) FROM drops WHERE owner = ?1) AS used",
+    )
+    .bind(&owner.as_bytes()[..])
+    .bind(i(now))
+    .fetch_one(&mut *c)
+    .await
+    .map_err(db)?;
+    get_u(&row, "used")
+}
+
+const LINK_COLS: &str =
+    "link_id, owner, node_id, kind, link_record, owner_entry, verifier_hash, drop_secret_hash, \
+     expires_at, max_downloads, created_at, downloads";
+
+fn link_from_row(row: &SqliteRow) -> StoreResult<Link> {
+    let kind = match row.try_get::<i64, _>("kind").map_err(db)? {
+        0 => LinkKind::File,
+        1 => LinkKind::Folder,
+        2 => LinkKind::Drop,
+        _ => return Err(StoreError::backend("stored link kind out of range")),
+    };
+    let opt_digest = |col: &str| -> StoreResult<Option<Digest>> {
+        row.try_get::<Option<Vec<u8>>, _>(col)
+            .map_err(db)?
+            .map(digest)
+            .transpose()
+    };
+    Ok(Link {
+        link: LinkWrite {
+            link_id: LinkId::from_bytes(get_id(row, "link_id")?),
+            owner: AccountId::from_bytes(get_id(row, "owner")?),
+            node_id: NodeId::from_bytes(get_id(row, "node_id")?),
+            kind,
+            link_record: get_bytes(row, "link_record")?,
+            owner_entry: get_bytes(row, "owner_entry")?,
+            verifier_hash: opt_digest("verifier_hash")?,
+            drop_secret_hash: opt_digest("drop_secret_hash")?,
+            expires_at: get_opt_u(row, "expires_at")?,
+            max_downloads: get_opt_u(row, "max_downloads")?,
+            created_at: get_u(row, "created_at")?,
+        },
+        downloads: get_u(row, "downloads")?,
+    })
+}
+
+async fn get_link(c: &mut Conn, id: &LinkId) -> StoreResult<Option<Link>> {
+    let row = sqlx::query(&format!("SELECT {LINK_COLS} FROM links WHERE link_id = ?"))
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(link_from_row).transpose()
+}
+
+async fn insert_link(c: &mut Conn, l: &LinkWrite) -> StoreResult<Link> {
+    if get_link(c, &l.link_id).await?.is_some() {
+        return Err(StoreError::AlreadyExists);
+    }
+    sqlx::query(
+        "INSERT INTO links (link_id, owner, node_id, kind, link_record, owner_entry, verifier_hash, drop_secret_hash,
+                            expires_at, max_downloads, created_at, downloads)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+    )
+    .bind(&l.link_id.as_bytes()[..])
+    .bind(&l.owner.as_bytes()[..])
+    .bind(&l.node_id.as_bytes()[..])
+    .bind(link_kind_code(l.kind))
+    .bind(&l.link_record)
+    .bind(&l.owner_entry)
+    .bind(l.verifier_hash.map(|h| h.to_vec()))
+    .bind(l.drop_secret_hash.map(|h| h.to_vec()))
+    .bind(l.expires_at.map(i))
+    .bind(l.max_downloads.map(i))
+    .bind(i(l.created_at))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(Link {
+        link: l.clone(),
+        downloads: 0,
+    })
+}
+
+/// Deletes a link, its tokens (cascade) and its unfinished drops.
+async fn revoke_link(c: &mut Conn, id: &LinkId) -> StoreResult<Removed> {
+    let mut removed = Removed::default();
+    let res = sqlx::query("DELETE FROM links WHERE link_id = ?")
+        .bind(&id.as_bytes()[..])
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    if res.rows_affected() > 0 {
+        removed.links.push(*id);
+    }
+    let uploads = uploads_where(c, "link_id = ?", &[&id.as_bytes()[..]]).await?;
+    delete_uploads(c, &uploads).await?;
+    removed.uploads = uploads;
+    Ok(removed)
+}
+
+fn link_access(link: Option<Link>, now: u64) -> LinkAccess {
+    match link {
+        None => LinkAccess::NotFound,
+        Some(l) if l.link.expires_at.is_some_and(|e| now >= e) => LinkAccess::Expired,
+        Some(l) if l.link.max_downloads.is_some_and(|m| l.downloads >= m) => LinkAccess::Exhausted,
+        Some(l) => LinkAccess::Live(Box::new(l)),
+    }
+}
+
+async fn load_share(c: &mut Conn, row: &SqliteRow) -> StoreResult<Share> {
+    let share_id = ShareId::from_bytes(get_id(row, "share_id")?);
+    let members = sqlx::query(
+        "SELECT account_id, permission FROM share_members WHERE share_id = ? ORDER BY position",
+    )
+    .bind(&share_id.as_bytes()[..])
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?
+    .iter()
+    .map(|r| {
+        let p = match r.try_get::<i64, _>("permission").map_err(db)? {
+            0 => Permission::Read,
+            1 => Permission::Write,
+            _ => return Err(StoreError::backend("stored permission out of range")),
+        };
+        Ok((AccountId::from_bytes(get_id(r, "account_id")?), p))
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
+    let departed =
+        sqlx::query("SELECT account_id FROM share_departed WHERE share_id = ? ORDER BY position")
+            .bind(&share_id.as_bytes()[..])
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| get_id(r, "account_id").map(AccountId::from_bytes))
+            .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Share {
+        share: ShareWrite {
+            share_id,
+            root_node_id: NodeId::from_bytes(get_id(row, "root_node_id")?),
+            owner: AccountId::from_bytes(get_id(row, "owner")?),
+            generation: get_u(row, "generation")?,
+            members,
+            record: get_bytes(row, "record")?,
+        },
+        revision: get_u(row, "revision")?,
+        departed,
+    })
+}
+
+async fn shares_where(c: &mut Conn, clause: &str, bind: &[u8]) -> StoreResult<Vec<Share>> {
+    let rows = sqlx::query(&format!(
+        "SELECT share_id, root_node_id, owner, generation, record, revision FROM shares WHERE {clause} ORDER BY share_id"
+    ))
+    .bind(bind.to_vec())
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(load_share(c, r).await?);
+    }
+    Ok(out)
+}
+
+async fn get_share(c: &mut Conn, id: &ShareId) -> StoreResult<Option<Share>> {
+    Ok(shares_where(c, "share_id = ?", &id.as_bytes()[..])
+        .await?
+        .pop())
+}
+
+/// Replaces a share's record, members and departed list; sets its revision.
+async fn write_share(
+    c: &mut Conn,
+    s: &ShareWrite,
+    revision: u64,
+    departed: &[AccountId],
+    insert: bool,
+) -> StoreResult<()> {
+    let sql = if insert {
+        "INSERT INTO shares (share_id, root_node_id, owner, generation, record, revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    } else {
+        "UPDATE shares SET root_node_id = ?2, owner = ?3, generation = ?4, record = ?5, revision = ?6 WHERE share_id = ?1"
+    };
+    sqlx::query(sql)
+        .bind(&s.share_id.as_bytes()[..])
+        .bind(&s.root_node_id.as_bytes()[..])
+        .bind(&s.owner.as_bytes()[..])
+        .bind(i(s.generation))
+        .bind(&s.record)
+        .bind(i(revision))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    let sid = &s.share_id.as_bytes()[..];
+    sqlx::query("DELETE FROM share_members WHERE share_id = ?")
+        .bind(sid)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    let mut seen = HashSet::new();
+    for (pos, (m, p)) in s.members.iter().enumerate() {
+        if !seen.insert(*m) {
+            return Err(StoreError::Invalid("a member listed twice"));
+        }
+        sqlx::query("INSERT INTO share_members (share_id, position, account_id, permission) VALUES (?, ?, ?, ?)")
+            .bind(sid)
+            .bind(pos as i64)
+            .bind(&m.as_bytes()[..])
+            .bind(perm_code(*p))
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
+    set_departed(c, &s.share_id, departed).await
+}
+
+async fn set_departed(c: &mut Conn, share_id: &ShareId, departed: &[AccountId]) -> StoreResult<()> {
+    let sid = &share_id.as_bytes()[..];
+    sqlx::query("DELETE FROM share_departed WHERE share_id = ?")
+        .bind(sid)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    for (pos, a) in departed.iter().enumerate() {
+        sqlx::query("INSERT INTO share_departed (share_id, position, account_id) VALUES (?, ?, ?)")
+            .bind(sid)
+            .bind(pos as i64)
+            .bind(&a.as_bytes()[..])
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+async fn put_grant(c: &mut Conn, share_id: &ShareId, g: &GrantWrite) -> StoreResult<()> {
+    if &g.share_id != share_id {
+        return Err(StoreError::Invalid("grant for another share"));
+    }
+    sqlx::query("INSERT OR REPLACE INTO grants (share_id, member, generation, grant_record) VALUES (?, ?, ?, ?)")
+        .bind(&g.share_id.as_bytes()[..])
+        .bind(&g.member.as_bytes()[..])
+        .bind(i(g.generation))
+        .bind(&g.grant)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+async fn delete_grants_of(c: &mut Conn, share_id: &ShareId, member: &AccountId) -> StoreResult<()> {
+    sqlx::query("DELETE FROM grants WHERE share_id = ? AND member = ?")
+        .bind(&share_id.as_bytes()[..])
+        .bind(&member.as_bytes()[..])
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Aborts the unfinished uploads of `creators` into the subtree of `root`.
+async fn abort_uploads_into(
+    c: &mut Conn,
+    creators: &[AccountId],
+    root: &NodeId,
+) -> StoreResult<Vec<Upload>> {
+    let nodes: HashSet<NodeId> = subtree(c, root).await?.into_iter().collect();
+    let mut out = Vec::new();
+    for creator in creators {
+        let uploads = uploads_where(
+            c,
+            "creator = ? AND link_id IS NULL",
+            &[&creator.as_bytes()[..]],
+        )
+        .await?;
+        for up in uploads {
+            if let UploadTarget::Node {
+                node_id, parent_id, ..
+            } = &up.upload.target
+            {
+                if nodes.contains(node_id) || nodes.contains(parent_id) {
+                    out.push(up);
+                }
+            }
+        }
+    }
+    delete_uploads(c, &out).await?;
+    Ok(out)
+}
+
+/// Deletes a share (members, departed, grants by cascade).
+async fn drop_share(c: &mut Conn, id: &ShareId) -> StoreResult<Removed> {
+    let res = sqlx::query("DELETE FROM shares WHERE share_id = ?")
+        .bind(&id.as_bytes()[..])
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    let mut removed = Removed::default();
+    if res.rows_affected() > 0 {
+        removed.shares.push(*id);
+    }
+    Ok(removed)
+}
+
+/// Deletes nodes with their content, uploads into them, links to them and shares rooted in them.
+async fn remove_nodes(c: &mut Conn, ids: &[NodeId]) -> StoreResult<Removed> {
+    let mut removed = Removed::default();
+    for id in ids {
+        let b = &id.as_bytes()[..];
+        if let Some(n) = get_node(c, id).await? {
+            removed.nodes += 1;
+            removed.blob_keys.extend(n.blob_key);
+        }
+        let uploads = uploads_where(
+            c,
+            "link_id IS NULL AND (node_id = ?1 OR parent_id = ?1)",
+            &[b],
+        )
+        .await?;
+        delete_uploads(c, &uploads).await?;
+        removed.uploads.extend(uploads);
+        let links = sqlx::query("SELECT link_id FROM links WHERE node_id = ?")
+            .bind(b)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        for l in &links {
+            let lid = LinkId::from_bytes(get_id(l, "link_id")?);
+            removed.extend(revoke_link(c, &lid).await?);
+        }
+        let shares = sqlx::query("SELECT share_id FROM shares WHERE root_node_id = ?")
+            .bind(b)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        for s in &shares {
+            let sid = ShareId::from_bytes(get_id(s, "share_id")?);
+            removed.extend(drop_share(c, &sid).await?);
+        }
+    }
+    for id in ids {
+        sqlx::query("DELETE FROM nodes WHERE node_id = ?")
+            .bind(&id.as_bytes()[..])
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
+    Ok(removed)
+}
+
+fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
+    Ok(Session {
+        session_id: get_id(row, "session_id")?,
+        account_id: AccountId::from_bytes(get_id(row, "account_id")?),
+        label: row.try_get::<String, _>("label").map_err(db)?,
+        created_at: get_u(row, "created_at")?,
+        last_used_at: get_u(row, "last_used_at")?,
+        expires_at: get_u(row, "expires_at")?,
+    })
+}
+
+const ACCOUNT_COLS: &str =
+    "account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets, \
+     identity_generation, root_node_id, created_at";
+
+fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
+    Ok(Account {
+        account_id: AccountId::from_bytes(get_id(row, "account_id")?),
+        username: row.try_get::<String, _>("username").map_err(db)?,
+        revision: get_u(row, "revision")?,
+        password_file: get_bytes(row, "password_file")?,
+        wrapped_master_key: get_bytes(row, "wrapped_master_key")?,
+        sealed_account_secrets: get_bytes(row, "sealed_account_secrets")?,
+        identity_generation: get_u(row, "identity_generation")?,
+        root_node_id: NodeId::from_bytes(get_id(row, "root_node_id")?),
+        created_at: get_u(row, "created_at")?,
+    })
+}
+
+async fn get_account(c: &mut Conn, id: &AccountId) -> StoreResult<Option<Account>> {
+    let row = sqlx::query(&format!(
+        "SELECT {ACCOUNT_COLS} FROM accounts WHERE account_id = ?"
+    ))
+    .bind(&id.as_bytes()[..])
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+async fn chain(c: &mut Conn, id: &AccountId) -> StoreResult<Option<IdentityChain>> {
+    let Some(row) = sqlx::query("SELECT deleted FROM identity_chains WHERE account_id = ?")
+        .bind(&id.as_bytes()[..])
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let deleted = row.try_get::<i64, _>("deleted").map_err(db)? != 0;
+    let generations =
+        sqlx::query("SELECT record FROM identities WHERE account_id = ? ORDER BY generation")
+            .bind(&id.as_bytes()[..])
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| get_bytes(r, "record"))
+            .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Some(IdentityChain {
+        account_id: *id,
+        generations,
+        deleted,
+    }))
+}
+
+async fn push_identity(
+    c: &mut Conn,
+    id: &AccountId,
+    generation: u64,
+    record: &[u8],
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO identities (account_id, generation, record) VALUES (?, ?, ?)")
+        .bind(&id.as_bytes()[..])
+        .bind(i(generation))
+        .bind(record)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    sqlx::query("UPDATE accounts SET identity_generation = ? WHERE account_id = ?")
+        .bind(i(generation))
+        .bind(&id.as_bytes()[..])
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+async fn revoke_sessions(
+    c: &mut Conn,
+    account: &AccountId,
+    keep: Option<&SessionId>,
+) -> StoreResult<u64> {
+    let res = sqlx::query("DELETE FROM sessions WHERE account_id = ? AND session_id IS NOT ?")
+        .bind(&account.as_bytes()[..])
+        .bind(keep.map(|k| k.to_vec()))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(res.rows_affected())
+}
+
+async fn delete_account_handshakes(c: &mut Conn, account: &AccountId) -> StoreResult<()> {
+    sqlx::query("DELETE FROM handshakes WHERE account_id = ?")
+        .bind(&account.as_bytes()[..])
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+async fn set_account_keys(
+    c: &mut Conn,
+    id: &AccountId,
+    revision: u64,
+    pf: &[u8],
+    wmk: &[u8],
+    sas: Option<&[u8]>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE accounts SET revision = ?, password_file = ?, wrapped_master_key = ?,
+                sealed_account_secrets = COALESCE(?, sealed_account_secrets) WHERE account_id = ?",
+    )
+    .bind(i(revision))
+    .bind(pf)
+    .bind(wmk)
+    .bind(sas.map(<[u8]>::to_vec))
+    .bind(&id.as_bytes()[..])
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+fn drop_from_row(row: &SqliteRow) -> StoreResult<DropRecord> {
+    Ok(DropRecord {
+        drop_id: UploadId::from_bytes(get_id(row, "drop_id")?),
+        link_id: LinkId::from_bytes(get_id(row, "link_id")?),
+        owner: AccountId::from_bytes(get_id(row, "owner")?),
+        created_at: get_u(row, "created_at")?,
+        total_length: get_u(row, "total_length")?,
+        envelope: get_bytes(row, "envelope")?,
+        blob_key: row.try_get::<String, _>("blob_key").map_err(db)?,
+    })
+}
+
+async fn count(c: &mut Conn, sql: &str, bind: &[u8], now: Option<u64>) -> StoreResult<u64> {
+    let mut q = sqlx::query(sql).bind(bind.to_vec());
+    if let Some(n) = now {
+        q = q.bind(i(n));
+    }
+    let row = q.fetch_one(&mut *c).await.map_err(db)?;
+    row.try_get::<i64, _>(0).map(u).map_err(db)
+}
+
+impl SqliteMetadataStore {
+    /// Opens (creating if needed) the database file at `path` and its schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the file cannot be opened, or holds a schema of another version.
+    pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        Self::open_with(connect, options).await
+    }
+
+    /// Opens a database from a `sqlite:` URL (see sqlx's `SqliteConnectOptions`), with the same
+    /// settings as [`Self::open`].
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_url(url: &str, options: SqliteOptions) -> StoreResult<Self> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        Self::open_with(connect, options).await
+    }
+
+    async fn open_with(connect: SqliteConnectOptions, options: SqliteOptions) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(db)?;
+        let store = SqliteMetadataStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let version: i64 = sqlx::query("PRAGMA user_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)?;
+        match version {
+            0 => {
+                for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
+                }
+                sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            SCHEMA_VERSION => {}
+            v => {
+                return Err(StoreError::backend(format!(
+                    "database schema version {v} is not supported (expected {SCHEMA_VERSION})"
+                )))
+            }
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Every value of every table, as bytes (integers as their decimal text), by table name:
+    /// for the deletion scan of the test suite.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`].
+    pub async fn dump_values(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let mut c = self.pool.acquire().await.map_err(db)?;
+        let tables: Vec<String> = sqlx::query(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(db))
+        .collect::<StoreResult<_>>()?;
+        let mut out = Vec::new();
+        for t in tables {
+            let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info(?)")
+                .bind(&t)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0).map_err(db))
+                .collect::<StoreResult<_>>()?;
+            for col in cols {
+                let rows = sqlx::query(&format!("SELECT CAST(\"{col}\" AS BLOB) FROM \"{t}\""))
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(db)?;
+                for r in rows {
+                    if let Some(v) = r.try_get::<Option<Vec<u8>>, _>(0).map_err(db)? {
+                        out.push((t.clone(), v));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.pool.acquire().await.map_err(db)
+    }
+}
+
+macro_rules! commit {
+    ($tx:ident, $value:expr) => {{
+        let value = $value;
+        $tx.commit().await.map_err(db)?;
+        Ok(value)
+    }};
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn put_handshake(&self, h: Handshake, now: u64) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM handshakes WHERE expires_at <= ?")
+            .bind(i(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if sqlx::query("SELECT 1 FROM handshakes WHERE id = ?")
+            .bind(&h.id[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .is_some()
+        {
+            return Err(StoreError::AlreadyExists);
+        }
+        if h.kind == HandshakeKind::Registration {
+            let (Some(name), Some(account)) = (&h.username, &h.account_id) else {
+                return Err(StoreError::Invalid(
+                    "registration needs a username and an account id",
+                ));
+            };
+            let taken = sqlx::query(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
+                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)
+                    OR EXISTS (SELECT 1 FROM handshakes WHERE kind = 0 AND username = ?1)",
+            )
+            .bind(name)
+            .bind(&username_hash(name)[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .is_some();
+            if taken {
+                return Err(StoreError::UsernameTaken);
+            }
+            let id_used = sqlx::query(
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
+                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1)
+                    OR EXISTS (SELECT 1 FROM handshakes WHERE kind = 0 AND account_id = ?1)",
+            )
+            .bind(&account.as_bytes()[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .is_some();
+            if id_used {
+                return Err(StoreError::AlreadyExists);
+            }
+        }
+        sqlx::query("INSERT INTO handshakes (id, kind, username, account_id, session_id, state, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&h.id[..])
+            .bind(handshake_code(h.kind))
+            .bind(&h.username)
+            .bind(h.account_id.map(|a| a.as_bytes().to_vec()))
+            .bind(h.session_id.map(|s| s.to_vec()))
+            .bind(&h.state)
+            .bind(i(h.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, ())
+    }
+
+    async fn take_handshake(
+        &self,
+        id: HandshakeId,
+        kind: HandshakeKind,
+        now: u64,
+    ) -> StoreResult<Option<Handshake>> {
+        let mut tx = self.write().await?;
+        let Some(row) = sqlx::query("SELECT kind, username, account_id, session_id, state, expires_at FROM handshakes WHERE id = ?")
+            .bind(&id[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let expires_at = get_u(&row, "expires_at")?;
+        let code = row.try_get::<i64, _>("kind").map_err(db)?;
+        if expires_at > now && code != handshake_code(kind) {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM handshakes WHERE id = ?")
+            .bind(&id[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if expires_at <= now {
+            return commit!(tx, None);
+        }
+        let h = Handshake {
+            id,
+            kind,
+            username: row.try_get::<Option<String>, _>("username").map_err(db)?,
+            account_id: get_opt_id(&row, "account_id")?.map(AccountId::from_bytes),
+            session_id: get_opt_id(&row, "session_id")?,
+            state: get_bytes(&row, "state")?,
+            expires_at,
+        };
+        commit!(tx, Some(h))
+    }
+
+    async fn create_account(&self, new: NewAccount, now: u64) -> StoreResult<Account> {
+        let mut tx = self.write().await?;
+        let aid = &new.account_id.as_bytes()[..];
+        let exists = sqlx::query(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
+                OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1)",
+        )
+        .bind(aid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .is_some();
+        if exists {
+            return Err(StoreError::AlreadyExists);
+        }
+        let Some(res) = sqlx::query("SELECT id FROM handshakes WHERE kind = 0 AND account_id = ? AND username = ? AND expires_at > ?")
+            .bind(aid)
+            .bind(&new.username)
+            .bind(i(now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let reservation = get_bytes(&res, "id")?;
+        let taken = sqlx::query(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
+                OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)",
+        )
+        .bind(&new.username)
+        .bind(&username_hash(&new.username)[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .is_some();
+        if taken {
+            return Err(StoreError::UsernameTaken);
+        }
+        if new.root.owner != new.account_id
+            || new.root.parent_id.is_some()
+            || new.root.kind != NodeKind::Folder
+        {
+            return Err(StoreError::Invalid(
+                "the root must be a parentless folder of the account",
+            ));
+        }
+        if node_exists(&mut tx, &new.root.node_id).await? {
+            return Err(StoreError::AlreadyExists);
+        }
+        sqlx::query("DELETE FROM handshakes WHERE id = ?")
+            .bind(reservation)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO accounts (account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets,
+                                   identity_generation, root_node_id, created_at)
+             VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(aid)
+        .bind(&new.username)
+        .bind(&new.password_file)
+        .bind(&new.wrapped_master_key)
+        .bind(&new.sealed_account_secrets)
+        .bind(&new.root.node_id.as_bytes()[..])
+        .bind(i(new.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("INSERT INTO identity_chains (account_id, deleted) VALUES (?, 0)")
+            .bind(aid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        push_identity(&mut tx, &new.account_id, 0, &new.identity).await?;
+        insert_node(&mut tx, &new.root).await?;
+        let account = get_account(&mut tx, &new.account_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        commit!(tx, account)
+    }
+
+    async fn account(&self, account_id: AccountId) -> StoreResult<Option<Account>> {
+        get_account(&mut *self.read().await?, &account_id).await
+    }
+
+    async fn account_by_username(&self, username: &str) -> StoreResult<Option<Account>> {
+        let mut c = self.read().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLS} FROM accounts WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    async fn storage_used(&self, account_id: AccountId, now: u64) -> StoreResult<u64> {
+        storage_used(&mut *self.read().await?, &account_id, now).await
+    }
+
+    async fn change_password(&self, ch: PasswordChange) -> StoreResult<AccountUpdated> {
+        let mut tx = self.write().await?;
+        let a = get_account(&mut tx, &ch.account_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if a.revision != ch.expected_revision {
+            return Err(StoreError::RevisionMismatch {
+                current: a.revision,
+            });
+        }
+        set_account_keys(
+            &mut tx,
+            &ch.account_id,
+            a.revision + 1,
+            &ch.password_file,
+            &ch.wrapped_master_key,
+            None,
+        )
+        .await?;
+        delete_account_handshakes(&mut tx, &ch.account_id).await?;
+        let sessions_revoked =
+            revoke_sessions(&mut tx, &ch.account_id, Some(&ch.keep_session)).await?;
+        commit!(
+            tx,
+            AccountUpdated {
+                revision: a.revision + 1,
+                identity_generation: a.identity_generation,
+                sessions_revoked,
+                removed: Removed::default()
+            }
+        )
+    }
+
+    async fn recover_account(&self, r: Recovery) -> StoreResult<AccountUpdated> {
+        let mut tx = self.write().await?;
+        let acc = r.account_id;
+        let a = get_account(&mut tx, &acc)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if a.revision != r.expected_revision {
+            return Err(StoreError::RevisionMismatch {
+                current: a.revision,
+            });
+        }
+        if a.identity_generation != r.expected_generation {
+            return Err(StoreError::RevisionMismatch {
+                current: a.identity_generation,
+            });
+        }
+        set_account_keys(
+            &mut tx,
+            &acc,
+            a.revision + 1,
+            &r.password_file,
+            &r.wrapped_master_key,
+            Some(&r.sealed_account_secrets),
+        )
+        .await?;
+        push_identity(&mut tx, &acc, a.identity_generation + 1, &r.identity).await?;
+        for n in r.nodes {
+            if n.node.owner != acc {
+                return Err(StoreError::Invalid(
+                    "recovery re-keys only the account's nodes",
+                ));
+            }
+            update_node(&mut tx, n).await?;
+        }
+        for rk in r.shares {
+            let sh = get_share(&mut tx, &rk.share.share_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if sh.share.owner != acc
+                || rk.share.owner != acc
+                || sh.share.root_node_id != rk.share.root_node_id
+            {
+                return Err(StoreError::Invalid(
+                    "recovery re-keys only the account's shares",
+                ));
+            }
+            let members: Vec<AccountId> = rk.share.members.iter().map(|m| m.0).collect();
+            let departed: Vec<AccountId> = sh
+                .departed
+                .into_iter()
+                .filter(|d| members.contains(d))
+                .collect();
+            write_share(&mut tx, &rk.share, sh.revision + 1, &departed, false).await?;
+            for g in &rk.grants {
+                put_grant(&mut tx, &rk.share.share_id, g).await?;
+            }
+        }
+        let mut removed = Removed::default();
+        let mut kept = HashSet::new();
+        for (old, new) in r.links {
+            match get_link(&mut tx, &old).await? {
+                Some(l) if l.link.owner == acc => {}
+                _ => return Err(StoreError::NotFound),
+            }
+            if new.owner != acc {
+                return Err(StoreError::Invalid("replacement link of another owner"));
+            }
+            removed.extend(revoke_link(&mut tx, &old).await?);
+            kept.insert(new.link_id);
+            insert_link(&mut tx, &new).await?;
+        }
+        let links = sqlx::query("SELECT link_id FROM links WHERE owner = ?")
+            .bind(&acc.as_bytes()[..])
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for l in &links {
+            let lid = LinkId::from_bytes(get_id(l, "link_id")?);
+            if !kept.contains(&lid) {
+                removed.extend(revoke_link(&mut tx, &lid).await?);
+            }
+        }
+        sqlx::query(
+            "DELETE FROM link_tokens WHERE link_id IN (SELECT link_id FROM links WHERE owner = ?)",
+        )
+        .bind(&acc.as_bytes()[..])
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let uploads = uploads_where(&mut tx, "creator = ?", &[&acc.as_bytes()[..]]).await?;
+        delete_uploads(&mut tx, &uploads).await?;
+        removed.uploads.extend(uploads);
+        delete_account_handshakes(&mut tx, &acc).await?;
+        let sessions_revoked = revoke_sessions(&mut tx, &acc, Some(&r.keep_session)).await?;
+        commit!(
+            tx,
+            AccountUpdated {
+                revision: a.revision + 1,
+                identity_generation: a.identity_generation + 1,
+                sessions_revoked,
+                removed
+            }
+        )
+    }
+
+    async fn delete_account(&self, account_id: AccountId) -> StoreResult<Removed> {
+        let mut tx = self.write().await?;
+        let acc = &account_id.as_bytes()[..];
+        let a = get_account(&mut tx, &account_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut removed = Removed::default();
+        let owned: Vec<NodeId> = sqlx::query("SELECT node_id FROM nodes WHERE owner = ?")
+            .bind(acc)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|r| get_id(r, "node_id").map(NodeId::from_bytes))
+            .collect::<StoreResult<_>>()?;
+        removed.extend(remove_nodes(&mut tx, &owned).await?);
+        for s in shares_where(&mut tx, "owner = ?", acc).await? {
+            removed.extend(drop_share(&mut tx, &s.share.share_id).await?);
+        }
+        let links = sqlx::query("SELECT link_id FROM links WHERE owner = ?")
+            .bind(acc)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for l in &links {
+            removed.extend(revoke_link(&mut tx, &LinkId::from_bytes(get_id(l, "link_id")?)).await?);
+        }
+        let uploads = uploads_where(&mut tx, "owner = ?1 OR creator = ?1", &[acc]).await?;
+        delete_uploads(&mut tx, &uploads).await?;
+        removed.uploads.extend(uploads);
+        let drops = sqlx::query("SELECT blob_key FROM drops WHERE owner = ?")
+            .bind(acc)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for d in &drops {
+            removed
+                .blob_keys
+                .push(d.try_get::<String, _>(0).map_err(db)?);
+        }
+        sqlx::query("DELETE FROM drops WHERE owner = ?")
+            .bind(acc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        // Its grants in other accounts' shares; it is recorded as departed there.
+        sqlx::query("DELETE FROM grants WHERE member = ?")
+            .bind(acc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for s in shares_where(
+            &mut tx,
+            "share_id IN (SELECT share_id FROM share_members WHERE account_id = ?)",
+            acc,
+        )
+        .await?
+        {
+            if !s.departed.contains(&account_id) {
+                let mut departed = s.departed.clone();
+                departed.push(account_id);
+                set_departed(&mut tx, &s.share.share_id, &departed).await?;
+                sqlx::query("UPDATE shares SET revision = revision + 1 WHERE share_id = ?")
+                    .bind(&s.share.share_id.as_bytes()[..])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        sqlx::query("DELETE FROM handshakes WHERE account_id = ? OR username = ?")
+            .bind(acc)
+            .bind(&a.username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        removed.sessions = revoke_sessions(&mut tx, &account_id, None).await?;
+        sqlx::query("DELETE FROM accounts WHERE account_id = ?")
+            .bind(acc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT OR IGNORE INTO retained_usernames (username_hash) VALUES (?)")
+            .bind(&username_hash(&a.username)[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query("UPDATE identity_chains SET deleted = 1 WHERE account_id = ?")
+            .bind(acc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, removed)
+    }
+
+    async fn create_session(&self, s: NewSession) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        if get_account(&mut tx, &s.account_id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let dup = sqlx::query("SELECT 1 FROM sessions WHERE session_id = ? OR token_hash = ?")
+            .bind(&s.session_id[..])
+            .bind(&s.token_hash[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .is_some();
+        if dup {
+            return Err(StoreError::AlreadyExists);
+        }
+        sqlx::query(
+            "INSERT INTO sessions (session_id, account_id, token_hash, label, created_at, last_used_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&s.session_id[..])
+        .bind(&s.account_id.as_bytes()[..])
+        .bind(&s.token_hash[..])
+        .bind(&s.label)
+        .bind(i(s.created_at))
+        .bind(i(s.created_at))
+        .bind(i(s.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        commit!(tx, ())
+    }
+
+    async fn authenticate_session(
+        &self,
+        token_hash: &Digest,
+        now: u64,
+        idle_ttl: u64,
+    ) -> StoreResult<Option<Session>> {
+        let mut tx = self.write().await?;
+        let Some(row) = sqlx::query(
+            "SELECT session_id, account_id, label, created_at, last_used_at, expires_at FROM sessions WHERE token_hash = ?",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let mut s = session_from_row(&row)?;
+        if now >= s.expires_at || now >= s.last_used_at.saturating_add(idle_ttl) {
+            sqlx::query("DELETE FROM sessions WHERE session_id = ?")
+                .bind(&s.session_id[..])
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            return commit!(tx, None);
+        }
+        s.last_used_at = s.last_used_at.max(now);
+        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE session_id = ?")
+            .bind(i(s.last_used_at))
+            .bind(&s.session_id[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, Some(s))
+    }
+
+    async fn list_sessions(
+        &self,
+        account_id: AccountId,
+        now: u64,
+        idle_ttl: u64,
+    ) -> StoreResult<Vec<Session>> {
+        let mut c = self.read().await?;
+        let rows = sqlx::query(
+            "SELECT session_id, account_id, label, created_at, last_used_at, expires_at FROM sessions
+             WHERE account_id = ? ORDER BY created_at, session_id",
+        )
+        .bind(&account_id.as_bytes()[..])
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        let all = rows
+            .iter()
+            .map(session_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(all
+            .into_iter()
+            .filter(|s| now < s.expires_at && now < s.last_used_at.saturating_add(idle_ttl))
+            .collect())
+    }
+
+    async fn revoke_session(
+        &self,
+        account_id: AccountId,
+        session_id: SessionId,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write().await?;
+        let res = sqlx::query("DELETE FROM sessions WHERE account_id = ? AND session_id = ?")
+            .bind(&account_id.as_bytes()[..])
+            .bind(&session_id[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, res.rows_affected() > 0)
+    }
+
+    async fn revoke_other_sessions(
+        &self,
+        account_id: AccountId,
+        keep: SessionId,
+    ) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let n = revoke_sessions(&mut tx, &account_id, Some(&keep)).await?;
+        commit!(tx, n)
+    }
+
+    async fn revoke_all_sessions(&self, account_id: AccountId) -> StoreResult<u64> {
+        let mut tx = self.write().await?;
+        let n = revoke_sessions(&mut tx, &account_id, None).await?;
+        commit!(tx, n)
+    }
+
+    async fn identity_chain(&self, account_id: AccountId) -> StoreResult<Option<IdentityChain>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let c = chain(&mut tx, &account_id).await?;
+        commit!(tx, c)
+    }
+
+    async fn append_identity(
+        &self,
+        account_id: AccountId,
+        expected_generation: u64,
+        identity: Vec<u8>,
+    ) -> StoreResult<IdentityChain> {
+        let mut tx = self.write().await?;
+        let a = get_account(&mut tx, &account_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if a.identity_generation != expected_generation {
+            return Err(StoreError::RevisionMismatch {
+                current: a.identity_generation,
+            });
+        }
+        push_identity(&mut tx, &account_id, expected_generation + 1, &identity).await?;
+        let c = chain(&mut tx, &account_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        commit!(tx, c)
+    }
+
+    async fn create_node(&self, node: NodeWrite, max_nodes: Option<u64>) -> StoreResult<Node> {
+        let mut tx = self.write().await?;
+        if node_exists(&mut tx, &node.node_id).await? {
+            return Err(StoreError::AlreadyExists);
+        }
+        match &node.parent_id {
+            Some(p) if node_exists(&mut tx, p).await? => {}
+            _ => return Err(StoreError::NotFound),
+        }
+        if let Some(max) = max_nodes {
+            if count(
+                &mut tx,
+                "SELECT COUNT(*) FROM nodes WHERE owner = ?",
+                &node.owner.as_bytes()[..],
+                None,
+            )
+            .await?
+                >= max
+            {
+                return Err(StoreError::LimitReached);
+            }
+        }
+        insert_node(&mut tx, &node).await?;
+        commit!(
+            tx,
+            Node {
+                node,
+                content_revision: 0,
+                content_length: 0,
+                blob_key: None
+            }
+        )
+    }
+
+    async fn node(&self, node_id: NodeId) -> StoreResult<Option<Node>> {
+        get_node(&mut *self.read().await?, &node_id).await
+    }
+
+    async fn children(
+        &self,
+        parent_id: NodeId,
+        after: Option<NodeId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Node>> {
+        let mut c = self.read().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ? AND node_id > ? ORDER BY node_id LIMIT ?"
+        ))
+        .bind(&parent_id.as_bytes()[..])
+        .bind(after.map_or_else(Vec::new, |a| a.as_bytes().to_vec()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    async fn node_path(&self, node_id: NodeId) -> StoreResult<Vec<NodeId>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut out = Vec::new();
+        let mut cur = Some(node_id);
+        while let Some(id) = cur {
+            let Some(row) = sqlx::query("SELECT parent_id FROM nodes WHERE node_id = ?")
+                .bind(&id.as_bytes()[..])
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+            else {
+                break;
+            };
+            if out.contains(&id) || out.len() > MAX_DEPTH {
+                return Err(StoreError::backend("node path does not end at a root"));
+            }
+            out.push(id);
+            cur = get_opt_id(&row, "parent_id")?.map(NodeId::from_bytes);
+        }
+        commit!(tx, out)
+    }
+
+    async fn subtree(&self, node_id: NodeId) -> StoreResult<Vec<NodeId>> {
+        subtree(&mut *self.read().await?, &node_id).await
+    }
+
+    async fn node_count(&self, owner: AccountId) -> StoreResult<u64> {
+        count(
+            &mut *self.read().await?,
+            "SELECT COUNT(*) FROM nodes WHERE owner = ?",
+            &owner.as_bytes()[..],
+            None,
+        )
+        .await
+    }
+
+    async fn update_node(&self, up: NodeUpdate) -> StoreResult<Node> {
+        let mut tx = self.write().await?;
+        let n = update_node(&mut tx, up).await?;
+        commit!(tx, n)
+    }
+
+    async fn delete_subtree(
+        &self,
+        node_id: NodeId,
+        expected_revision: u64,
+    ) -> StoreResult<Removed> {
+        let mut tx = self.write().await?;
+        let n = get_node(&mut tx, &node_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if n.node.revision != expected_revision {
+            return Err(StoreError::RevisionMismatch {
+                current: n.node.revision,
+            });
+        }
+        if n.node.parent_id.is_none() {
+            return Err(StoreError::Invalid("a root cannot be deleted"));
+        }
+        let ids = subtree(&mut tx, &node_id).await?;
+        let removed = remove_nodes(&mut tx, &ids).await?;
+        commit!(tx, removed)
+    }
+
+    async fn create_upload(
+        &self,
+        up: NewUpload,
+        limits: UploadLimits,
+        now: u64,
+    ) -> StoreResult<UploadCreated> {
+        check_shape(&up)?;
+        check_len(up.total_length)?;
+        check_len(up.part_size)?;
+        let mut tx = self.write().await?;
+        if let (UploadTarget::Node { node_id, .. }, Some(creator)) = (&up.target, &up.creator) {
+            let candidates = uploads_where(
+                &mut tx,
+                "creator = ? AND node_id = ?",
+                &[&creator.as_bytes()[..], &node_id.as_bytes()[..]],
+            )
+            .await?;
+            if let Some(existing) = candidates.into_iter().find(|u| {
+                u.upload.expires_at > now
+                    && u.upload.target == up.target
+                    && u.upload.total_length == up.total_length
+                    && u.upload.part_size == up.part_size
+            }) {
+                return commit!(tx, UploadCreated::Existing(existing));
+            }
+        }
+        let uid = &up.upload_id.as_bytes()[..];
+        let used = sqlx::query(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM uploads WHERE upload_id = ?1) OR EXISTS (SELECT 1 FROM drops WHERE drop_id = ?1)",
+        )
+        .bind(uid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .is_some();
+        if used {
+            return Err(StoreError::AlreadyExists);
+        }
+        if let Some(q) = limits.quota_bytes {
+            if storage_used(&mut tx, &up.owner, now)
+                .await?
+                .saturating_add(up.total_length)
+                > q
+            {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        if let (Some(max), Some(creator)) = (limits.max_account_uploads, &up.creator) {
+            let n = count(
+                &mut tx,
+                "SELECT COUNT(*) FROM uploads WHERE creator = ? AND expires_at > ?",
+                &creator.as_bytes()[..],
+                Some(now),
+            )
+            .await?;
+            if n >= max {
+                return Err(StoreError::LimitReached);
+            }
+        }
+        if let UploadTarget::Drop { link_id, .. } = &up.target {
+            let lid = &link_id.as_bytes()[..];
+            if let Some(max) = limits.max_link_uploads {
+                if count(
+                    &mut tx,
+                    "SELECT COUNT(*) FROM uploads WHERE link_id = ? AND expires_at > ?",
+                    lid,
+                    Some(now),
+                )
+                .await?
+                    >= max
+                {
+                    return Err(StoreError::LimitReached);
+                }
+            }
+            if let Some(max) = limits.max_link_drops {
+                if count(
+                    &mut tx,
+                    "SELECT COUNT(*) FROM drops WHERE link_id = ?",
+                    lid,
+                    None,
+                )
+                .await?
+                    >= max
+                {
+                    return Err(StoreError::LimitReached);
+                }
+            }
+        }
+        let (node_id, parent_id, content_revision, link_id, envelope) = match &up.target {
+            UploadTarget::Node {
+                node_id,
+                parent_id,
+                content_revision,
+            } => (
+                Some(node_id.as_bytes().to_vec()),
+                Some(parent_id.as_bytes().to_vec()),
+                *content_revision,
+                None,
+                None,
+            ),
+            UploadTarget::Drop { link_id, envelope } => (
+                None,
+                None,
+                0,
+                Some(link_id.as_bytes().to_vec()),
+                Some(envelope.clone()),
+            ),
+        };
+        let blob_key = blob_key_for_upload(&up.upload_id);
+        sqlx::query(
+            "INSERT INTO uploads (upload_id, creator, owner, node_id, parent_id, content_revision, link_id, envelope,
+                                  total_length, part_size, created_at, expires_at, max_expires_at, blob_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(uid)
+        .bind(up.creator.map(|c| c.as_bytes().to_vec()))
+        .bind(&up.owner.as_bytes()[..])
+        .bind(node_id)
+        .bind(parent_id)
+        .bind(i(content_revision))
+        .bind(link_id)
+        .bind(envelope)
+        .bind(i(up.total_length))
+        .bind(i(up.part_size))
+        .bind(i(up.created_at))
+        .bind(i(up.expires_at))
+        .bind(i(up.max_expires_at))
+        .bind(&blob_key)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        commit!(
+            tx,
+            UploadCreated::Created(Upload {
+                upload: up,
+                blob_key,
+                parts: Vec::new()
+            })
+        )
+    }
+
+    async fn upload(&self, upload_id: UploadId, now: u64) -> StoreResult<Option<Upload>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let u = live_upload(&mut tx, &upload_id, now).await?;
+        commit!(tx, u)
+    }
+
+    async fn record_part(
+        &self,
+        upload_id: UploadId,
+        index: u64,
+        length: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> StoreResult<Upload> {
+        let mut tx = self.write().await?;
+        let mut up = live_upload(&mut tx, &upload_id, now)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if up.part_length(index) != Some(length) {
+            return Err(StoreError::Invalid(
+                "part index or length outside the upload's shape",
+            ));
+        }
+        let uid = &upload_id.as_bytes()[..];
+        sqlx::query(
+            "INSERT OR REPLACE INTO upload_parts (upload_id, idx, length) VALUES (?, ?, ?)",
+        )
+        .bind(uid)
+        .bind(i(index))
+        .bind(i(length))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let exp = expires_at.min(up.upload.max_expires_at);
+        sqlx::query("UPDATE uploads SET expires_at = ? WHERE upload_id = ?")
+            .bind(i(exp))
+            .bind(uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        up.upload.expires_at = exp;
+        match up.parts.binary_search_by_key(&index, |p| p.0) {
+            Ok(k) => up.parts[k].1 = length,
+            Err(k) => up.parts.insert(k, (index, length)),
+        }
+        commit!(tx, up)
+    }
+
+    async fn finalize_upload(
+        &self,
+        upload_id: UploadId,
+        f: FinalizeNode,
+        now: u64,
+    ) -> StoreResult<Finalized> {
+        let mut tx = self.write().await?;
+        let up = live_upload(&mut tx, &upload_id, now)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let UploadTarget::Node {
+            node_id,
+            parent_id,
+            content_revision,
+        } = up.upload.target
+        else {
+            return Err(StoreError::Invalid("not a node upload"));
+        };
+        if f.node.node_id != node_id
+            || f.node.parent_id != Some(parent_id)
+            || f.node.kind != NodeKind::File
+        {
+            return Err(StoreError::Invalid(
+                "the record is not for the upload's node and parent",
+            ));
+        }
+        if !up.is_complete() {
+            return Err(StoreError::UploadIncomplete);
+        }
+        let old = get_node(&mut tx, &node_id).await?;
+        match (&old, f.expected_revision) {
+            (Some(_), None) => return Err(StoreError::AlreadyExists),
+            (None, Some(_)) => return Err(StoreError::NotFound),
+            (Some(n), Some(r)) if n.node.revision != r => {
+                return Err(StoreError::RevisionMismatch {
+                    current: n.node.revision,
+                })
+            }
+            (Some(n), Some(_)) if n.content_revision >= content_revision => {
+                return Err(StoreError::RevisionMismatch {
+                    current: n.node.revision,
+                })
+            }
+            _ => {}
+        }
+        if !node_exists(&mut tx, &parent_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(q) = f.quota_bytes {
+            let used = storage_used(&mut tx, &f.node.owner, now).await?;
+            let released = if up.upload.owner == f.node.owner {
+                up.upload.total_length
+            } else {
+                0
+            };
+            let old_len = old.as_ref().map_or(0, |n| n.content_length);
+            if used
+                .saturating_sub(released)
+                .saturating_sub(old_len)
+                .saturating_add(up.upload.total_length)
+                > q
+            {
+                return Err(StoreError::QuotaExceeded);
+            }
+        }
+        if old.is_none() {
+            insert_node(&mut tx, &f.node).await?;
+        } else {
+            update_node(
+                &mut tx,
+                NodeUpdate {
+                    expected_revision: f.expected_revision.unwrap_or_default(),
+                    node: f.node.clone(),
+                },
+            )
+            .await?;
+        }
+        sqlx::query("UPDATE nodes SET content_revision = ?, content_length = ?, blob_key = ? WHERE node_id = ?")
+            .bind(i(content_revision))
+            .bind(i(up.upload.total_length))
+            .bind(&up.blob_key)
+            .bind(&node_id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        delete_uploads(&mut tx, std::slice::from_ref(&up)).await?;
+        let node = Node {
+            node: f.node,
+            content_revision,
+            content_length: up.upload.total_length,
+            blob_key: Some(up.blob_key.clone()),
+        };
+        commit!(
+            tx,
+            Finalized {
+                node,
+                created: old.is_none(),
+                replaced_blob: old.and_then(|n| n.blob_key)
+            }
+        )
+    }
+
+    async fn finalize_drop(
+        &self,
+        upload_id: UploadId,
+        link_id: LinkId,
+        now: u64,
+    ) -> StoreResult<DropRecord> {
+        let mut tx = self.write().await?;
+        let up = live_upload(&mut tx, &upload_id, now)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let UploadTarget::Drop {
+            link_id: l,
+            envelope,
+        } = &up.upload.target
+        else {
+            return Err(StoreError::NotFound);
+        };
+        if l != &link_id || get_link(&mut tx, &link_id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        if !up.is_complete() {
+            return Err(StoreError::UploadIncomplete);
+        }
+        let d = DropRecord {
+            drop_id: upload_id,
+            link_id,
+            owner: up.upload.owner,
+            created_at: now,
+            total_length: up.upload.total_length,
+            envelope: envelope.clone(),
+            blob_key: up.blob_key.clone(),
+        };
+        sqlx::query("INSERT INTO drops (drop_id, link_id, owner, created_at, total_length, envelope, blob_key) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&d.drop_id.as_bytes()[..])
+            .bind(&d.link_id.as_bytes()[..])
+            .bind(&d.owner.as_bytes()[..])
+            .bind(i(d.created_at))
+            .bind(i(d.total_length))
+            .bind(&d.envelope)
+            .bind(&d.blob_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        delete_uploads(&mut tx, std::slice::from_ref(&up)).await?;
+        commit!(tx, d)
+    }
+
+    async fn delete_upload(&self, upload_id: UploadId) -> StoreResult<Option<Upload>> {
+        let mut tx = self.write().await?;
+        let up = get_upload(&mut tx, &upload_id).await?;
+        if let Some(u) = &up {
+            delete_uploads(&mut tx, std::slice::from_ref(u)).await?;
+        }
+        commit!(tx, up)
+    }
+
+    async fn expired_uploads(&self, now: u64, limit: u32) -> StoreResult<Vec<Upload>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {UPLOAD_COLS} FROM uploads WHERE expires_at <= ? ORDER BY expires_at, upload_id LIMIT ?"
+        ))
+        .bind(i(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(upload_from_row(&mut tx, r).await?);
+        }
+        commit!(tx, out)
+    }
+
+    async fn blob_key_in_use(&self, blob_key: &str) -> StoreResult<bool> {
+        let mut c = self.read().await?;
+        Ok(sqlx::query(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM nodes WHERE blob_key = ?1)
+                OR EXISTS (SELECT 1 FROM drops WHERE blob_key = ?1)
+                OR EXISTS (SELECT 1 FROM uploads WHERE blob_key = ?1)",
+        )
+        .bind(blob_key)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .is_some())
+    }
+
+    async fn upload_exists(&self, upload_id: UploadId) -> StoreResult<bool> {
+        let mut c = self.read().await?;
+        Ok(sqlx::query("SELECT 1 FROM uploads WHERE upload_id = ?")
+            .bind(&upload_id.as_bytes()[..])
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?
+            .is_some())
+    }
+
+    async fn create_share(
+        &self,
+        share: ShareWrite,
+        grants: Vec<GrantWrite>,
+        nodes: Vec<NodeUpdate>,
+    ) -> StoreResult<ShareUpdated> {
+        let mut tx = self.write().await?;
+        let exists = sqlx::query("SELECT 1 FROM shares WHERE share_id = ? OR root_node_id = ?")
+            .bind(&share.share_id.as_bytes()[..])
+            .bind(&share.root_node_id.as_bytes()[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .is_some();
+        if exists {
+            return Err(StoreError::AlreadyExists);
+        }
+        if !node_exists(&mut tx, &share.root_node_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        for n in nodes {
+            update_node(&mut tx, n).await?;
+        }
+        write_share(&mut tx, &share, 0, &[], true).await?;
+        for g in &grants {
+            put_grant(&mut tx, &share.share_id, g).await?;
+        }
+        commit!(
+            tx,
+            ShareUpdated {
+                revision: 0,
+                generation: share.generation,
+                removed: Removed::default()
+            }
+        )
+    }
+
+    async fn share(&self, share_id: ShareId) -> StoreResult<Option<Share>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let s = get_share(&mut tx, &share_id).await?;
+        commit!(tx, s)
+    }
+
+    async fn share_by_root(&self, node_id: NodeId) -> StoreResult<Option<Share>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let s = shares_where(&mut tx, "root_node_id = ?", &node_id.as_bytes()[..])
+            .await?
+            .pop();
+        commit!(tx, s)
+    }
+
+    async fn shares_owned(&self, owner: AccountId) -> StoreResult<Vec<Share>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let s = shares_where(&mut tx, "owner = ?", &owner.as_bytes()[..]).await?;
+        commit!(tx, s)
+    }
+
+    async fn shares_member_of(&self, member: AccountId) -> StoreResult<Vec<Share>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let s = shares_where(
+            &mut tx,
+            "share_id IN (SELECT share_id FROM share_members WHERE account_id = ?)",
+            &member.as_bytes()[..],
+        )
+        .await?
+        .into_iter()
+        .filter(|s| s.permission_of(&member).is_some())
+        .collect();
+        commit!(tx, s)
+    }
+
+    async fn add_member(
+        &self,
+        share_id: ShareId,
+        expected_revision: u64,
+        share: ShareWrite,
+        grant: GrantWrite,
+    ) -> StoreResult<ShareUpdated> {
+        let mut tx = self.write().await?;
+        let sh = get_share(&mut tx, &share_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if sh.revision != expected_revision {
+            return Err(StoreError::RevisionMismatch {
+                current: sh.revision,
+            });
+        }
+        if share.share_id != share_id
+            || grant.share_id != share_id
+            || share.root_node_id != sh.share.root_node_id
+        {
+            return Err(StoreError::Invalid("record or grant for another share"));
+        }
+        let departed: Vec<AccountId> = sh
+            .departed
+            .into_iter()
+            .filter(|d| d != &grant.member)
+            .collect();
+        write_share(&mut tx, &share, sh.revision + 1, &departed, false).await?;
+        put_grant(&mut tx, &share_id, &grant).await?;
+        commit!(
+            tx,
+            ShareUpdated {
+                revision: sh.revision + 1,
+                generation: share.generation,
+                removed: Removed::default()
+            }
+        )
+    }
+
+    async fn remove_members(&self, r: MemberRemoval) -> StoreResult<ShareUpdated> {
+        let mut tx = self.write().await?;
+        let sh = get_share(&mut tx, &r.share_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if sh.revision != r.expected_revision {
+            return Err(StoreError::RevisionMismatch {
+                current: sh.revision,
+            });
+        }
+        if r.share.share_id != r.share_id || r.share.root_node_id != sh.share.root_node_id {
+            return Err(StoreError::Invalid("record for another share"));
+        }
+        for n in r.nodes {
+            update_node(&mut tx, n).await?;
+        }
+        for g in &r.grants {
+            put_grant(&mut tx, &r.share_id, g).await?;
+        }
+        for m in &r.removed {
+            delete_grants_of(&mut tx, &r.share_id, m).await?;
+        }
+        let uploads = abort_uploads_into(&mut tx, &r.removed, &sh.share.root_node_id).await?;
+        let members: Vec<AccountId> = r.share.members.iter().map(|m| m.0).collect();
+        let departed: Vec<AccountId> = sh
+            .departed
+            .into_iter()
+            .filter(|d| members.contains(d) && !r.removed.contains(d))
+            .collect();
+        write_share(&mut tx, &r.share, sh.revision + 1, &departed, false).await?;
+        commit!(
+            tx,
+            ShareUpdated {
+                revision: sh.revision + 1,
+                generation: r.share.generation,
+                removed: Removed {
+                    uploads,
+                    ..Removed::default()
+                }
+            }
+        )
+    }
+
+    async fn leave_share(&self, share_id: ShareId, member: AccountId) -> StoreResult<ShareUpdated> {
+        let mut tx = self.write().await?;
+        let sh = get_share(&mut tx, &share_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if sh.permission_of(&member).is_none() {
+            return Err(StoreError::NotFound);
+        }
+        delete_grants_of(&mut tx, &share_id, &member).await?;
+        let uploads = abort_uploads_into(&mut tx, &[member], &sh.share.root_node_id).await?;
+        let mut departed = sh.departed.clone();
+        departed.push(member);
+        set_departed(&mut tx, &share_id, &departed).await?;
+        sqlx::query("UPDATE shares SET revision = ? WHERE share_id = ?")
+            .bind(i(sh.revision + 1))
+            .bind(&share_id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(
+            tx,
+            ShareUpdated {
+                revision: sh.revision + 1,
+                generation: sh.share.generation,
+                removed: Removed {
+                    uploads,
+                    ..Removed::default()
+                }
+            }
+        )
+    }
+
+    async fn delete_share(
+        &self,
+        share_id: ShareId,
+        expected_revision: u64,
+        nodes: Vec<NodeUpdate>,
+    ) -> StoreResult<Removed> {
+        let mut tx = self.write().await?;
+        let sh = get_share(&mut tx, &share_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if sh.revision != expected_revision {
+            return Err(StoreError::RevisionMismatch {
+                current: sh.revision,
+            });
+        }
+        for n in nodes {
+            update_node(&mut tx, n).await?;
+        }
+        let members: Vec<AccountId> = sh.share.members.iter().map(|m| m.0).collect();
+        let uploads = abort_uploads_into(&mut tx, &members, &sh.share.root_node_id).await?;
+        let mut removed = drop_share(&mut tx, &share_id).await?;
+        removed.uploads.extend(uploads);
+        commit!(tx, removed)
+    }
+
+    async fn grants(&self, share_id: ShareId, member: AccountId) -> StoreResult<Vec<GrantWrite>> {
+        let mut c = self.read().await?;
+        let rows = sqlx::query("SELECT generation, grant_record FROM grants WHERE share_id = ? AND member = ? ORDER BY generation")
+            .bind(&share_id.as_bytes()[..])
+            .bind(&member.as_bytes()[..])
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(GrantWrite {
+                    share_id,
+                    member,
+                    generation: get_u(r, "generation")?,
+                    grant: get_bytes(r, "grant_record")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_link(&self, link: LinkWrite, max_links: Option<u64>) -> StoreResult<Link> {
+        let mut tx = self.write().await?;
+        if get_link(&mut tx, &link.link_id).await?.is_some() {
+            return Err(StoreError::AlreadyExists);
+        }
+        if let Some(max) = max_links {
+            if count(
+                &mut tx,
+                "SELECT COUNT(*) FROM links WHERE owner = ?",
+                &link.owner.as_bytes()[..],
+                None,
+            )
+            .await?
+                >= max
+            {
+                return Err(StoreError::LimitReached);
+            }
+        }
+        let l = insert_link(&mut tx, &link).await?;
+        commit!(tx, l)
+    }
+
+    async fn link(&self, link_id: LinkId) -> StoreResult<Option<Link>> {
+        get_link(&mut *self.read().await?, &link_id).await
+    }
+
+    async fn link_access(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
+        Ok(link_access(
+            get_link(&mut *self.read().await?, &link_id).await?,
+            now,
+        ))
+    }
+
+    async fn consume_download(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
+        let mut tx = self.write().await?;
+        let access = link_access(get_link(&mut tx, &link_id).await?, now);
+        let LinkAccess::Live(mut l) = access else {
+            return Ok(access);
+        };
+        l.downloads += 1;
+        sqlx::query("UPDATE links SET downloads = ? WHERE link_id = ?")
+            .bind(i(l.downloads))
+            .bind(&link_id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, LinkAccess::Live(l))
+    }
+
+    async fn links_of(&self, owner: AccountId) -> StoreResult<Vec<Link>> {
+        let mut c = self.read().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {LINK_COLS} FROM links WHERE owner = ? ORDER BY created_at, link_id"
+        ))
+        .bind(&owner.as_bytes()[..])
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    async fn revoke_link(&self, owner: AccountId, link_id: LinkId) -> StoreResult<Removed> {
+        let mut tx = self.write().await?;
+        match get_link(&mut tx, &link_id).await? {
+            Some(l) if l.link.owner == owner => {}
+            _ => return Err(StoreError::NotFound),
+        }
+        let removed = revoke_link(&mut tx, &link_id).await?;
+        commit!(tx, removed)
+    }
+
+    async fn rotate_link(
+        &self,
+        owner: AccountId,
+        old: LinkId,
+        new: LinkWrite,
+    ) -> StoreResult<(Link, Removed)> {
+        let mut tx = self.write().await?;
+        match get_link(&mut tx, &old).await? {
+            Some(l) if l.link.owner == owner => {}
+            _ => return Err(StoreError::NotFound),
+        }
+        if new.link_id == old || new.owner != owner {
+            return Err(StoreError::Invalid(
+                "rotation needs a new link id of the same owner",
+            ));
+        }
+        if get_link(&mut tx, &new.link_id).await?.is_some() {
+            return Err(StoreError::AlreadyExists);
+        }
+        let removed = revoke_link(&mut tx, &old).await?;
+        let l = insert_link(&mut tx, &new).await?;
+        commit!(tx, (l, removed))
+    }
+
+    async fn create_link_token(
+        &self,
+        token_hash: Digest,
+        link_id: LinkId,
+        expires_at: u64,
+    ) -> StoreResult<()> {
+        let mut tx = self.write().await?;
+        if get_link(&mut tx, &link_id).await?.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        if sqlx::query("SELECT 1 FROM link_tokens WHERE token_hash = ?")
+            .bind(&token_hash[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .is_some()
+        {
+            return Err(StoreError::AlreadyExists);
+        }
+        sqlx::query("INSERT INTO link_tokens (token_hash, link_id, expires_at) VALUES (?, ?, ?)")
+            .bind(&token_hash[..])
+            .bind(&link_id.as_bytes()[..])
+            .bind(i(expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, ())
+    }
+
+    async fn link_token_valid(
+        &self,
+        token_hash: &Digest,
+        link_id: LinkId,
+        now: u64,
+    ) -> StoreResult<bool> {
+        let mut c = self.read().await?;
+        let row = sqlx::query("SELECT link_id, expires_at FROM link_tokens WHERE token_hash = ?")
+            .bind(&token_hash[..])
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else { return Ok(false) };
+        Ok(get_id(&row, "link_id")? == *link_id.as_bytes() && now < get_u(&row, "expires_at")?)
+    }
+
+    async fn drops_of(&self, owner: AccountId) -> StoreResult<Vec<DropRecord>> {
+        let mut c = self.read().await?;
+        let rows = sqlx::query(
+            "SELECT drop_id, link_id, owner, created_at, total_length, envelope, blob_key FROM drops WHERE owner = ? ORDER BY created_at, drop_id",
+        )
+        .bind(&owner.as_bytes()[..])
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        rows.iter().map(drop_from_row).collect()
+    }
+
+    async fn drop_info(&self, drop_id: UploadId) -> StoreResult<Option<DropRecord>> {
+        let mut c = self.read().await?;
+        let row = sqlx::query("SELECT drop_id, link_id, owner, created_at, total_length, envelope, blob_key FROM drops WHERE drop_id = ?")
+            .bind(&drop_id.as_bytes()[..])
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(drop_from_row).transpose()
+    }
+
+    async fn delete_drop(&self, owner: AccountId, drop_id: UploadId) -> StoreResult<String> {
+        let mut tx = self.write().await?;
+        let Some(row) = sqlx::query("SELECT blob_key FROM drops WHERE drop_id = ? AND owner = ?")
+            .bind(&drop_id.as_bytes()[..])
+            .bind(&owner.as_bytes()[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let key = row.try_get::<String, _>(0).map_err(db)?;
+        sqlx::query("DELETE FROM drops WHERE drop_id = ?")
+            .bind(&drop_id.as_bytes()[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        commit!(tx, key)
+    }
+
+    async fn purge_expired(&self, now: u64, idle_ttl: u64) -> StoreResult<Purged> {
+        let mut tx = self.write().await?;
+        let n = i(now);
+        // Idle expiry: last_used_at + idle_ttl <= now, written without overflow.
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_used_at <= ?")
+                .bind(n)
+                .bind(i(now.saturating_sub(idle_ttl)))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        let handshakes = sqlx::query("DELETE FROM handshakes WHERE expires_at <= ?")
+            .bind(n)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        let link_tokens = sqlx::query("DELETE FROM link_tokens WHERE expires_at <= ?")
+            .bind(n)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        commit!(
+            tx,
+            Purged {
+                sessions,
+                handshakes,
+                link_tokens
+            }
+        )
+    }
+
+    async fn health(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! The storage test suite (`coffer_server::store::testsuite`) against every embedded backend:
+//! SQLite + local directory (in a temporary directory) and the in-memory stores.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use coffer_server::store::local::LocalBlobStore;
+use coffer_server::store::memory::{MemoryBlobStore, MemoryMetadataStore};
+use coffer_server::store::sqlite::{SqliteMetadataStore, SqliteOptions};
+use coffer_server::store::testsuite::{self, Harness, Stores};
+
+/// SQLite metadata + local-directory blobs in a temporary directory.
+#[derive(Default)]
+struct SqliteLocal {
+    state: Mutex<Option<(tempfile::TempDir, Arc<SqliteMetadataStore>)>>,
+}
+
+impl SqliteLocal {
+    fn dir(&self) -> PathBuf {
+        self.state
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .expect("fresh() first")
+            .0
+            .path()
+            .to_path_buf()
+    }
+
+    async fn open(&self, dir: &std::path::Path) -> Stores {
+        let meta = Arc::new(
+            SqliteMetadataStore::open(dir.join("coffer.db"), SqliteOptions::default())
+                .await
+                .expect("open sqlite"),
+        );
+        let blobs = Arc::new(
+            LocalBlobStore::open(dir.join("blobs"))
+                .await
+                .expect("open blobs"),
+        );
+        if let Some(state) = self.state.lock().expect("lock").as_mut() {
+            state.1 = meta.clone();
+        }
+        Stores { meta, blobs }
+    }
+
+    fn sqlite(&self) -> Arc<SqliteMetadataStore> {
+        self.state
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .expect("fresh() first")
+            .1
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Harness for SqliteLocal {
+    async fn fresh(&self) -> Stores {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let meta = Arc::new(
+            SqliteMetadataStore::open(path.join("coffer.db"), SqliteOptions::default())
+                .await
+                .expect("open sqlite"),
+        );
+        *self.state.lock().expect("lock") = Some((dir, meta));
+        self.open(&path).await
+    }
+
+    async fn reopen(&self, stores: Stores) -> Option<Stores> {
+        self.sqlite().close().await;
+        drop(stores);
+        let dir = self.dir();
+        Some(self.open(&dir).await)
+    }
+
+    async fn dump(&self, _stores: &Stores) -> Vec<(String, Vec<u8>)> {
+        self.sqlite().dump_values().await.expect("dump")
+    }
+
+    async fn reopen_with_debris(&self, stores: Stores) -> Option<(Stores, bool)> {
+        // What a crash mid-write leaves: a partial temporary file.
+        let tmp = self.dir().join("blobs").join("tmp");
+        std::fs::write(tmp.join("0123456789abcdef0123456789abcdef"), b"half a part")
+            .expect("debris");
+        std::fs::create_dir_all(tmp.join("stray-dir")).expect("debris dir");
+        let reopened = self.reopen(stores).await?;
+        let clean = std::fs::read_dir(&tmp).expect("read tmp").next().is_none();
+        Some((reopened, clean))
+    }
+}
+
+/// The in-memory stores.
+#[derive(Default)]
+struct Memory {
+    meta: Mutex<Option<Arc<MemoryMetadataStore>>>,
+}
+
+#[async_trait]
+impl Harness for Memory {
+    async fn fresh(&self) -> Stores {
+        let meta = Arc::new(MemoryMetadataStore::new());
+        *self.meta.lock().expect("lock") = Some(meta.clone());
+        Stores {
+            meta,
+            blobs: Arc::new(MemoryBlobStore::new()),
+        }
+    }
+
+    async fn reopen(&self, _stores: Stores) -> Option<Stores> {
+        None
+    }
+
+    async fn dump(&self, _stores: &Stores) -> Vec<(String, Vec<u8>)> {
+        self.meta
+            .lock()
+            .expect("lock")
+            .as_ref()
+            .expect("fresh() first")
+            .dump_values()
+    }
+
+    async fn reopen_with_debris(&self, _stores: Stores) -> Option<(Stores, bool)> {
+        None
+    }
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_local {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    testsuite::$name(&SqliteLocal::default()).await;
+                }
+            )*
+        }
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    testsuite::$name(&Memory::default()).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    registration,
+    handshakes,
+    sessions,
+    password_change,
+    identities,
+    nodes,
+    delete_subtree,
+    uploads_and_finalize,
+    quota_and_limits,
+    upload_expiry_and_gc,
+    shares,
+    links,
+    drops,
+    recovery,
+    account_deletion_scan,
+    reopen_keeps_data,
+    leftover_temp_files,
+    blob_basics,
+);
+
+/// A database written by a newer schema version is refused rather than misread.
+#[tokio::test]
+async fn sqlite_refuses_unknown_schema_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("coffer.db");
+    let store = SqliteMetadataStore::open(&path, SqliteOptions::default())
+        .await
+        .expect("open");
+    store.close().await;
+    let url = format!("sqlite://{}", path.display());
+    {
+        use sqlx::ConnectOptions;
+        use std::str::FromStr;
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        sqlx::raw_sql("PRAGMA user_version = 99")
+            .execute(&mut conn)
+            .await
+            .expect("bump");
+    }
+    assert!(SqliteMetadataStore::open(&path, SqliteOptions::default())
+        .await
+        .is_err());
+}
