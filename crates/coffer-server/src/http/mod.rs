@@ -60,6 +60,7 @@ pub mod uploads;
 pub use auth::{ClientIp, Session};
 pub use body::{Cbor, CborResponse, NoBody};
 pub use error::{ApiError, ApiResult};
+pub use links::LinkAuth;
 
 /// Shared application state; cheap to clone.
 #[derive(Clone)]
