@@ -65,12 +65,16 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError 
 pub async fn open_stores(
     config: &Config,
 ) -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>), ServeError> {
-    // The embedded backends (SQLite + local directory) are mounted here once h-store has
-    // them; until then the server cannot open its data directory.
-    let _ = config;
-    Err(ServeError::Store(
-        "the embedded storage backends are not available in this build".into(),
-    ))
+    let meta = store::sqlite::SqliteMetadataStore::open(
+        config.data_dir.join("metadata.sqlite"),
+        store::sqlite::SqliteOptions::default(),
+    )
+    .await
+    .map_err(|e| ServeError::Store(e.to_string()))?;
+    let blobs = store::local::LocalBlobStore::open(config.data_dir.join("blobs"))
+        .await
+        .map_err(|e| ServeError::Store(e.to_string()))?;
+    Ok((Arc::new(meta), Arc::new(blobs)))
 }
 
 /// Loads the OPAQUE server setup from the data directory, creating it (atomically, mode 0600)

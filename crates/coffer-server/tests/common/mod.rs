@@ -49,7 +49,7 @@ impl TestServer {
 
     pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
         let config = test_config(dir.path());
-        let handle = coffer_server::serve(config).await.expect("serve");
+        let handle = start_server(config).await;
         let url = format!("http://{}", handle.local_addr());
         TestServer {
             url,
@@ -72,6 +72,11 @@ impl TestServer {
         }
         self.dir
     }
+}
+
+/// Starts the library's server on the configuration's data directory.
+pub async fn start_server(config: coffer_server::config::Config) -> coffer_server::ServerHandle {
+    coffer_server::serve(config).await.expect("serve")
 }
 
 /// Rate limits the test suite itself cannot trip (one client address registers and logs in
