@@ -188,7 +188,7 @@ async fn share_lifecycle() {
         .await
         .ok(200);
     assert_eq!(up, up2);
-    assert_eq!(dave.children(&http, team.id).await.len(), 2);
+    assert_eq!(dave.children(&http, team.id).await.len(), 3);
 
     // Remove carol: a lazy rotation of the whole subtree.
     let subtree_records = {

@@ -320,9 +320,18 @@ impl Http {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Resp {
-        self.try_send(method, path, token, content_type, body, headers)
+        // A server may answer before reading a body it refuses (413) and close the connection;
+        // the pooled connection then fails the *next* request. Retry once on a new one.
+        match self
+            .try_send(method.clone(), path, token, content_type, body.clone(), headers)
             .await
-            .expect("request")
+        {
+            Ok(r) => r,
+            Err(_) => self
+                .try_send(method, path, token, content_type, body, headers)
+                .await
+                .expect("request"),
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
