@@ -170,6 +170,8 @@ suite!(
     reopen_keeps_data,
     leftover_temp_files,
     blob_basics,
+    orphan_collection,
+    concurrent_revisions,
 );
 
 /// A database written by a newer schema version is refused rather than misread.

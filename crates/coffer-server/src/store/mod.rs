@@ -51,6 +51,9 @@ pub type HandshakeId = [u8; 16];
 /// A SHA-256 digest (token hashes, verifier hashes, part digests).
 pub type Digest = [u8; 32];
 
+/// The finest granularity with which a backend must record a session's last use.
+pub const LAST_USED_GRANULARITY_SECS: u64 = 60;
+
 /// A boxed error from a backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -766,8 +769,10 @@ pub trait MetadataStore: Send + Sync {
     /// Creates a session. [`StoreError::AlreadyExists`] on a duplicate id or token hash.
     async fn create_session(&self, session: NewSession) -> StoreResult<()>;
 
-    /// Looks a live session up by token hash and records `now` as its last use. A session is
-    /// live while `now < expires_at` and `now < last_used_at + idle_ttl`; a dead one is deleted.
+    /// Looks a live session up by token hash and records `now` as its last use (a backend may
+    /// skip the write while the recorded last use is less than [`LAST_USED_GRANULARITY_SECS`]
+    /// old; §11.6.4 allows rounding). A session is live while `now < expires_at` and
+    /// `now < last_used_at + idle_ttl`; a dead one is deleted.
     async fn authenticate_session(
         &self,
         token_hash: &Digest,
@@ -1125,4 +1130,43 @@ pub fn valid_blob_key(key: &str) -> bool {
 #[must_use]
 pub fn blob_key_for_upload(upload_id: &UploadId) -> String {
     format!("c-{}", hex::encode(upload_id.as_bytes()))
+}
+
+/// What [`collect_orphans`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// Blobs no node, drop or unfinished upload references.
+    pub blobs: u64,
+    /// Part sets of uploads the metadata store no longer has.
+    pub uploads: u64,
+}
+
+/// Deletes blobs and parts no metadata references: the debris of a crash between a metadata
+/// change and the blob deletions it called for, or of a failed blob deletion.
+///
+/// Safe to run while the server serves requests: an upload's row exists before its first part
+/// is written and until after its assembled blob is referenced by a node or drop (the blob key
+/// is derived from the upload id, [`blob_key_for_upload`]), so nothing in flight is an orphan.
+/// A part written concurrently with its upload's deletion may survive one pass; the next one
+/// removes it.
+///
+/// # Errors
+/// The first store error; what was deleted before it stays deleted.
+pub async fn collect_orphans(
+    meta: &dyn MetadataStore,
+    blobs: &dyn BlobStore,
+) -> StoreResult<Orphans> {
+    let mut out = Orphans::default();
+    for upload_id in blobs.list_uploads().await? {
+        if !meta.upload_exists(upload_id).await? {
+            blobs.delete_parts(upload_id).await?;
+            out.uploads += 1;
+        }
+    }
+    for key in blobs.list_blobs().await? {
+        if !meta.blob_key_in_use(&key).await? && blobs.delete_blob(&key).await? {
+            out.blobs += 1;
+        }
+    }
+    Ok(out)
 }

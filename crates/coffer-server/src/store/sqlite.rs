@@ -1610,12 +1610,13 @@ impl MetadataStore for SqliteMetadataStore {
         now: u64,
         idle_ttl: u64,
     ) -> StoreResult<Option<Session>> {
-        let mut tx = self.write().await?;
+        // Single statements, each atomic on its own: no write transaction on the hot path, and
+        // last use is written at most once per `LAST_USED_GRANULARITY_SECS`.
         let Some(row) = sqlx::query(
             "SELECT session_id, account_id, label, created_at, last_used_at, expires_at FROM sessions WHERE token_hash = ?",
         )
         .bind(&token_hash[..])
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await
         .map_err(db)?
         else {
@@ -1625,19 +1626,27 @@ impl MetadataStore for SqliteMetadataStore {
         if now >= s.expires_at || now >= s.last_used_at.saturating_add(idle_ttl) {
             sqlx::query("DELETE FROM sessions WHERE session_id = ?")
                 .bind(&s.session_id[..])
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await
                 .map_err(db)?;
-            return commit!(tx, None);
+            return Ok(None);
         }
-        s.last_used_at = s.last_used_at.max(now);
-        sqlx::query("UPDATE sessions SET last_used_at = ? WHERE session_id = ?")
-            .bind(i(s.last_used_at))
+        if now >= s.last_used_at.saturating_add(LAST_USED_GRANULARITY_SECS) {
+            let res = sqlx::query(
+                "UPDATE sessions SET last_used_at = MAX(last_used_at, ?1) WHERE session_id = ?2",
+            )
+            .bind(i(now))
             .bind(&s.session_id[..])
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await
             .map_err(db)?;
-        commit!(tx, Some(s))
+            if res.rows_affected() == 0 {
+                // Revoked between the two statements.
+                return Ok(None);
+            }
+            s.last_used_at = now;
+        }
+        Ok(Some(s))
     }
 
     async fn list_sessions(
