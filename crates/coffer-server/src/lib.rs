@@ -30,6 +30,10 @@ use crate::config::Config;
 use crate::http::AppState;
 use crate::store::{BlobStore, MetadataStore};
 
+/// Name of the SQLite metadata database in the data directory.
+pub const METADATA_FILE: &str = "metadata.sqlite";
+/// Name of the blob directory in the data directory.
+pub const BLOB_DIR: &str = "blobs";
 /// Name of the file in the data directory that holds the OPAQUE server setup (0600).
 pub const OPAQUE_SETUP_FILE: &str = "opaque-server-setup";
 
@@ -65,15 +69,16 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError 
 pub async fn open_stores(
     config: &Config,
 ) -> Result<(Arc<dyn MetadataStore>, Arc<dyn BlobStore>), ServeError> {
+    let dir = &config.data_dir;
     let meta = store::sqlite::SqliteMetadataStore::open(
-        config.data_dir.join("metadata.sqlite"),
+        dir.join(METADATA_FILE),
         store::sqlite::SqliteOptions::default(),
     )
     .await
-    .map_err(|e| ServeError::Store(e.to_string()))?;
-    let blobs = store::local::LocalBlobStore::open(config.data_dir.join("blobs"))
+    .map_err(|e| ServeError::Store(format!("metadata database in {}: {e}", dir.display())))?;
+    let blobs = store::local::LocalBlobStore::open(dir.join(BLOB_DIR))
         .await
-        .map_err(|e| ServeError::Store(e.to_string()))?;
+        .map_err(|e| ServeError::Store(format!("blob directory in {}: {e}", dir.display())))?;
     Ok((Arc::new(meta), Arc::new(blobs)))
 }
 

@@ -1,0 +1,346 @@
+//! Shared helpers of the control-plane HTTP tests: a real server on 127.0.0.1:0 with a temporary
+//! data directory, a small HTTP client, and the client side of registration and login built
+//! from coffer-core.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::PathBuf;
+
+use coffer_core::account::{self, OpaqueIdentities, UnlockedAccount};
+use coffer_core::api::{
+    Body, LoginFinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse, Problem,
+    ProblemKind, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
+    RegisterStartResponse, Username, CBOR_CONTENT_TYPE,
+};
+use coffer_core::encoding::{encode, ByteBuf};
+use coffer_core::ids::AccountId;
+use coffer_core::metadata::{seal_metadata, Metadata};
+use coffer_core::tree::{self, NewNode, SealedMetadata};
+use coffer_server::config::{Config, FileConfig};
+use coffer_server::ServerHandle;
+use rand_core::OsRng;
+use reqwest::Method;
+
+pub const SERVER_IDENTITY: &str = "coffer";
+
+pub struct TestServer {
+    pub handle: ServerHandle,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Decodes a CBOR body after checking the status.
+    pub fn body<T: Body>(&self, status: u16) -> T {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.header("content-type"), Some(CBOR_CONTENT_TYPE));
+        T::from_bytes(&self.body).expect("valid response body")
+    }
+
+    /// Parses a problem document and checks its kind, status and content type.
+    pub fn problem(&self, kind: ProblemKind) -> Problem {
+        assert_eq!(
+            self.status,
+            kind.status(),
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let p: Problem = serde_json::from_slice(&self.body).expect("problem json");
+        assert_eq!(p.kind(), Some(kind), "{p:?}");
+        p
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(FileConfig::default()).await
+    }
+
+    pub async fn start_with(file: FileConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            PathBuf::from(dir.path()),
+        );
+        config.file = file;
+        let handle = coffer_server::serve(config).await.expect("serve");
+        let base = format!("http://{}", handle.local_addr());
+        TestServer {
+            handle,
+            base,
+            client: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body").to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.raw(Method::GET, path, token, None, None).await
+    }
+
+    pub async fn send<T: Body>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &T,
+    ) -> Resp {
+        self.raw(
+            method,
+            path,
+            token,
+            Some(CBOR_CONTENT_TYPE),
+            Some(body.to_bytes()),
+        )
+        .await
+    }
+
+    pub async fn post<T: Body>(&self, path: &str, token: Option<&str>, body: &T) -> Resp {
+        self.send(Method::POST, path, token, body).await
+    }
+
+    /// `POST` of a "no body" endpoint.
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Resp {
+        self.raw(Method::POST, path, token, None, None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.raw(Method::DELETE, path, token, None, None).await
+    }
+
+    pub fn now(&self) -> u64 {
+        self.handle.state().now()
+    }
+
+    /// Checks the server still serves.
+    pub async fn assert_healthy(&self) {
+        let r = self.get("/healthz", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"ok");
+    }
+}
+
+pub fn ids(user: &str) -> OpaqueIdentities<'_> {
+    OpaqueIdentities {
+        user_name: user,
+        server_identity: SERVER_IDENTITY,
+    }
+}
+
+/// A registered user (not logged in).
+pub struct Registered {
+    pub username: String,
+    pub account_id: AccountId,
+    pub account: UnlockedAccount,
+    pub key_bundle: Vec<u8>,
+    pub signed_identity: Vec<u8>,
+    pub root_node: Vec<u8>,
+}
+
+/// A logged-in session.
+pub struct LoggedIn {
+    pub token: String,
+    pub response: LoginFinishResponse,
+    pub account: UnlockedAccount,
+}
+
+/// The client side of registration, returning the finish request (not yet sent).
+pub async fn register_request(
+    srv: &TestServer,
+    username: &str,
+    password: &str,
+) -> (RegisterFinishRequest, UnlockedAccount) {
+    let (state, request) =
+        account::registration_start(password.as_bytes(), &mut OsRng).expect("registration start");
+    let start: RegisterStartResponse = srv
+        .post(
+            "/v1/accounts/register/start",
+            None,
+            &RegisterStartRequest {
+                username: Username::new(username).expect("username"),
+                registration_request: ByteBuf::from(request),
+            },
+        )
+        .await
+        .body(201);
+    let now = srv.now();
+    let reg = account::register(
+        state,
+        password.as_bytes(),
+        &start.registration_response,
+        &ids(username),
+        start.account_id,
+        now,
+        &mut OsRng,
+    )
+    .expect("register");
+    let secrets = &reg.account.secrets;
+    let node = NewNode {
+        node_id: secrets.root_node_id,
+        node_key: secrets.root_node_key.clone(),
+    };
+    let md = Metadata::new("root".into(), 0, now, None, None).expect("metadata");
+    let sealed = seal_metadata(&node.node_key, &node.node_id, 1, &md, &mut OsRng);
+    let (_rec, signed) = tree::create_root(
+        &secrets.identity.signing,
+        &node,
+        SealedMetadata {
+            revision: 1,
+            sealed,
+        },
+        now,
+    )
+    .expect("root");
+    (
+        RegisterFinishRequest {
+            account_id: start.account_id,
+            registration_upload: ByteBuf::from(reg.registration_upload),
+            key_bundle: ByteBuf::from(reg.key_bundle),
+            signed_identity: ByteBuf::from(reg.signed_identity),
+            root_node: ByteBuf::from(encode(&signed)),
+        },
+        reg.account,
+    )
+}
+
+pub async fn register(srv: &TestServer, username: &str, password: &str) -> Registered {
+    let (req, account) = register_request(srv, username, password).await;
+    let done: RegisterFinishResponse = srv
+        .post("/v1/accounts/register/finish", None, &req)
+        .await
+        .body(201);
+    assert_eq!(done.account_id, req.account_id);
+    assert_eq!(done.account_revision, 0);
+    Registered {
+        username: username.into(),
+        account_id: req.account_id,
+        account,
+        key_bundle: req.key_bundle.to_vec(),
+        signed_identity: req.signed_identity.to_vec(),
+        root_node: req.root_node.to_vec(),
+    }
+}
+
+/// Runs login start; returns the login id and the client's OPAQUE result, or `None` when the
+/// client's own OPAQUE check fails (wrong password).
+pub async fn login_start(
+    srv: &TestServer,
+    username: &str,
+    password: &str,
+) -> (LoginStartResponse, Option<account::LoginFinish>) {
+    let (state, request) =
+        account::login_start(password.as_bytes(), &mut OsRng).expect("login start");
+    let r = srv
+        .post(
+            "/v1/sessions/login/start",
+            None,
+            &LoginStartRequest {
+                username: Username::new(username).expect("username"),
+                credential_request: ByteBuf::from(request),
+            },
+        )
+        .await;
+    let start: LoginStartResponse = r.body(200);
+    let finish = account::login_finish(
+        state,
+        password.as_bytes(),
+        &start.credential_response,
+        &ids(username),
+        &mut OsRng,
+    )
+    .ok();
+    (start, finish)
+}
+
+/// A full login; panics unless it succeeds.
+pub async fn login(srv: &TestServer, username: &str, password: &str) -> LoggedIn {
+    let (start, finish) = login_start(srv, username, password).await;
+    let finish = finish.expect("the server authenticated itself");
+    let resp: LoginFinishResponse = srv
+        .post(
+            "/v1/sessions/login/finish",
+            None,
+            &LoginFinishRequest {
+                login_id: start.login_id,
+                credential_finalization: ByteBuf::from(finish.finalization),
+                session_label: "test".into(),
+            },
+        )
+        .await
+        .body(200);
+    let account = account::unlock(&finish.export_key, &resp.account_id, &resp.key_bundle)
+        .expect("the key bundle opens with the export key");
+    LoggedIn {
+        token: resp.session_token.to_b64(),
+        response: resp,
+        account,
+    }
+}
+
+/// A login whose client side failed (wrong password): sends a well-formed but wrong
+/// finalization and returns the server's answer.
+pub async fn failed_login(srv: &TestServer, username: &str, password: &str) -> Resp {
+    let (start, finish) = login_start(srv, username, password).await;
+    assert!(
+        finish.is_none(),
+        "the wrong password must not authenticate the server"
+    );
+    srv.post(
+        "/v1/sessions/login/finish",
+        None,
+        &LoginFinishRequest {
+            login_id: start.login_id,
+            credential_finalization: ByteBuf::from(vec![7u8; 64]),
+            session_label: String::new(),
+        },
+    )
+    .await
+}
