@@ -11,14 +11,21 @@ use coffer_core::api::{self, ByteRange, ProblemKind};
 use coffer_core::ids::NodeId;
 
 use super::auth::path_id;
+use super::links::LinkAuth;
 use super::nodes::{if_none_match, not_found, readable, store_error};
 use super::{ApiError, ApiResult, AppState, Session};
-use crate::store::NodeKind;
+use crate::store::{LinkAccess, LinkKind, NodeKind};
 
 /// This module's routes (spec §11.9.7), mounted by [`super::data_routes`]. `HEAD` is served by
 /// the `GET` handler without a body.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/nodes/{node-id}/content", get(get_content))
+    Router::new()
+        .route("/v1/nodes/{node-id}/content", get(get_content))
+        .route("/v1/l/{link_id}/content", get(link_content))
+        .route(
+            "/v1/l/{link_id}/nodes/{node_id}/content",
+            get(link_node_content),
+        )
 }
 
 /// What a download serves: a blob of known length under an entity tag.
@@ -45,7 +52,6 @@ pub(crate) enum Want {
 
 impl Want {
     /// Whether the response includes byte 0 of the content (a counted link download, §11.11.5).
-    #[allow(dead_code)]
     pub(crate) fn includes_start(self) -> bool {
         match self {
             Want::NotModified => false,
@@ -159,4 +165,72 @@ pub(crate) async fn get_content(
     let (node, _) = readable(&state, caller.account_id, id).await?;
     let served = served_node(&node).ok_or_else(not_found)?;
     serve_blob(&state, &headers, &served).await
+}
+
+/// Serves a node's content to a link holder (§11.11.5): a response that includes byte 0 of the
+/// content (not `HEAD`, not `304`) is a download, decided and counted atomically by the store
+/// before anything is sent; once the limit is used up the link answers `410 link-exhausted`.
+async fn serve_to_link(
+    state: &AppState,
+    link: &LinkAuth,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    node: &crate::store::Node,
+) -> ApiResult<Response> {
+    let served = served_node(node).ok_or_else(not_found)?;
+    let want = match decide(headers, &served) {
+        Ok(w) => w,
+        Err(resp) => return Ok(resp),
+    };
+    if want.includes_start() && method != axum::http::Method::HEAD {
+        match state
+            .meta
+            .consume_download(link.link.link.link_id, state.now())
+            .await
+            .map_err(store_error)?
+        {
+            LinkAccess::Live(_) => {}
+            LinkAccess::NotFound => return Err(not_found()),
+            LinkAccess::Expired => {
+                return Err(ApiError::new(
+                    ProblemKind::LinkExpired,
+                    "the link has expired",
+                ))
+            }
+            LinkAccess::Exhausted => {
+                return Err(ApiError::new(
+                    ProblemKind::LinkExhausted,
+                    "the link's limit is used up",
+                ))
+            }
+        }
+    }
+    send(state, &served, want).await
+}
+
+/// `GET /v1/l/{link-id}/content` (file links).
+async fn link_content(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if link.link.link.kind != LinkKind::File {
+        return Err(not_found());
+    }
+    let node = super::nodes::link_scoped(&state, &link, link.link.link.node_id).await?;
+    serve_to_link(&state, &link, &method, &headers, &node).await
+}
+
+/// `GET /v1/l/{link-id}/nodes/{node-id}/content` (file and folder links).
+async fn link_node_content(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, node)): Path<(String, String)>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let node_id: NodeId = path_id(&node)?;
+    let node = super::nodes::link_scoped(&state, &link, node_id).await?;
+    serve_to_link(&state, &link, &method, &headers, &node).await
 }

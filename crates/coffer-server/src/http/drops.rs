@@ -19,11 +19,12 @@ use rand_core::OsRng;
 use super::auth::path_id;
 use super::body::no_content;
 use super::content::{serve_blob, Served};
+use super::links::LinkAuth;
 use super::nodes::{cbor, invalid_record, not_found, problem, store_error};
 use super::uploads::{
     abort, check_shape, lapse_times, parse_index, part_headers, status_of, store_part,
 };
-use super::{ApiResult, AppState, NoBody, Session};
+use super::{ApiResult, AppState, Cbor, NoBody, Session};
 use crate::store::{Link, LinkKind, NewUpload, Upload, UploadCreated, UploadLimits, UploadTarget};
 
 /// This module's owner routes (spec §11.11.2), mounted by [`super::data_routes`]. The
@@ -34,6 +35,72 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/drops", get(list_drops))
         .route("/v1/drops/{drop-id}", axum::routing::delete(delete_drop))
         .route("/v1/drops/{drop-id}/content", get(drop_content))
+        .route("/v1/l/{link_id}/drops", axum::routing::post(h_create_drop))
+        .route(
+            "/v1/l/{link_id}/uploads/{upload_id}",
+            get(h_drop_status).delete(h_abort_drop),
+        )
+        .route(
+            "/v1/l/{link_id}/uploads/{upload_id}/parts/{index}",
+            axum::routing::put(h_put_drop_part),
+        )
+        .route(
+            "/v1/l/{link_id}/uploads/{upload_id}/finalize",
+            axum::routing::post(h_finalize_drop),
+        )
+}
+
+async fn h_create_drop(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Cbor(req): Cbor<api::DropCreateRequest>,
+) -> ApiResult<Response> {
+    if link.link.link.kind != LinkKind::Drop {
+        return Err(not_found());
+    }
+    let m = &state.metrics;
+    state
+        .limits
+        .drops_per_link
+        .check(&link.link.link.link_id, m)?;
+    state.limits.drops_per_address.check(&link.ip, m)?;
+    create_drop(&state, &link.link, req).await
+}
+
+async fn h_drop_status(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, upload)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    drop_status(&state, &link.link, &upload).await
+}
+
+async fn h_abort_drop(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, upload)): Path<(String, String)>,
+    nb: NoBody,
+) -> ApiResult<Response> {
+    abort_drop(&state, &link.link, &upload, nb).await
+}
+
+async fn h_put_drop_part(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, upload, index)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: HttpBody,
+) -> ApiResult<Response> {
+    put_drop_part(&state, &link.link, &upload, &index, &headers, body).await
+}
+
+async fn h_finalize_drop(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, upload)): Path<(String, String)>,
+    nb: NoBody,
+) -> ApiResult<Response> {
+    finalize_drop(&state, &link.link, &upload, nb).await
 }
 
 // ---- owner endpoints ---------------------------------------------------------------------------
@@ -120,13 +187,11 @@ pub(crate) async fn delete_drop(
 // Called by the link routes (links.rs) after the link's authentication.
 
 /// The largest drop the server accepts (bytes of ciphertext).
-#[allow(dead_code)]
 pub(crate) fn drop_limit(state: &AppState) -> u64 {
     state.config.file.limits.max_content_length
 }
 
 /// `POST /v1/l/{link-id}/drops` on a live drop link: a new drop upload.
-#[allow(dead_code)]
 pub(crate) async fn create_drop(
     state: &AppState,
     link: &Link,
@@ -172,7 +237,6 @@ pub(crate) async fn create_drop(
 }
 
 /// The drop envelope decodes as a `DropEnvelope` of §10 for this link and folder (`422`).
-#[allow(dead_code)]
 fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
     let env: coffer_core::link::DropEnvelope =
         coffer_core::encoding::decode_bounded(bytes, coffer_core::link::MAX_DROP_ENVELOPE_LEN)
@@ -184,7 +248,6 @@ fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
 }
 
 /// A live drop upload of this link, or `404`.
-#[allow(dead_code)]
 async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<Upload> {
     let id = path_id::<UploadId>(&id)?;
     let u = state
@@ -200,7 +263,6 @@ async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<U
 }
 
 /// `PUT /v1/l/{link-id}/uploads/{upload-id}/parts/{index}`.
-#[allow(dead_code)]
 pub(crate) async fn put_drop_part(
     state: &AppState,
     link: &Link,
@@ -217,7 +279,6 @@ pub(crate) async fn put_drop_part(
 }
 
 /// `GET /v1/l/{link-id}/uploads/{upload-id}`.
-#[allow(dead_code)]
 pub(crate) async fn drop_status(
     state: &AppState,
     link: &Link,
@@ -228,7 +289,6 @@ pub(crate) async fn drop_status(
 }
 
 /// `POST /v1/l/{link-id}/uploads/{upload-id}/finalize`.
-#[allow(dead_code)]
 pub(crate) async fn finalize_drop(
     state: &AppState,
     link: &Link,
@@ -238,6 +298,27 @@ pub(crate) async fn finalize_drop(
     let u = link_upload(state, link.link.link_id, upload).await?;
     if !u.is_complete() {
         return Err(problem(ProblemKind::UploadIncomplete, "parts are missing"));
+    }
+    // An accepted drop counts against the link's limit (§10.8), decided atomically.
+    if link.link.max_downloads.is_some() {
+        match state
+            .meta
+            .consume_download(link.link.link_id, state.now())
+            .await
+            .map_err(store_error)?
+        {
+            crate::store::LinkAccess::Live(_) => {}
+            crate::store::LinkAccess::Exhausted => {
+                return Err(problem(
+                    ProblemKind::LinkExhausted,
+                    "the link's limit is used up",
+                ))
+            }
+            crate::store::LinkAccess::Expired => {
+                return Err(problem(ProblemKind::LinkExpired, "the link has expired"))
+            }
+            crate::store::LinkAccess::NotFound => return Err(not_found()),
+        }
     }
     let id = u.upload.upload_id;
     let length = state
@@ -266,7 +347,6 @@ pub(crate) async fn finalize_drop(
 }
 
 /// `DELETE /v1/l/{link-id}/uploads/{upload-id}`.
-#[allow(dead_code)]
 pub(crate) async fn abort_drop(
     state: &AppState,
     link: &Link,

@@ -180,7 +180,7 @@ async fn not_found() -> ApiError {
 /// any query with `400 invalid-parameter`.
 const QUERY_ROUTES: [&str; 2] = [
     "/v1/nodes/{node-id}/children",
-    "/v1/l/{link-id}/nodes/{node-id}/children",
+    "/v1/l/{link_id}/nodes/{node_id}/children",
 ];
 
 /// The framing middleware (see the module documentation).

@@ -17,6 +17,7 @@ use coffer_core::primitives::VerifyingKey;
 use coffer_core::tree::{self, NodeExpectation, NodeRecord, SignedNode};
 
 use super::auth::path_id;
+use super::links::LinkAuth;
 use super::{ApiError, ApiResult, AppState, Cbor, Session};
 use crate::store::{self, Node, NodeKind, NodeUpdate, NodeWrite, Permission, Removed, StoreError};
 
@@ -30,6 +31,11 @@ pub(crate) fn routes() -> Router<AppState> {
             get(get_node).put(update_node).delete(delete_node),
         )
         .route("/v1/nodes/{node-id}/children", get(get_children))
+        .route("/v1/l/{link_id}/nodes/{node_id}", get(link_node))
+        .route(
+            "/v1/l/{link_id}/nodes/{node_id}/children",
+            get(link_children),
+        )
 }
 
 /// A problem of `kind` with a fixed detail (never anything about other accounts' data).
@@ -663,4 +669,69 @@ pub(crate) async fn delete_node(
             deleted_nodes: removed.nodes,
         },
     ))
+}
+
+// ---- reading through a link (§11.11.5) ----------------------------------------------------------
+
+/// A node a link gives access to *at the time of the request*: the link's node itself, or for a
+/// folder link a node of its subtree (still in the link owner's tree). Anything else is `404`,
+/// and so is every node of a drop link.
+pub(crate) async fn link_scoped(
+    state: &AppState,
+    link: &LinkAuth,
+    node_id: NodeId,
+) -> ApiResult<Node> {
+    let l = &link.link.link;
+    let in_scope = match l.kind {
+        store::LinkKind::Drop => false,
+        store::LinkKind::File => node_id == l.node_id,
+        store::LinkKind::Folder => {
+            node_id == l.node_id
+                || state
+                    .meta
+                    .node_path(node_id)
+                    .await
+                    .map_err(store_error)?
+                    .contains(&l.node_id)
+        }
+    };
+    if !in_scope {
+        return Err(not_found());
+    }
+    state
+        .meta
+        .node(node_id)
+        .await
+        .map_err(store_error)?
+        .filter(|n| n.node.owner == l.owner)
+        .ok_or_else(not_found)
+}
+
+/// `GET /v1/l/{link-id}/nodes/{node-id}`.
+async fn link_node(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, node)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let node_id: NodeId = path_id(&node)?;
+    let node = link_scoped(&state, &link, node_id).await?;
+    Ok(node_response(&headers, &node))
+}
+
+/// `GET /v1/l/{link-id}/nodes/{node-id}/children?cursor=&limit=` (folder links).
+async fn link_children(
+    link: LinkAuth,
+    State(state): State<AppState>,
+    Path((_, node)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let node_id: NodeId = path_id(&node)?;
+    let (limit, after) = page_params(&q)?;
+    if link.link.link.kind != store::LinkKind::Folder {
+        return Err(not_found());
+    }
+    let node = link_scoped(&state, &link, node_id).await?;
+    let list = children_page(&state, &node, limit, after).await?;
+    Ok(cbor(StatusCode::OK, &list))
 }

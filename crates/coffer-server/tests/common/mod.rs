@@ -323,7 +323,14 @@ impl Http {
         // A server may answer before reading a body it refuses (413) and close the connection;
         // the pooled connection then fails the *next* request. Retry once on a new one.
         match self
-            .try_send(method.clone(), path, token, content_type, body.clone(), headers)
+            .try_send(
+                method.clone(),
+                path,
+                token,
+                content_type,
+                body.clone(),
+                headers,
+            )
             .await
         {
             Ok(r) => r,
