@@ -224,7 +224,8 @@ pub struct NewAccount {
     pub username: String,
     /// The OPAQUE password file (serialised `ServerRegistration`).
     pub password_file: Vec<u8>,
-    /// The wrapped master key (§6).
+    /// The account's key material: the §6.4 `KeyBundle` bytes (before the spec review: the
+    /// wrapped master key; `sealed_account_secrets` then held the rest and is now empty).
     pub wrapped_master_key: Vec<u8>,
     /// The sealed account secrets (§6).
     pub sealed_account_secrets: Vec<u8>,
@@ -971,7 +972,8 @@ pub trait MetadataStore: Send + Sync {
     // ---- links ----------------------------------------------------------------------------
 
     /// Creates a link with `downloads` = 0. [`StoreError::AlreadyExists`] if the id is used;
-    /// [`StoreError::LimitReached`] if the owner already has `max_links` links.
+    /// [`StoreError::LimitReached`] if the owner already has `max_links` links (expired and
+    /// exhausted ones count until revoked: stricter than §11.11.2's "live links").
     async fn create_link(&self, link: LinkWrite, max_links: Option<u64>) -> StoreResult<Link>;
 
     /// A link, whatever its state.
