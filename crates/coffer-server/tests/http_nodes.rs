@@ -557,3 +557,218 @@ async fn upload_shapes_abort_and_pagination() {
     }
     let _ = api::NodeList::MAX_LEN;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_through_links_and_drops() {
+    use coffer_core::link::{self, LinkOptions};
+    let srv = TestServer::start().await;
+    let http = srv.http();
+    let alice = new_user(&http, "linker").await;
+    let pub_dir = alice.mkdir(&http, &alice.root, "public").await;
+    let inner = alice.mkdir(&http, &pub_dir, "inner").await;
+    let plain = random_bytes(300_000);
+    let file = alice.upload_file(&http, &inner, "shared.bin", &plain).await;
+    let private = alice
+        .upload_file(&http, &alice.root, "private", b"not linked")
+        .await;
+
+    // A folder link: the subtree is readable, nothing outside it.
+    let l = alice
+        .make_link(&http, &pub_dir, &LinkOptions::default())
+        .await;
+    let base = format!("/v1/l/{}", l.id);
+    let r: api::NodeResponse = http
+        .get(&format!("{base}/nodes/{}", inner.id), None)
+        .await
+        .ok(200);
+    assert_eq!(r.signed_node.to_vec(), inner.signed);
+    let kids: api::NodeList = http
+        .get(
+            &format!("{base}/nodes/{}/children?limit=10", pub_dir.id),
+            None,
+        )
+        .await
+        .ok(200);
+    assert_eq!(kids.records.len(), 1);
+    let c = http
+        .get(&format!("{base}/nodes/{}/content", file.id), None)
+        .await;
+    assert_eq!(c.status, 200);
+    let key = file.file_key.as_ref().unwrap();
+    assert_eq!(coffer_core::content::decrypt(key, &c.body).unwrap(), plain);
+    for n in [private.id, alice.root.id] {
+        assert_not_found(&http.get(&format!("{base}/nodes/{n}"), None).await);
+        assert_not_found(&http.get(&format!("{base}/nodes/{n}/content"), None).await);
+    }
+    // A session token is not a link credential, and the folder link has no /content.
+    assert_not_found(&http.get(&format!("{base}/content"), None).await);
+
+    // A file link with a download limit of 2: ranges not starting at 0 are not counted.
+    let fl = alice
+        .make_link(
+            &http,
+            &file,
+            &LinkOptions {
+                max_downloads: Some(2),
+                ..LinkOptions::default()
+            },
+        )
+        .await;
+    let fbase = format!("/v1/l/{}", fl.id);
+    for _ in 0..3 {
+        let r = http
+            .get_h(
+                &format!("{fbase}/content"),
+                None,
+                &[("range", "bytes=10-20")],
+            )
+            .await;
+        assert_eq!(r.status, 206);
+    }
+    assert_eq!(
+        http.get(&format!("{fbase}/content"), None).await.status,
+        200
+    );
+    let r = http
+        .get_h(&format!("{fbase}/content"), None, &[("range", "bytes=0-9")])
+        .await;
+    assert_eq!(r.status, 206);
+    http.get(&format!("{fbase}/content"), None)
+        .await
+        .expect(ProblemKind::LinkExhausted);
+
+    // A drop link: anyone holding it uploads; the owner lists, downloads and deletes drops.
+    let dl = alice
+        .make_link(
+            &http,
+            &pub_dir,
+            &LinkOptions {
+                upload_only: true,
+                ..LinkOptions::default()
+            },
+        )
+        .await;
+    let dbase = format!("/v1/l/{}", dl.id);
+    let resolved: api::LinkResolved = http.get(&dbase, None).await.ok(200);
+    let opened =
+        link::open_link(&dl.url, resolved.link_record.as_ref().unwrap(), None, now()).unwrap();
+    let drop = link::create_drop(&mut rand_core::OsRng, &opened, b"meta").unwrap();
+    let drop_plain = random_bytes(5000);
+    let ct = coffer_core::content::encrypt(&drop.node_key, &drop_plain, &mut rand_core::OsRng);
+    let st: api::UploadStatus = http
+        .post(
+            &format!("{dbase}/drops"),
+            None,
+            &api::DropCreateRequest {
+                drop_envelope: ByteBuf::from(drop.envelope.clone()),
+                total_length: ct.len() as u64,
+                part_size: PART,
+            },
+        )
+        .await
+        .ok(201);
+    assert_eq!(st.node_id, None);
+    // Nothing is readable through a drop link.
+    assert_not_found(
+        &http
+            .get(&format!("{dbase}/nodes/{}", pub_dir.id), None)
+            .await,
+    );
+    // The upload id works only under its link.
+    assert_not_found(
+        &http
+            .get(&format!("{base}/uploads/{}", st.upload_id), None)
+            .await,
+    );
+    assert_not_found(
+        &http
+            .get(&format!("/v1/uploads/{}", st.upload_id), alice.t())
+            .await,
+    );
+    http.post(
+        &format!("{dbase}/uploads/{}/finalize", st.upload_id),
+        None,
+        &api::NodeDeleteRequest {
+            expected_revision: 0,
+        },
+    )
+    .await
+    .expect(ProblemKind::MalformedBody);
+    let r = http
+        .send(
+            Method::POST,
+            &format!("{dbase}/uploads/{}/finalize", st.upload_id),
+            None,
+            None,
+            None,
+            &[],
+        )
+        .await;
+    r.expect(ProblemKind::UploadIncomplete);
+    http.put_part(
+        &format!("{dbase}/uploads/{}/parts/0", st.upload_id),
+        None,
+        ct.clone(),
+    )
+    .await
+    .ok::<api::PartStored>(200);
+    let s: api::UploadStatus = http
+        .get(&format!("{dbase}/uploads/{}", st.upload_id), None)
+        .await
+        .ok(200);
+    assert_eq!(s.present.to_vec(), vec![1]);
+    http.send(
+        Method::POST,
+        &format!("{dbase}/uploads/{}/finalize", st.upload_id),
+        None,
+        None,
+        None,
+        &[],
+    )
+    .await
+    .empty(204);
+    let drops: api::DropList = http.get("/v1/drops", alice.t()).await.ok(200);
+    assert_eq!(drops.drops.len(), 1);
+    assert_eq!(drops.drops[0].drop_id, st.upload_id);
+    assert_eq!(drops.drops[0].drop_envelope.to_vec(), drop.envelope);
+    let got = http
+        .get(&format!("/v1/drops/{}/content", st.upload_id), alice.t())
+        .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        coffer_core::content::decrypt(&drop.node_key, &got.body).unwrap(),
+        drop_plain
+    );
+    // Another account sees none of it.
+    let mallory = new_user(&http, "mallory").await;
+    assert_not_found(
+        &http
+            .get(&format!("/v1/drops/{}/content", st.upload_id), mallory.t())
+            .await,
+    );
+    let none: api::DropList = http.get("/v1/drops", mallory.t()).await.ok(200);
+    assert!(none.drops.is_empty());
+    http.bare(
+        Method::DELETE,
+        &format!("/v1/drops/{}", st.upload_id),
+        alice.t(),
+    )
+    .await
+    .empty(204);
+    assert_not_found(
+        &http
+            .get(&format!("/v1/drops/{}/content", st.upload_id), alice.t())
+            .await,
+    );
+
+    // Revocation: the link id is 404 everywhere at once.
+    http.bare(Method::DELETE, &format!("/v1/links/{}", l.id), alice.t())
+        .await
+        .empty(204);
+    assert_not_found(&http.get(&format!("{base}/nodes/{}", inner.id), None).await);
+    assert_not_found(
+        &http
+            .get(&format!("{base}/nodes/{}/content", file.id), None)
+            .await,
+    );
+}

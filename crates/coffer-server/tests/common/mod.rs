@@ -946,3 +946,71 @@ pub async fn delete_account(http: &Http, user: &User) {
     .await
     .empty(204);
 }
+
+/// A link the owner created: its URL (with the secret) and id.
+pub struct MadeLink {
+    pub url: coffer_core::link::LinkUrl,
+    pub id: coffer_core::ids::LinkId,
+}
+
+impl User {
+    /// Creates a link to `node` (§10, §11.11.2).
+    pub async fn make_link(
+        &self,
+        http: &Http,
+        node: &Node,
+        options: &coffer_core::link::LinkOptions<'_>,
+    ) -> MadeLink {
+        use coffer_core::link::{self, LinkTarget, NodeKind};
+        let folder = node.record.is_folder();
+        let target = LinkTarget {
+            node_id: node.id,
+            node_kind: if folder {
+                NodeKind::Folder
+            } else {
+                NodeKind::File
+            },
+            generation: node.record.key_generation,
+            node_key: node.key.clone(),
+        };
+        let created = link::create_link(
+            &mut OsRng,
+            "https://coffer.example",
+            &target,
+            options,
+            now(),
+        )
+        .expect("create link");
+        let id = created.url.link_id();
+        let owner_key = account::link_entries_key(&self.account.master_key, &self.account_id);
+        let owner_entry = link::seal_owner_entry(&owner_key, &created.owner_entry, &mut OsRng);
+        let kind = if options.upload_only {
+            api::LinkKind::Drop
+        } else if folder {
+            api::LinkKind::Folder
+        } else {
+            api::LinkKind::File
+        };
+        let params = api::LinkParams {
+            link_id: id,
+            node_id: node.id,
+            kind,
+            link_record: ByteBuf::from(created.record),
+            owner_entry: ByteBuf::from(owner_entry),
+            verifier_hash: created.verifier_hash.map(coffer_core::encoding::Bytes),
+            expires_at: options.expires_at,
+            max_downloads: options.max_downloads,
+        };
+        http.post(
+            "/v1/links",
+            self.t(),
+            &api::LinkCreateRequest { link: params },
+        )
+        .await
+        .ok::<api::LinkCreated>(201);
+        MadeLink {
+            url: created.url,
+            id,
+        }
+    }
+}
