@@ -63,7 +63,7 @@ impl Want {
 
 /// Decides what to send (§11.9.7): `If-None-Match` (304), then `Range` unless `If-Range` names
 /// another entity; an unsatisfiable range is `416` with `Content-Range: bytes */<length>`.
-pub(crate) fn decide(headers: &HeaderMap, s: &Served) -> Result<Want, Response> {
+pub(crate) fn decide(headers: &HeaderMap, s: &Served) -> Result<Want, Box<Response>> {
     if if_none_match(headers, &s.etag) {
         return Ok(Want::NotModified);
     }
@@ -87,7 +87,7 @@ pub(crate) fn decide(headers: &HeaderMap, s: &Served) -> Result<Want, Response> 
             if let Ok(v) = HeaderValue::from_str(&ByteRange::unsatisfied_content_range(s.length)) {
                 resp.headers_mut().insert(header::CONTENT_RANGE, v);
             }
-            Err(resp)
+            Err(Box::new(resp))
         }
     }
 }
@@ -138,7 +138,7 @@ pub(crate) async fn serve_blob(
 ) -> ApiResult<Response> {
     match decide(headers, s) {
         Ok(want) => send(state, s, want).await,
-        Err(resp) => Ok(resp),
+        Err(resp) => Ok(*resp),
     }
 }
 
@@ -180,7 +180,7 @@ async fn serve_to_link(
     let served = served_node(node).ok_or_else(not_found)?;
     let want = match decide(headers, &served) {
         Ok(w) => w,
-        Err(resp) => return Ok(resp),
+        Err(resp) => return Ok(*resp),
     };
     if want.includes_start() && method != axum::http::Method::HEAD {
         match state

@@ -120,7 +120,7 @@ pub(crate) async fn list_drops(
     for d in drops {
         // The link's record opens the drop (§10.9.1). The store keeps it only while the link
         // lives; a drop of a revoked link is listed with an empty record.
-        if !records.contains_key(&d.link_id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = records.entry(d.link_id) {
             let rec = state
                 .meta
                 .link(d.link_id)
@@ -129,7 +129,7 @@ pub(crate) async fn list_drops(
                 .filter(|l| l.link.owner == caller.account_id)
                 .map(|l| l.link.link_record)
                 .unwrap_or_default();
-            records.insert(d.link_id, rec);
+            slot.insert(rec);
         }
         out.push(api::DropInfo {
             drop_id: d.drop_id,
@@ -249,7 +249,7 @@ fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
 
 /// A live drop upload of this link, or `404`.
 async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<Upload> {
-    let id = path_id::<UploadId>(&id)?;
+    let id = path_id::<UploadId>(id)?;
     let u = state
         .meta
         .upload(id, state.now())
