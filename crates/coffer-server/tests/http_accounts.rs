@@ -873,3 +873,115 @@ async fn the_opaque_setup_survives_a_restart() {
     let s = login(&srv, "alice", "pw").await;
     let _: AccountInfo = srv.get("/v1/account", Some(&s.token)).await.body(200);
 }
+
+#[tokio::test]
+async fn compromise_recovery_rekeys_the_tree_and_the_identity() {
+    use coffer_core::api::RecoveryFinishRequest;
+    use coffer_core::metadata::{seal_metadata, Metadata};
+    use coffer_core::tree::{self, NewNode, SealedMetadata};
+
+    let srv = TestServer::start().await;
+    let alice = register(&srv, "alice", "old").await;
+    let s1 = login(&srv, "alice", "old").await;
+    let s2 = login(&srv, "alice", "old").await;
+
+    let build = |resp: &ReauthStartResponse,
+                 finish: account::LoginFinish,
+                 reg: account::ClientRegistration,
+                 sign_with_new: bool| {
+        let rec = account::recover(
+            reg,
+            b"new",
+            resp.registration_response
+                .as_deref()
+                .expect("registration response"),
+            &ids("alice"),
+            &s1.account,
+            &alice.signed_identity,
+            srv.now(),
+            &mut OsRng,
+        )
+        .expect("recover");
+        let secrets = &rec.account.secrets;
+        let node = NewNode {
+            node_id: secrets.root_node_id,
+            node_key: secrets.root_node_key.clone(),
+        };
+        let md = Metadata::new("root".into(), 0, srv.now(), None, None).expect("md");
+        let sealed = seal_metadata(&node.node_key, &node.node_id, 2, &md, &mut OsRng);
+        let signer = if sign_with_new {
+            &secrets.identity.signing
+        } else {
+            &s1.account.secrets.identity.signing
+        };
+        let (_, signed) = tree::create_root(
+            signer,
+            &node,
+            SealedMetadata {
+                revision: 2,
+                sealed,
+            },
+            srv.now(),
+        )
+        .expect("root");
+        RecoveryFinishRequest {
+            reauth_id: resp.reauth_id,
+            credential_finalization: ByteBuf::from(finish.finalization),
+            expected_account_revision: 0,
+            registration_upload: ByteBuf::from(rec.registration_upload),
+            key_bundle: ByteBuf::from(rec.key_bundle),
+            signed_identity: ByteBuf::from(rec.signed_identity),
+            signed_nodes: vec![ByteBuf::from(coffer_core::encoding::encode(&signed))],
+            rotations: Vec::new(),
+            links: Vec::new(),
+        }
+    };
+
+    // A root still signed by the old identity is refused, and nothing changes.
+    let (resp, finish, reg) = reauth(
+        &srv,
+        &s1.token,
+        "alice",
+        "old",
+        ReauthPurpose::Recovery,
+        Some("new"),
+    )
+    .await;
+    let bad = build(&resp, finish.expect("right"), reg.expect("reg"), false);
+    srv.post("/v1/account/recover/finish", Some(&s1.token), &bad)
+        .await
+        .problem(ProblemKind::InvalidRecord);
+    assert_eq!(srv.get("/v1/account", Some(&s2.token)).await.status, 200);
+
+    let (resp, finish, reg) = reauth(
+        &srv,
+        &s1.token,
+        "alice",
+        "old",
+        ReauthPurpose::Recovery,
+        Some("new"),
+    )
+    .await;
+    let req = build(&resp, finish.expect("right"), reg.expect("reg"), true);
+    let updated: AccountUpdated = srv
+        .post("/v1/account/recover/finish", Some(&s1.token), &req)
+        .await
+        .body(200);
+    assert_eq!(updated.account_revision, 1);
+    assert_eq!(updated.identity_generation, 1);
+    assert_eq!(updated.sessions_revoked, 1);
+    srv.get("/v1/account", Some(&s2.token))
+        .await
+        .problem(ProblemKind::Unauthenticated);
+    let chain: IdentityChain = srv
+        .get(&format!("/v1/identities/{}", alice.account_id), None)
+        .await
+        .body(200);
+    assert_eq!(chain.generations.len(), 2);
+    failed_login(&srv, "alice", "old")
+        .await
+        .problem(ProblemKind::AuthenticationFailed);
+    let s3 = login(&srv, "alice", "new").await;
+    assert_eq!(s3.response.identity_generation, 1);
+    assert_eq!(s3.account.master_key.generation, 1);
+}

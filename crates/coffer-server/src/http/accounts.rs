@@ -49,6 +49,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/account/password/start", post(password_start))
         .route("/v1/account/password/finish", post(password_finish))
         .route("/v1/account/recover/start", post(recover_start))
+        .route(
+            "/v1/account/recover/finish",
+            post(super::recovery::recover_finish),
+        )
         .route("/v1/account/delete/start", post(delete_start))
         .route("/v1/account/delete/finish", post(delete_finish))
 }

@@ -50,6 +50,7 @@ pub mod links;
 pub mod metrics;
 pub mod ops;
 pub mod ratelimit;
+pub mod recovery;
 
 pub mod content;
 pub mod drops;
