@@ -11,7 +11,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = core::str::from_utf8(data) {
         if let Ok(bytes) = b64url_decode(text) {
-            assert_eq!(b64url_encode(&bytes), text, "accepted non-canonical base64url");
+            assert_eq!(
+                b64url_encode(&bytes),
+                text,
+                "accepted non-canonical base64url"
+            );
         }
         if let Ok(id) = NodeId::from_b64(text) {
             assert_eq!(id.to_b64(), text);

@@ -70,10 +70,38 @@ pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, Decode
             _ => DecodeError::Malformed,
         },
     )?;
-    if encode(&value) != bytes {
-        return Err(DecodeError::NonCanonical);
+    let reencoded = encode(&value);
+    if reencoded != bytes {
+        return Err(mismatch_class(bytes, &reencoded));
     }
     Ok(value)
+}
+
+/// Classifies an input whose re-encoding differs (spec §1.4.1): if both encode the same sequence
+/// of data items (same major types, values and contents) the input only used longer heads than
+/// needed and is [`DecodeError::NonCanonical`]; if the items themselves differ (for example a
+/// byte string where an array belongs, which serde would otherwise read element by element), the
+/// input is not the structure at all and is [`DecodeError::Malformed`].
+fn mismatch_class(input: &[u8], reencoded: &[u8]) -> DecodeError {
+    use ciborium_io::Read as _;
+    let mut a = Decoder::from(input);
+    let mut b = Decoder::from(reencoded);
+    loop {
+        let (ha, hb) = match (a.pull(), b.pull()) {
+            (Ok(ha), Ok(hb)) => (ha, hb),
+            (Err(_), Err(_)) => return DecodeError::NonCanonical,
+            _ => return DecodeError::Malformed,
+        };
+        if ha != hb {
+            return DecodeError::Malformed;
+        }
+        if let Header::Bytes(Some(len)) | Header::Text(Some(len)) = ha {
+            let (mut ca, mut cb) = (alloc::vec![0u8; len], alloc::vec![0u8; len]);
+            if a.read_exact(&mut ca).is_err() || b.read_exact(&mut cb).is_err() || ca != cb {
+                return DecodeError::Malformed;
+            }
+        }
+    }
 }
 
 fn classify(msg: &str) -> DecodeError {
@@ -422,8 +450,10 @@ macro_rules! cbor_struct {
                         Ok($name { $( $field ),* })
                     }
                 }
-                let n = [$( stringify!($field) ),*].len() + if ($head).is_some() { 2 } else { 0 };
-                d.deserialize_tuple(n, V)
+                // `deserialize_any`, not `deserialize_tuple`: ciborium reads a byte string as a
+                // sequence of integers when asked for a tuple, which would let a byte string stand
+                // in for a structure (spec §1.4.2 requires `malformed`).
+                d.deserialize_any(V)
             }
         }
     };

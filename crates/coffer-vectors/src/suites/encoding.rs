@@ -499,6 +499,18 @@ fn cbor_group(f: &mut VectorFile) {
         "WrongMajorType",
         "malformed",
     );
+    add(
+        "a byte string for the list d (its bytes must not be read as the elements)",
+        hx("86 18ff 01 01 44deadbeef f6 43010203"),
+        "WrongMajorType",
+        "malformed",
+    );
+    add(
+        "the whole structure wrapped in a byte string",
+        hx("4c 86 18ff 01 01 44deadbeef f6 80"),
+        "WrongMajorType",
+        "malformed",
+    );
     // Structure type and version.
     add(
         "type code 254",

@@ -53,7 +53,7 @@ pub fn generate() -> VectorFile {
             "X25519PublicKey: validate `publicKey` (canonical u < p, on the curve not the twist, not of small order); invalid tests fail with `invalid-public-key`.",
             "HpkeSeal: RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305, single-shot; the 32 bytes of `randomness` are ikmE, the ephemeral key pair is DeriveKeyPair(ikmE); the outputs must equal `enc` and `ct`.",
             "HpkeOpen: single-shot open of (`enc`, `ct`) with `secretKey`; valid tests yield `msg`, invalid tests fail with `decryption-failed`.",
-            "Argon2ParamsCheck: check (m_kib, t, p) against the floor and ceiling of spec §2.6 without computing anything.",
+            "Argon2ParamsCheck: check (m_kib, t, p) against the floor and ceiling of spec §2.7 without computing anything.",
             "Argon2idDerive: Argon2id v1.3, 32-byte output; parameters are checked first, so the out-of-range tests must fail at once with `limit-exceeded` (one of them asks for 1 GiB + 1 KiB).",
         ],
     );
