@@ -1,0 +1,258 @@
+//! Hostile input on every endpoint of the index (spec §11.20): garbage, truncated, oversized and
+//! non-canonical CBOR, wrong content types, malformed path segments and query parameters. Every
+//! answer is a 4xx problem document of §11.3 (never a 5xx), and the server keeps serving.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use coffer_core::api::{self, Auth, Body, Payload, ENDPOINTS};
+use coffer_core::ids::NodeId;
+use common::*;
+use rand_core::OsRng;
+use reqwest::Method;
+
+/// Fills a path template with well-formed parameters.
+fn fill(template: &str, id: &str) -> String {
+    template
+        .split('/')
+        .map(|seg| match seg {
+            "{username}" => "nobody-here".to_owned(),
+            "{index}" => "0".to_owned(),
+            s if s.starts_with('{') => id.to_owned(),
+            s => s.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The body size limit of a request structure.
+fn limit_of(name: &str) -> usize {
+    api::BODIES
+        .iter()
+        .find(|b| b.name == name)
+        .map_or(api::MAX_SMALL_BODY, |b| b.max_len)
+}
+
+#[track_caller]
+fn assert_client_error(r: &Resp, what: &str) {
+    assert!(
+        (400..500).contains(&r.status),
+        "{what}: status {} body {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+    if !r.body.is_empty() {
+        r.problem();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_on_every_endpoint() {
+    let srv = TestServer::start().await;
+    let http = srv.http();
+    let user = new_user(&http, "target").await;
+    let id = NodeId::generate(&mut OsRng).to_string();
+
+    // A valid structure of another type, to truncate and to send where it does not belong.
+    let other = api::NodeDeleteRequest {
+        expected_revision: 7,
+    }
+    .to_bytes();
+    let non_canonical: Vec<Vec<u8>> = vec![
+        // [129, 1, 7] with a non-minimal integer: 0x18 0x07 for 7.
+        vec![0x83, 0x18, 0x81, 0x01, 0x18, 0x07],
+        // An indefinite-length array.
+        vec![0x9f, 0x18, 0x81, 0x01, 0x07, 0xff],
+        // A map where an array belongs.
+        vec![0xa1, 0x01, 0x02],
+        // A tag.
+        vec![0xc1, 0x83, 0x18, 0x81, 0x01, 0x07],
+        // A float.
+        vec![0x83, 0x18, 0x81, 0x01, 0xf9, 0x3c, 0x00],
+        // Trailing bytes.
+        [other.clone(), vec![0x00]].concat(),
+        // Huge declared length.
+        vec![0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    ];
+
+    for e in ENDPOINTS {
+        if e.path == "/metrics" || e.path == "/healthz" {
+            continue;
+        }
+        let path = fill(e.path, &id);
+        let method = Method::from_bytes(e.method.as_bytes()).unwrap();
+        let token = match e.auth {
+            Auth::Session | Auth::SessionOfAccount | Auth::SessionAndProof => user.t(),
+            _ => None,
+        };
+        let what = |case: &str| format!("{} {} ({case})", e.method, e.path);
+
+        // Malformed path parameters.
+        if e.path.contains("-id}") {
+            for bad in [
+                "short",
+                "AAAAAAAAAAAAAAAAAAAAAA==",
+                "AAAAAAAAAAAAAAAAAAAAA!",
+                "AAAAAAAAAAAAAAAAAAAAAAA",
+            ] {
+                let p = fill(e.path, bad);
+                let r = http.send(method.clone(), &p, token, None, None, &[]).await;
+                assert_client_error(&r, &what(&format!("path {bad}")));
+            }
+        }
+        // An undefined query parameter.
+        let r = http
+            .send(
+                method.clone(),
+                &format!("{path}?bogus=1"),
+                token,
+                None,
+                None,
+                &[],
+            )
+            .await;
+        assert_client_error(&r, &what("query"));
+
+        match e.request {
+            Payload::Body(name) => {
+                let ct = Some(api::CBOR_CONTENT_TYPE);
+                let mut cases: Vec<(String, Vec<u8>)> = vec![
+                    ("empty".into(), vec![]),
+                    ("garbage".into(), random_bytes(200)),
+                    ("truncated".into(), other[..other.len() - 1].to_vec()),
+                    ("another structure".into(), other.clone()),
+                ];
+                for (i, nc) in non_canonical.iter().enumerate() {
+                    cases.push((format!("non-canonical {i}"), nc.clone()));
+                }
+                for (case, b) in cases {
+                    let r = http
+                        .send(method.clone(), &path, token, ct, Some(b), &[])
+                        .await;
+                    assert_client_error(&r, &what(&case));
+                }
+                // Wrong content types.
+                for bad_ct in ["text/plain", "application/json", "application/octet-stream"] {
+                    let r = http
+                        .send(
+                            method.clone(),
+                            &path,
+                            token,
+                            Some(bad_ct),
+                            Some(other.clone()),
+                            &[],
+                        )
+                        .await;
+                    assert_client_error(&r, &what(bad_ct));
+                }
+                let r = http
+                    .send(method.clone(), &path, token, None, Some(other.clone()), &[])
+                    .await;
+                assert_client_error(&r, &what("no content type"));
+                // One byte over the limit (bulk bodies: a single endpoint suffices).
+                let limit = limit_of(name);
+                if limit <= api::MAX_RECORD_BODY || name == "ShareCreateRequest" {
+                    let r = http
+                        .send(
+                            method.clone(),
+                            &path,
+                            token,
+                            ct,
+                            Some(vec![0x41; limit + 1]),
+                            &[],
+                        )
+                        .await;
+                    assert_client_error(&r, &what("oversized"));
+                }
+            }
+            Payload::Octets => {
+                for (case, cty) in [("text/plain", Some("text/plain")), ("none", None)] {
+                    let r = http
+                        .send(method.clone(), &path, token, cty, Some(vec![1; 10]), &[])
+                        .await;
+                    assert_client_error(&r, &what(case));
+                }
+            }
+            Payload::Empty if e.method != "GET" => {
+                let r = http
+                    .send(
+                        method.clone(),
+                        &path,
+                        token,
+                        Some(api::CBOR_CONTENT_TYPE),
+                        Some(random_bytes(50)),
+                        &[],
+                    )
+                    .await;
+                assert_client_error(&r, &what("body where none belongs"));
+            }
+            _ => {}
+        }
+    }
+
+    // Invalid bearer tokens are treated as none.
+    for bad in [
+        "Bearer",
+        "Bearer x",
+        "Basic abc",
+        "Bearer  AAAA",
+        &format!("bearer {}", "A".repeat(44)),
+    ] {
+        let r = http
+            .send(
+                Method::GET,
+                "/v1/root",
+                None,
+                None,
+                None,
+                &[("authorization", bad)],
+            )
+            .await;
+        assert_eq!(r.status, 401, "{bad}");
+        r.problem();
+    }
+    // An unknown path and a wrong method.
+    assert_eq!(http.get("/v1/nope", user.t()).await.status, 404);
+    let r = http.bare(Method::PATCH, "/v1/root", user.t()).await;
+    assert_eq!(r.status, 405);
+
+    // Still serving, and the session still works.
+    assert!(http.healthy().await);
+    http.get("/v1/root", user.t())
+        .await
+        .ok::<api::NodeResponse>(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_parts() {
+    let srv = TestServer::start().await;
+    let http = srv.http();
+    let user = new_user(&http, "parts").await;
+    let (node, _) = user.file_record(&user.root, "f", b"abc", 1);
+    let st = user
+        .upload_create(&http, &node, user.root.id, PART + 10)
+        .await;
+    let p0 = format!("/v1/uploads/{}/parts/0", st.upload_id);
+    // Longer than the part, shorter than the part, an index past the end, a non-number.
+    for (path, len) in [
+        (p0.clone(), PART as usize + 1),
+        (p0.clone(), 10),
+        (format!("/v1/uploads/{}/parts/2", st.upload_id), 10),
+        (format!("/v1/uploads/{}/parts/x", st.upload_id), 10),
+        (format!("/v1/uploads/{}/parts/-1", st.upload_id), 10),
+        (
+            format!("/v1/uploads/{}/parts/00000000000000000000001", st.upload_id),
+            10,
+        ),
+    ] {
+        let r = http.put_part(&path, user.t(), vec![1; len]).await;
+        assert_client_error(&r, &path);
+    }
+    // Nothing was recorded.
+    let s: api::UploadStatus = http
+        .get(&format!("/v1/uploads/{}", st.upload_id), user.t())
+        .await
+        .ok(200);
+    assert_eq!(s.present.to_vec(), vec![0]);
+    assert!(http.healthy().await);
+}

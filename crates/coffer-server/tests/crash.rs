@@ -1,0 +1,190 @@
+//! Crash safety (spec §11.9): a real `cofferd` process is killed with SIGKILL while uploads,
+//! part writes and a finalize are in flight, then restarted on the same data directory. Nothing
+//! partial is visible, every unfinished upload resumes from the parts its status reports, and
+//! everything committed is intact (downloaded and decrypted).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use coffer_core::api::{self, ProblemKind};
+use coffer_core::encoding::ByteBuf;
+use common::*;
+
+struct Pending {
+    node: Node,
+    ct: Vec<u8>,
+    plain: Vec<u8>,
+    upload: coffer_core::ids::UploadId,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_upload_then_resume() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let p1 = Process::spawn(data.path());
+    p1.wait_ready().await;
+    let http = Http::new(&p1.url);
+    let alice = new_user(&http, "crash").await;
+    let folder = alice.mkdir(&http, &alice.root, "in-flight").await;
+
+    // Committed before the crash.
+    let kept_plain = random_bytes(1_500_000);
+    let kept = alice.upload_file(&http, &folder, "kept", &kept_plain).await;
+
+    // Four uploads of three parts each; part 0 stored for all of them.
+    let mut pending = Vec::new();
+    for i in 0..4 {
+        let plain = random_bytes(2 * 1024 * 1024 + 1000 * (i + 1));
+        let (node, ct) = alice.file_record(&folder, &format!("p{i}"), &plain, 1);
+        let st = alice
+            .upload_create(&http, &node, folder.id, ct.len() as u64)
+            .await;
+        assert_eq!(st.part_count, 3);
+        http.put_part(
+            &format!("/v1/uploads/{}/parts/0", st.upload_id),
+            alice.t(),
+            ct[..PART as usize].to_vec(),
+        )
+        .await
+        .ok::<api::PartStored>(200);
+        pending.push(Pending {
+            node,
+            ct,
+            plain,
+            upload: st.upload_id,
+        });
+    }
+    // Upload 0 gets all its parts, so its finalize can race the kill.
+    for i in 1..3 {
+        let part = pending[0].ct[i * PART as usize..]
+            .chunks(PART as usize)
+            .next()
+            .unwrap();
+        http.put_part(
+            &format!("/v1/uploads/{}/parts/{i}", pending[0].upload),
+            alice.t(),
+            part.to_vec(),
+        )
+        .await
+        .ok::<api::PartStored>(200);
+    }
+
+    // In flight: the remaining parts of uploads 1..4 and the finalize of upload 0.
+    let mut tasks = Vec::new();
+    for p in &pending[1..] {
+        for i in 1..3usize {
+            let http = http.clone();
+            let token = alice.token.clone();
+            let path = format!("/v1/uploads/{}/parts/{i}", p.upload);
+            let part = p.ct[i * PART as usize..]
+                .chunks(PART as usize)
+                .next()
+                .unwrap()
+                .to_vec();
+            tasks.push(tokio::spawn(async move {
+                let _ = http
+                    .try_send(
+                        reqwest::Method::PUT,
+                        &path,
+                        Some(&token),
+                        Some(api::OCTET_STREAM_CONTENT_TYPE),
+                        Some(part),
+                        &[],
+                    )
+                    .await;
+            }));
+        }
+    }
+    {
+        let http = http.clone();
+        let token = alice.token.clone();
+        let path = format!("/v1/uploads/{}/finalize", pending[0].upload);
+        let body = api::UploadFinalizeRequest {
+            expected_revision: None,
+            signed_node: ByteBuf::from(pending[0].node.signed.clone()),
+        };
+        tasks.push(tokio::spawn(async move {
+            let _ = http
+                .try_send(
+                    reqwest::Method::POST,
+                    &path,
+                    Some(&token),
+                    Some(api::CBOR_CONTENT_TYPE),
+                    Some(coffer_core::api::Body::to_bytes(&body)),
+                    &[],
+                )
+                .await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    let mut p1 = p1;
+    p1.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    // Restart on the same data directory.
+    let p2 = Process::spawn(data.path());
+    p2.wait_ready().await;
+    let http = Http::new(&p2.url);
+    // The session survived (it is stored), and what was committed is intact.
+    assert_eq!(alice.download(&http, &kept).await, kept_plain);
+
+    let visible: Vec<Vec<u8>> = alice.children(&http, folder.id).await;
+    for p in &pending {
+        let node_path = format!("/v1/nodes/{}", p.node.id);
+        let r = http.get(&node_path, alice.t()).await;
+        if r.status == 200 {
+            // Only the raced finalize may have committed, and then completely.
+            assert_eq!(
+                p.upload, pending[0].upload,
+                "a partial upload became visible"
+            );
+            let mut n = p.node.clone();
+            n.revision = etag_revision(&r);
+            assert_eq!(alice.download(&http, &n).await, p.plain);
+            continue;
+        }
+        r.expect(ProblemKind::NotFound);
+        assert!(!visible.contains(&p.node.signed));
+        // Resume: the status lists what is stored; send the rest; finalize.
+        let st: api::UploadStatus = http
+            .get(&format!("/v1/uploads/{}", p.upload), alice.t())
+            .await
+            .ok(200);
+        let parts: Vec<&[u8]> = p.ct.chunks(PART as usize).collect();
+        assert!(
+            st.present[0] & 1 == 1,
+            "part 0 was acknowledged before the crash"
+        );
+        for (i, part) in parts.iter().enumerate() {
+            if st.present[0] & (1 << i) == 0 {
+                http.put_part(
+                    &format!("/v1/uploads/{}/parts/{i}", p.upload),
+                    alice.t(),
+                    part.to_vec(),
+                )
+                .await
+                .ok::<api::PartStored>(200);
+            }
+        }
+        let w: api::NodeWritten = http
+            .post(
+                &format!("/v1/uploads/{}/finalize", p.upload),
+                alice.t(),
+                &api::UploadFinalizeRequest {
+                    expected_revision: None,
+                    signed_node: ByteBuf::from(p.node.signed.clone()),
+                },
+            )
+            .await
+            .ok(201);
+        let mut n = p.node.clone();
+        n.revision = w.revision;
+        assert_eq!(alice.download(&http, &n).await, p.plain, "resumed content");
+    }
+    let all = alice.children(&http, folder.id).await;
+    assert_eq!(all.len(), 1 + pending.len());
+    drop(p2);
+}
