@@ -1008,6 +1008,8 @@ impl SqliteMetadataStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // Deleted content is overwritten, not left in free pages (account deletion, §9.5).
+            .pragma("secure_delete", "ON")
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
         Self::open_with(connect, options).await
@@ -1024,6 +1026,8 @@ impl SqliteMetadataStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // Deleted content is overwritten, not left in free pages (account deletion, §9.5).
+            .pragma("secure_delete", "ON")
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
         Self::open_with(connect, options).await
@@ -1120,6 +1124,27 @@ impl SqliteMetadataStore {
 
     async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
         self.pool.acquire().await.map_err(db)
+    }
+
+    /// After an account deletion: moves the WAL into the database file and truncates it, so the
+    /// deleted rows (already zeroed by `secure_delete`) survive in neither file. A checkpoint
+    /// blocked by concurrent readers is retried a few times; if it still cannot complete, the
+    /// next automatic checkpoint finishes the job (the deletion itself is already durable).
+    async fn purge_deleted_pages(&self) {
+        for attempt in 0..5u32 {
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await
+            {
+                Ok((0, _, _)) => return,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "wal checkpoint after account deletion failed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!("wal checkpoint after account deletion still busy; left to autocheckpoint");
     }
 }
 
@@ -1569,7 +1594,9 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        commit!(tx, removed)
+        tx.commit().await.map_err(db)?;
+        self.purge_deleted_pages().await;
+        Ok(removed)
     }
 
     async fn create_session(&self, s: NewSession) -> StoreResult<()> {
