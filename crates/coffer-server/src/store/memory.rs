@@ -5,6 +5,7 @@
 //! operation succeeds, so operations are atomic exactly as the traits require. Nothing is
 //! persisted; the cost of each mutation is linear in the state's size: not for production.
 
+use super::expect_revision;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
@@ -95,11 +96,7 @@ impl State {
             .nodes
             .get(&update.node.node_id)
             .ok_or(StoreError::NotFound)?;
-        if stored.node.revision != update.expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: stored.node.revision,
-            });
-        }
+        expect_revision(stored.node.revision, update.expected_revision)?;
         if let Some(p) = update.node.parent_id {
             if !self.nodes.contains_key(&p) {
                 return Err(StoreError::NotFound);
@@ -480,11 +477,7 @@ impl MetadataStore for MemoryMetadataStore {
                 .accounts
                 .get_mut(&c.account_id)
                 .ok_or(StoreError::NotFound)?;
-            if a.revision != c.expected_revision {
-                return Err(StoreError::RevisionMismatch {
-                    current: a.revision,
-                });
-            }
+            expect_revision(a.revision, c.expected_revision)?;
             a.revision += 1;
             a.password_file = c.password_file;
             a.wrapped_master_key = c.wrapped_master_key;
@@ -507,16 +500,8 @@ impl MetadataStore for MemoryMetadataStore {
                 .accounts
                 .get_mut(&r.account_id)
                 .ok_or(StoreError::NotFound)?;
-            if a.revision != r.expected_revision {
-                return Err(StoreError::RevisionMismatch {
-                    current: a.revision,
-                });
-            }
-            if a.identity_generation != r.expected_generation {
-                return Err(StoreError::RevisionMismatch {
-                    current: a.identity_generation,
-                });
-            }
+            expect_revision(a.revision, r.expected_revision)?;
+            expect_revision(a.identity_generation, r.expected_generation)?;
             a.revision += 1;
             a.identity_generation += 1;
             a.password_file = r.password_file;
@@ -798,11 +783,7 @@ impl MetadataStore for MemoryMetadataStore {
                 .accounts
                 .get_mut(&account_id)
                 .ok_or(StoreError::NotFound)?;
-            if a.identity_generation != expected_generation {
-                return Err(StoreError::RevisionMismatch {
-                    current: a.identity_generation,
-                });
-            }
+            expect_revision(a.identity_generation, expected_generation)?;
             a.identity_generation += 1;
             let chain = s
                 .identities
@@ -902,11 +883,7 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> StoreResult<Removed> {
         self.tx(|s| {
             let n = s.nodes.get(&node_id).ok_or(StoreError::NotFound)?;
-            if n.node.revision != expected_revision {
-                return Err(StoreError::RevisionMismatch {
-                    current: n.node.revision,
-                });
-            }
+            expect_revision(n.node.revision, expected_revision)?;
             if n.node.parent_id.is_none() {
                 return Err(StoreError::Invalid("a root cannot be deleted"));
             }
@@ -1238,11 +1215,7 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> StoreResult<ShareUpdated> {
         self.tx(|s| {
             let sh = s.shares.get_mut(&share_id).ok_or(StoreError::NotFound)?;
-            if sh.revision != expected_revision {
-                return Err(StoreError::RevisionMismatch {
-                    current: sh.revision,
-                });
-            }
+            expect_revision(sh.revision, expected_revision)?;
             if share.share_id != share_id
                 || grant.share_id != share_id
                 || share.root_node_id != sh.share.root_node_id
@@ -1268,11 +1241,7 @@ impl MetadataStore for MemoryMetadataStore {
     async fn remove_members(&self, r: MemberRemoval) -> StoreResult<ShareUpdated> {
         self.tx(|s| {
             let sh = s.shares.get(&r.share_id).ok_or(StoreError::NotFound)?;
-            if sh.revision != r.expected_revision {
-                return Err(StoreError::RevisionMismatch {
-                    current: sh.revision,
-                });
-            }
+            expect_revision(sh.revision, r.expected_revision)?;
             if r.share.share_id != r.share_id || r.share.root_node_id != sh.share.root_node_id {
                 return Err(StoreError::Invalid("record for another share"));
             }
@@ -1341,11 +1310,7 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> StoreResult<Removed> {
         self.tx(|s| {
             let sh = s.shares.get(&share_id).ok_or(StoreError::NotFound)?.clone();
-            if sh.revision != expected_revision {
-                return Err(StoreError::RevisionMismatch {
-                    current: sh.revision,
-                });
-            }
+            expect_revision(sh.revision, expected_revision)?;
             for n in nodes {
                 s.update_node(n)?;
             }

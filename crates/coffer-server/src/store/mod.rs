@@ -1172,3 +1172,14 @@ pub async fn collect_orphans(
     }
     Ok(out)
 }
+
+/// `Ok` when the stored revision (or generation) is the one the caller expected, else
+/// [`StoreError::RevisionMismatch`] carrying the current value: the optimistic-concurrency check
+/// every backend applies before a mutation (spec §11.4.3).
+pub(crate) fn expect_revision(current: u64, expected: u64) -> StoreResult<()> {
+    if current == expected {
+        Ok(())
+    } else {
+        Err(StoreError::RevisionMismatch { current })
+    }
+}

@@ -9,6 +9,7 @@
 //! compares them in SQL only where they are server-chosen (times) or bounded (lengths), and
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
+use super::expect_revision;
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
@@ -336,11 +337,7 @@ async fn update_node(c: &mut Conn, up: NodeUpdate) -> StoreResult<Node> {
     let stored = get_node(c, &up.node.node_id)
         .await?
         .ok_or(StoreError::NotFound)?;
-    if stored.node.revision != up.expected_revision {
-        return Err(StoreError::RevisionMismatch {
-            current: stored.node.revision,
-        });
-    }
+    expect_revision(stored.node.revision, up.expected_revision)?;
     if let Some(p) = &up.node.parent_id {
         if !node_exists(c, p).await? {
             return Err(StoreError::NotFound);
@@ -1370,11 +1367,7 @@ impl MetadataStore for SqliteMetadataStore {
         let a = get_account(&mut tx, &ch.account_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if a.revision != ch.expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: a.revision,
-            });
-        }
+        expect_revision(a.revision, ch.expected_revision)?;
         set_account_keys(
             &mut tx,
             &ch.account_id,
@@ -1404,16 +1397,8 @@ impl MetadataStore for SqliteMetadataStore {
         let a = get_account(&mut tx, &acc)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if a.revision != r.expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: a.revision,
-            });
-        }
-        if a.identity_generation != r.expected_generation {
-            return Err(StoreError::RevisionMismatch {
-                current: a.identity_generation,
-            });
-        }
+        expect_revision(a.revision, r.expected_revision)?;
+        expect_revision(a.identity_generation, r.expected_generation)?;
         set_account_keys(
             &mut tx,
             &acc,
@@ -1748,11 +1733,7 @@ impl MetadataStore for SqliteMetadataStore {
         let a = get_account(&mut tx, &account_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if a.identity_generation != expected_generation {
-            return Err(StoreError::RevisionMismatch {
-                current: a.identity_generation,
-            });
-        }
+        expect_revision(a.identity_generation, expected_generation)?;
         push_identity(&mut tx, &account_id, expected_generation + 1, &identity).await?;
         let c = chain(&mut tx, &account_id)
             .await?
@@ -1868,11 +1849,7 @@ impl MetadataStore for SqliteMetadataStore {
         let n = get_node(&mut tx, &node_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if n.node.revision != expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: n.node.revision,
-            });
-        }
+        expect_revision(n.node.revision, expected_revision)?;
         if n.node.parent_id.is_none() {
             return Err(StoreError::Invalid("a root cannot be deleted"));
         }
@@ -2351,11 +2328,7 @@ impl MetadataStore for SqliteMetadataStore {
         let sh = get_share(&mut tx, &share_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if sh.revision != expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: sh.revision,
-            });
-        }
+        expect_revision(sh.revision, expected_revision)?;
         if share.share_id != share_id
             || grant.share_id != share_id
             || share.root_node_id != sh.share.root_node_id
@@ -2384,11 +2357,7 @@ impl MetadataStore for SqliteMetadataStore {
         let sh = get_share(&mut tx, &r.share_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if sh.revision != r.expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: sh.revision,
-            });
-        }
+        expect_revision(sh.revision, r.expected_revision)?;
         if r.share.share_id != r.share_id || r.share.root_node_id != sh.share.root_node_id {
             return Err(StoreError::Invalid("record for another share"));
         }
@@ -2464,11 +2433,7 @@ impl MetadataStore for SqliteMetadataStore {
         let sh = get_share(&mut tx, &share_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if sh.revision != expected_revision {
-            return Err(StoreError::RevisionMismatch {
-                current: sh.revision,
-            });
-        }
+        expect_revision(sh.revision, expected_revision)?;
         for n in nodes {
             update_node(&mut tx, n).await?;
         }
