@@ -487,7 +487,7 @@ mod tests {
     crate::cbor_struct! {
         /// A test structure.
         #[derive(Debug, PartialEq, Eq)]
-        struct Demo (type = 7, version = 1) {
+        struct Demo (type = 250, version = 1) {
             a: u64,
             b: Bytes<4>,
             c: Option<String>,
@@ -507,8 +507,8 @@ mod tests {
     #[test]
     fn round_trip_and_exact_bytes() {
         let enc = encode(&demo());
-        // [7, 1, 500, h'01020304', "hi", h'09'*30]
-        assert_eq!(&enc[..6], &[0x86, 0x07, 0x01, 0x19, 0x01, 0xf4]);
+        // [250, 1, 500, h'01020304', "hi", h'09'*30]; 250 is a test-only type code (§0.6.3)
+        assert_eq!(&enc[..7], &[0x86, 0x18, 0xfa, 0x01, 0x19, 0x01, 0xf4]);
         assert_eq!(decode::<Demo>(&enc), Ok(demo()));
     }
 
@@ -519,8 +519,8 @@ mod tests {
         trailing.push(0);
         assert_eq!(decode::<Demo>(&trailing), Err(DecodeError::TrailingBytes));
         // Non-shortest integer for `a`: 500 as a 4-byte head.
-        let mut long = alloc::vec![0x86, 0x07, 0x01, 0x1a, 0, 0, 0x01, 0xf4];
-        long.extend_from_slice(&enc[6..]);
+        let mut long = alloc::vec![0x86, 0x18, 0xfa, 0x01, 0x1a, 0, 0, 0x01, 0xf4];
+        long.extend_from_slice(&enc[7..]);
         assert_eq!(decode::<Demo>(&long), Err(DecodeError::NonCanonical));
         // Indefinite-length outer array.
         let mut indef = alloc::vec![0x9f];
@@ -528,13 +528,13 @@ mod tests {
         indef.push(0xff);
         assert_eq!(decode::<Demo>(&indef), Err(DecodeError::NonCanonical));
         let mut wrong_type = enc.clone();
-        wrong_type[1] = 8;
+        wrong_type[2] = 0xfb;
         assert_eq!(decode::<Demo>(&wrong_type), Err(DecodeError::WrongType));
         let mut wrong_ver = enc.clone();
-        wrong_ver[2] = 2;
+        wrong_ver[3] = 2;
         assert_eq!(decode::<Demo>(&wrong_ver), Err(DecodeError::UnknownVersion));
         let mut short_b = enc.clone();
-        short_b[6] = 0x43; // bstr of 3 where 4 is required; the rest no longer lines up
+        short_b[7] = 0x43; // bstr of 3 where 4 is required; the rest no longer lines up
         assert!(decode::<Demo>(&short_b).is_err());
         assert_eq!(decode::<Demo>(&[0xa0]), Err(DecodeError::Malformed));
         assert_eq!(decode::<Demo>(&[0xc1, 0x00]), Err(DecodeError::Malformed));
@@ -589,7 +589,7 @@ mod tests {
     crate::cbor_struct! {
         /// A structure with narrow integer fields.
         #[derive(Debug, PartialEq, Eq)]
-        struct Narrow (type = 8, version = 1) {
+        struct Narrow (type = 251, version = 1) {
             a: u32,
             b: u8,
         }
@@ -597,16 +597,16 @@ mod tests {
 
     #[test]
     fn integers_out_of_field_range_are_invalid_values() {
-        // [8, 1, 2^32, 0]: too large for a u32 field.
-        let big = [0x84, 0x08, 0x01, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0x00];
+        // [251, 1, 2^32, 0]: too large for a u32 field.
+        let big = [0x84, 0x18, 0xfb, 0x01, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0x00];
         assert_eq!(decode::<Narrow>(&big), Err(DecodeError::InvalidValue));
-        // [8, 1, 0, 256]: too large for a u8 field.
-        let big = [0x84, 0x08, 0x01, 0x00, 0x19, 0x01, 0x00];
+        // [251, 1, 0, 256]: too large for a u8 field.
+        let big = [0x84, 0x18, 0xfb, 0x01, 0x00, 0x19, 0x01, 0x00];
         assert_eq!(decode::<Narrow>(&big), Err(DecodeError::InvalidValue));
         // A negative integer is a wrong major type, not a value out of range.
-        let neg = [0x84, 0x08, 0x01, 0x20, 0x00];
+        let neg = [0x84, 0x18, 0xfb, 0x01, 0x20, 0x00];
         assert_eq!(decode::<Narrow>(&neg), Err(DecodeError::Malformed));
-        let ok = [0x84, 0x08, 0x01, 0x1a, 0xff, 0xff, 0xff, 0xff, 0x18, 0xff];
+        let ok = [0x84, 0x18, 0xfb, 0x01, 0x1a, 0xff, 0xff, 0xff, 0xff, 0x18, 0xff];
         assert_eq!(
             decode::<Narrow>(&ok),
             Ok(Narrow {
