@@ -247,7 +247,8 @@ def op_drop_create(params, inp):
     opened = _open(inp)
     with Rng(inp) as rng:
         node_id, node_key, env = links.create_drop(rng, opened, b(inp, "metadata"))
-    return {"nodeId": node_id.hex(), "nodeKey": node_key.hex(), "envelope": env.hex()}
+    return {"nodeId": node_id.hex(), "nodeKey": node_key.hex(),
+            "fileKey": links.drop_file_key(node_key, node_id).hex(), "envelope": env.hex()}
 
 
 def op_drop_open(params, inp):
@@ -257,7 +258,8 @@ def op_drop_open(params, inp):
     env = links.decode_envelope(b(inp, "envelope"), link_id, folder_id)
     ds = links.open_drop_secret(b(inp, "record"), b(inp, "folderKey"), link_id, folder_id)
     node_id, node_key, md = links.open_drop(ds, link_id, folder_id, env)
-    return {"dropSecret": ds.hex(), "nodeId": node_id.hex(), "nodeKey": node_key.hex(), "metadata": md.hex()}
+    return {"dropSecret": ds.hex(), "nodeId": node_id.hex(), "nodeKey": node_key.hex(),
+            "fileKey": links.drop_file_key(node_key, node_id).hex(), "metadata": md.hex()}
 
 
 def op_owner_seal(params, inp):

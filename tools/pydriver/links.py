@@ -4,7 +4,7 @@ import re
 
 import cbor_strict as C
 from errors import CofferError
-from primitives import (hkdf, sha256, seal, seal_open, open_key, b64url_encode, b64url_decode_exact,
+from primitives import (hkdf, derive_key, sha256, seal, seal_open, open_key, b64url_encode, b64url_decode_exact,
                         argon2_check, argon2id, x25519_public_check, x25519_public_of, hpke_seal, hpke_open)
 
 RECORD_MAX = 1024
@@ -210,6 +210,11 @@ def open_link(url, record_bytes, now, password=None, pw_key=None):
 
 def drop_context(link_id, folder_id, node_id):
     return C.encode([76, 1, link_id, folder_id, node_id])
+
+
+def drop_file_key(node_key, node_id):
+    """§10.9.2 step 5: the dropped file's file key, derived from its node key."""
+    return derive_key(node_key, b"", "coffer/v1/link/drop-file-key", node_id)
 
 
 def drop_info(link_id, folder_id):

@@ -1350,7 +1350,9 @@ fn op_drop_create(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
     let up = coffer_core::link::create_drop(&mut rng, &opened, &i.hex("metadata")?)?;
     used(&rng, "randomness")?;
     Ok(
-        json!({ "nodeId": h(up.node_id.as_bytes()), "nodeKey": h(up.node_key.expose()), "envelope": h(&up.envelope) }),
+        json!({ "nodeId": h(up.node_id.as_bytes()), "nodeKey": h(up.node_key.expose()),
+                "fileKey": h(coffer_core::link::drop_file_key(&up.node_key, up.node_id).expose()),
+                "envelope": h(&up.envelope) }),
     )
 }
 
@@ -1366,7 +1368,9 @@ fn op_drop_open(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         &i.hex("envelope")?,
     )?;
     Ok(
-        json!({ "dropSecret": h(ds.expose()), "nodeId": h(o.node_id.as_bytes()), "nodeKey": h(o.node_key.expose()), "metadata": h(o.metadata.as_slice()) }),
+        json!({ "dropSecret": h(ds.expose()), "nodeId": h(o.node_id.as_bytes()), "nodeKey": h(o.node_key.expose()),
+                "fileKey": h(coffer_core::link::drop_file_key(&o.node_key, o.node_id).expose()),
+                "metadata": h(o.metadata.as_slice()) }),
     )
 }
 
@@ -1571,8 +1575,8 @@ pub static OPS: &[OpSpec] = &[
         in: ["origin", "nodeId", "nodeKind", "generation", "nodeKey", "password", "argon2", "expiresAt", "maxDownloads", "uploadOnly", "now", "randomness"],
         out: ["url", "record", "ownerEntry", "verifierHash", "secret", "linkId", "linkKey", "pwKey", "salt", "capabilityKey", "verifier", "capability", "dropSecret", "dropPublic"], info: [], op_link_create),
     op!("LinkOpen", "link", "§10.6", in: ["url", "record", "now", "password", "pwKey"], out: ["nodeId", "nodeKind", "generation", "permission", "expiresAt", "maxDownloads", "nodeKey", "dropPublic"], info: [], op_link_open),
-    op!("DropCreate", "link", "§10.9.2", in: ["url", "record", "now", "password", "pwKey", "metadata", "randomness"], out: ["nodeId", "nodeKey", "envelope"], info: [], op_drop_create),
-    op!("DropOpen", "link", "§10.9.3", in: ["record", "folderKey", "linkId", "folderId", "envelope"], out: ["dropSecret", "nodeId", "nodeKey", "metadata"], info: [], op_drop_open),
+    op!("DropCreate", "link", "§10.9.2", in: ["url", "record", "now", "password", "pwKey", "metadata", "randomness"], out: ["nodeId", "nodeKey", "fileKey", "envelope"], info: [], op_drop_create),
+    op!("DropOpen", "link", "§10.9.3", in: ["record", "folderKey", "linkId", "folderId", "envelope"], out: ["dropSecret", "nodeId", "nodeKey", "fileKey", "metadata"], info: [], op_drop_open),
     op!("OwnerEntrySeal", "link", "§10.10", in: ["ownerKey", "entry", "randomness"], out: ["linkId", "sealed"], info: [], op_owner_entry_seal),
     op!("OwnerEntryOpen", "link", "§10.10", in: ["ownerKey", "linkId", "sealed"], out: ["entry"], info: [], op_owner_entry_open),
     op!("LinkReseal", "link", "§10.11", in: ["ownerEntry", "nodeId", "nodeKind", "generation", "nodeKey", "randomness"], out: ["record", "verifierHash"], info: ["url"], op_link_reseal),

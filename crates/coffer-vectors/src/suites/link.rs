@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use coffer_core::encoding::{decode, encode, Bytes};
 use coffer_core::ids::{LinkId, NodeId};
 use coffer_core::link::{
-    self, capability_key, create_drop, create_link, open_drop, open_drop_secret, open_link,
+    self, capability_key, create_drop, create_link, drop_file_key, open_drop, open_drop_secret, open_link,
     open_link_with_key, open_owner_entry, password_verifier, reseal_link, rotate_link,
     seal_owner_entry, verifier_hash, CreatedLink, DropEnvelope, LinkAccess, LinkCapability,
     LinkOptions, LinkRecord, LinkSecret, LinkTarget, LinkUrl, NewLinkPassword, NodeKind,
@@ -83,7 +83,7 @@ pub fn generate() -> VectorFile {
             "Links (spec §10) and their rotation (spec §9.3). All byte strings are hex; absent optional values are null.",
             "LinkCreate: create a link to the target (nodeId, nodeKind 0 = folder / 1 = file (§7), generation, nodeKey) under `origin` with the options (password, argon2, expiresAt, maxDownloads, uploadOnly) at time `now`, drawing `randomness` in the order of spec §10.5 (secret 32; salt 16 if password; drop secret 32 and its seal nonce 24 if upload-only; capability seal nonce 24). Outputs: url, record, verifierHash, ownerEntry (the encoded OwnerLinkEntry plaintext). Intermediate values: secret, linkId, linkKey, salt, pwKey, capabilityKey, verifier, dropSecret, dropPublic, capability (the LinkCapability plaintext).",
             "LinkOpen: open `record` with `url` at time `now` following spec §10.6, with `password` (run Argon2id) or `pwKey` (already derived) or neither. Valid tests yield nodeId, nodeKind, generation, permission (0 = read, 1 = upload-only), nodeKey or dropPublic, expiresAt, maxDownloads.",
-            "DropCreate: with the opened upload-only link (url, record), seal `metadata` for a new node drawing `randomness` (node id 16, node key 32, HPKE ikmE 32, metadata seal nonce 24); outputs nodeId, nodeKey, envelope. DropOpen: open the record's drop secret with `folderKey` (intermediate dropSecret), then open `envelope` expected for linkId and folderId.",
+            "DropCreate: with the opened upload-only link (url, record), seal `metadata` for a new node drawing `randomness` (node id 16, node key 32, HPKE ikmE 32, metadata seal nonce 24); outputs nodeId, nodeKey, fileKey (§10.9.2 step 5), envelope. DropOpen: open the record's drop secret with `folderKey` (intermediate dropSecret), then open `envelope` expected for linkId and folderId.",
             "OwnerEntrySeal / OwnerEntryOpen: an OwnerLinkEntry sealed under `ownerKey` for `linkId`. LinkReseal: re-seal `ownerEntry`'s link for the target (a new generation) drawing `randomness`. LinkRotate: rotate `ownerEntry`'s link to a new secret.",
             "Password links use Argon2Params::MIN (m = 19456 KiB, t = 2, p = 1); only five tests run Argon2id.",
         ],
@@ -819,6 +819,10 @@ pub fn generate() -> VectorFile {
             ("randomness", h(&randomness)),
             ("nodeId", h(up.node_id.as_bytes())),
             ("nodeKey", h(up.node_key.expose())),
+            (
+                "fileKey",
+                h(drop_file_key(&up.node_key, up.node_id).expose()),
+            ),
             ("envelope", h(&up.envelope)),
         ] {
             fields[k] = v;
@@ -842,6 +846,10 @@ pub fn generate() -> VectorFile {
         for (k, v) in [
             ("nodeId", h(up.node_id.as_bytes())),
             ("nodeKey", h(up.node_key.expose())),
+            (
+                "fileKey",
+                h(drop_file_key(&up.node_key, up.node_id).expose()),
+            ),
             ("metadata", h(metadata)),
         ] {
             fields[k] = v;
@@ -1198,6 +1206,11 @@ pub fn verify_test(group: &TestGroup, test: &Test) -> anyhow::Result<()> {
                 up.node_key.expose().as_slice() == test.hex("nodeKey")?.as_slice(),
                 "node key differs"
             );
+            anyhow::ensure!(
+                drop_file_key(&up.node_key, up.node_id).expose().as_slice()
+                    == test.hex("fileKey")?.as_slice(),
+                "file key differs"
+            );
             anyhow::ensure!(up.envelope == test.hex("envelope")?, "envelope differs");
             Ok(())
         }
@@ -1229,6 +1242,11 @@ pub fn verify_test(group: &TestGroup, test: &Test) -> anyhow::Result<()> {
                 anyhow::ensure!(
                     o.metadata.as_slice() == test.hex("metadata")?.as_slice(),
                     "metadata differs"
+                );
+                anyhow::ensure!(
+                    drop_file_key(&o.node_key, o.node_id).expose().as_slice()
+                        == test.hex("fileKey")?.as_slice(),
+                    "file key differs"
                 );
                 Ok(())
             })
