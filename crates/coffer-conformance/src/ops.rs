@@ -1093,12 +1093,24 @@ fn node_records(i: &In<'_>, k: &str) -> Result<Vec<coffer_core::tree::NodeRecord
     i.hex_list(k)?.iter().map(|b| Ok(decode(b)?)).collect()
 }
 
-fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
+fn op_member_removal(p: &Map<String, Value>, i: &In<'_>) -> OpResult {
+    share_rotation(p, i, false)
+}
+
+fn op_recovery_rotation(p: &Map<String, Value>, i: &In<'_>) -> OpResult {
+    share_rotation(p, i, true)
+}
+
+/// `MemberRemoval` (§9.2) and, with `recovery`, `RecoveryRotation` (§9.4 step 3): the same
+/// inputs and outputs, except that a recovery removes nobody (`departed` instead of `removed`
+/// and `mode`).
+fn share_rotation(_: &Map<String, Value>, i: &In<'_>, recovery: bool) -> OpResult {
     use coffer_core::rotation::{
-        remove_member_eager, remove_member_lazy, Rekeyed, RekeyedFileUpdate, RemoveMember,
+        rekey_share_for_recovery, remove_member_eager, remove_member_lazy, RecoverShare, Rekeyed,
+        RekeyedFileUpdate, RemoveMember,
     };
     use coffer_core::share::{GranterKeys, ShareRecord};
-    use coffer_core::tree::{back_chain_aad, node_key_aad, FolderKey, NodeRecord, SealedMetadata};
+    use coffer_core::tree::{FolderKey, NodeRecord, SealedMetadata};
     let owner = SigningKey::from_seed(&i.arr("ownerSeed")?);
     let name = i.str("ownerName")?.to_owned();
     let granter = GranterKeys {
@@ -1118,6 +1130,34 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         key: i.key("folderKey")?,
     };
     let subtree = node_records(i, "subtree")?;
+    let mut rng = i.rng()?;
+    if recovery {
+        let departed =
+            i.0.get("departed")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad("departed: expected an array of names"))?
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad("departed: not a name"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        let out = rekey_share_for_recovery(
+            &RecoverShare {
+                owner: &granter,
+                share: &share,
+                departed: &departed,
+                parent_key: &parent_key,
+                folder_key: &folder_key,
+                subtree: &subtree,
+                time: i.u64("time")?,
+            },
+            &mut rng,
+        )?;
+        used(&rng, "randomness")?;
+        return Ok(rotation_output(&out));
+    }
     let removed = i.str("removed")?.to_owned();
     let params = RemoveMember {
         owner: &granter,
@@ -1128,7 +1168,6 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         subtree: &subtree,
         time: i.u64("time")?,
     };
-    let mut rng = i.rng()?;
     let out = match i.str("mode")? {
         "lazy" => remove_member_lazy(&params, &mut rng)?,
         "eager" => {
@@ -1153,6 +1192,12 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         other => return Err(bad(format!("mode {other:?}"))),
     };
     used(&rng, "randomness")?;
+    Ok(rotation_output(&out))
+}
+
+/// The outputs of `MemberRemoval` and `RecoveryRotation`.
+fn rotation_output(out: &coffer_core::rotation::RotationOutput) -> Value {
+    use coffer_core::tree::{back_chain_aad, node_key_aad};
     let node_key_aads = out.records.iter().filter_map(|r| {
         r.parent_id
             .map(|p| node_key_aad(p, r.node_id, r.parent_generation))
@@ -1162,7 +1207,7 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
         .iter()
         .filter(|r| r.is_folder())
         .map(|r| back_chain_aad(r.node_id, r.key_generation));
-    Ok(json!({
+    json!({
         "nodeKeyAads": hex_list(node_key_aads),
         "backChainAads": hex_list(back_chain_aads),
         "bundle": h(encode(&out.bundle)),
@@ -1175,10 +1220,19 @@ fn op_member_removal(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
             "nodeId": h(r.node_id.as_bytes()), "nodeKey": h(r.node_key.expose()),
             "fileKey": h(r.file_key.expose()), "contentRevision": r.content_revision,
         })).collect::<Vec<_>>(),
-    }))
+    })
 }
 
-fn op_rotation_apply(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
+fn op_rotation_apply(p: &Map<String, Value>, i: &In<'_>) -> OpResult {
+    apply_bundle(p, i, false)
+}
+
+fn op_recovery_apply(p: &Map<String, Value>, i: &In<'_>) -> OpResult {
+    apply_bundle(p, i, true)
+}
+
+/// `RotationApply` (§9.2.2) and, with `recovery`, `RecoveryApply` (§9.4).
+fn apply_bundle(_: &Map<String, Value>, i: &In<'_>, recovery: bool) -> OpResult {
     use coffer_core::rotation::{RotationBundle, ShareState};
     use coffer_core::tree::{NodeRecord, SignedNode};
     let share = decode(&i.hex("stateShare")?)?;
@@ -1191,10 +1245,12 @@ fn op_rotation_apply(_: &Map<String, Value>, i: &In<'_>) -> OpResult {
             .collect::<BTreeMap<_, _>>(),
     };
     let bundle_bytes = i.hex("bundle")?;
-    let grants = state.apply_rotation(
-        &bundle_bytes,
-        &VerifyingKey::from_bytes(&i.arr("ownerPublic")?)?,
-    )?;
+    let owner = VerifyingKey::from_bytes(&i.arr("ownerPublic")?)?;
+    let grants = if recovery {
+        state.apply_recovery_rotation(&bundle_bytes, &owner)?
+    } else {
+        state.apply_rotation(&bundle_bytes, &owner)?
+    };
     // The new nodes in bundle order (the bundle was verified by apply_rotation).
     let bundle: RotationBundle = decode(&bundle_bytes)?;
     let mut order = Vec::new();
@@ -1569,6 +1625,10 @@ pub static OPS: &[OpSpec] = &[
         in: ["ownerSeed", "ownerName", "ownerIdentityGeneration", "shareRecord", "parentId", "parentGeneration", "parentKey", "folderKey", "subtree", "removed", "time", "mode", "eagerMetadata", "randomness"],
         out: ["nodeKeyAads", "backChainAads", "bundle", "newShareRecord", "newRecords", "newFolderKeys", "rekeyed"], info: [], op_member_removal),
     op!("RotationApply", "rotation", "§9.2.2", in: ["stateShare", "stateNodes", "ownerPublic", "bundle"], out: ["newShareRecord", "newNodes", "grants"], info: [], op_rotation_apply),
+    op!("RecoveryRotation", "rotation", "§9.4",
+        in: ["ownerSeed", "ownerName", "ownerIdentityGeneration", "shareRecord", "parentId", "parentGeneration", "parentKey", "folderKey", "subtree", "departed", "time", "randomness"],
+        out: ["nodeKeyAads", "backChainAads", "bundle", "newShareRecord", "newRecords", "newFolderKeys", "rekeyed"], info: [], op_recovery_rotation),
+    op!("RecoveryApply", "rotation", "§9.4", in: ["stateShare", "stateNodes", "ownerPublic", "bundle"], out: ["newShareRecord", "newNodes", "grants"], info: [], op_recovery_apply),
     op!("OpenPath", "rotation", "§9.2.4", in: ["records", "folderKey"], out: ["nodeKey"], info: [], op_open_path),
     op!("LinkUrlParse", "link_url", "§10.3", in: ["url"], out: ["origin", "linkId", "secret", "passwordRequired"], info: [], op_link_url_parse),
     op!("LinkCreate", "link", "§10.5",

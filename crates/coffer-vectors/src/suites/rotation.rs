@@ -8,8 +8,8 @@ use coffer_core::encoding::{decode, encode, ByteBuf};
 use coffer_core::ids::{NodeId, ShareId};
 use coffer_core::primitives::{AgreementSecret, SecretKey, SigningKey, VerifyingKey};
 use coffer_core::rotation::{
-    remove_member_eager, remove_member_lazy, Rekeyed, RekeyedFileUpdate, RemoveMember,
-    RotationBundle, RotationOutput, ShareState,
+    rekey_share_for_recovery, remove_member_eager, remove_member_lazy, RecoverShare, Rekeyed,
+    RekeyedFileUpdate, RemoveMember, RotationBundle, RotationOutput, ShareState,
 };
 use coffer_core::share::{
     create_share, open_grant, GrantExpectation, GranterKeys, PinnedIdentity, RecipientKeys,
@@ -191,6 +191,8 @@ pub fn generate() -> VectorFile {
             "GrantOpen: open `signedGrant` of the new generation as `recipientName` with `recipientSecret`, expecting `shareId`, `generation` and the owner as granter.",
             "OpenPath: starting from `folderKey` as the current key of the first record of `records`, open the node key of each next record with its parent; valid tests yield `nodeKey` of the last. A removed member holding old keys fails.",
             "FileKeyOpen: open the file key of `fileRecord` with `nodeKey`.",
+            "RecoveryRotation: compromise recovery (§9.4 step 3): the owner's new identity (`ownerSeed`, generation `ownerIdentityGeneration`) re-keys the share for a new generation with nobody current removed (members in `departed` left out), under the new key of the re-keyed parent (`parentGeneration`, `parentKey`), replaying `randomness`; outputs as MemberRemoval. The bundle's `removed` is the empty string and its mode lazy.",
+            "RecoveryApply: as RotationApply, for a recovery bundle, against the owner's *new* identity key `ownerPublic` (which the member has verified as the successor of the pinned one, §6.6).",
         ],
     );
     file.note("Valid", "BASIC", "A well-formed input.");
@@ -232,6 +234,11 @@ pub fn generate() -> VectorFile {
         "Bytes after the encoded item.",
     );
     file.note("WrongType", "MALFORMED", "The type code is wrong.");
+    file.note(
+        "Recovery",
+        "BASIC",
+        "A recovery rotation (§9.4): the owner's new identity re-keys the share, nobody current removed.",
+    );
 
     let mut rng = RecordingRng::new("coffer/v1/vectors/rotation");
     let w = world(&mut rng);
@@ -616,7 +623,118 @@ pub fn generate() -> VectorFile {
         fko(&later, &w.keys[&d_id]),
     );
 
+    recovery_groups(&mut file, &w, &lazy, &mut rng);
     file.finish()
+}
+
+/// `RecoveryRotation` and `RecoveryApply` (§9.4 step 3): alice recovers her account, so her
+/// share moves to a new generation signed by her *new* identity (generation 1), nobody current
+/// removed, under the new key of its (re-keyed) parent; the members accept it against that key.
+fn recovery_groups(
+    file: &mut VectorFile,
+    w: &World,
+    removal: &RotationOutput,
+    rng: &mut RecordingRng,
+) {
+    let alice2 = User::new(&w.alice.name, w.alice.generation + 1, rng);
+    let granter = alice2.granter();
+    let new_root = FolderKey {
+        folder_id: w.root.folder_id,
+        generation: w.root.generation + 1,
+        key: SecretKey::from_bytes(rng.array()),
+    };
+    let time = 1_700_002_000u64;
+    let g = file.group("RecoveryRotation", json!({}));
+    let mut outs = Vec::new();
+    for (departed, what) in [
+        (Vec::<String>::new(), "every member kept"),
+        (vec![w.carol.name.clone()], "carol departed (deleted account), rotated out"),
+    ] {
+        rng.take();
+        let out = rekey_share_for_recovery(
+            &RecoverShare {
+                owner: &granter,
+                share: &w.share,
+                departed: &departed,
+                parent_key: &new_root,
+                folder_key: &w.share_key,
+                subtree: &w.subtree,
+                time,
+            },
+            rng,
+        )
+        .expect("recovery rotation");
+        let mut v = json!({
+            "ownerSeed": h(*alice2.sign.seed()),
+            "ownerName": alice2.name,
+            "ownerIdentityGeneration": alice2.generation,
+            "shareRecord": h(encode(&w.share)),
+            "departed": departed,
+            "parentId": h(new_root.folder_id.as_bytes()),
+            "parentGeneration": new_root.generation,
+            "parentKey": h(new_root.key.expose()),
+            "folderKey": h(w.share_key.key.expose()),
+            "subtree": hex_list(w.subtree.iter().map(encode)),
+            "time": time,
+            "randomness": h(rng.take()),
+        });
+        for (k, val) in output_json(&out).as_object().cloned().unwrap_or_default() {
+            v[k.as_str()] = val;
+        }
+        g.valid(what, &["Recovery"], v);
+        outs.push(out);
+    }
+
+    let g = file.group("RecoveryApply", json!({}));
+    let new_owner = h(alice2.sign.verifying_key().to_bytes());
+    let apply = |bundle: &[u8]| {
+        json!({
+            "stateShare": h(encode(&w.share)),
+            "stateNodes": hex_list(w.subtree.iter().map(encode)),
+            "ownerPublic": new_owner,
+            "bundle": h(bundle),
+        })
+    };
+    for (out, what) in outs.iter().zip(["every member kept", "carol rotated out"]) {
+        let mut v = apply(&encode(&out.bundle));
+        v["newShareRecord"] = json!(h(encode(&out.share)));
+        v["newNodes"] = hex_list(out.records.iter().map(encode));
+        v["grants"] = hex_list(out.bundle.grants.iter());
+        g.valid(&format!("recovery bundle applies ({what})"), &["Recovery"], v);
+    }
+    let b0 = outs[0].bundle.clone();
+    let mut b = b0.clone();
+    b.removed = w.bob.name.clone();
+    g.invalid("a member named as removed", &["Recovery", "TamperedBundle"], "binding-mismatch", apply(&encode(&b)));
+    let mut b = b0.clone();
+    b.mode = 1;
+    g.invalid("eager mode", &["Recovery", "TamperedBundle"], "binding-mismatch", apply(&encode(&b)));
+    let mut b = b0.clone();
+    let mut n = b.nodes[1].to_vec();
+    let last = n.len() - 1;
+    n[last] ^= 1;
+    b.nodes[1] = ByteBuf::from(n);
+    g.invalid("bit flip in a node signature", &["Recovery", "TamperedBundle"], "bad-signature", apply(&encode(&b)));
+    g.invalid(
+        "applied against the owner's old identity key",
+        &["Recovery", "WrongOwner"],
+        "binding-mismatch",
+        with(
+            apply(&encode(&b0)),
+            "ownerPublic",
+            json!(h(w.alice.sign.verifying_key().to_bytes())),
+        ),
+    );
+    g.invalid(
+        "a member-removal bundle (removed carol, old identity) applied as a recovery",
+        &["Recovery", "TamperedBundle"],
+        "binding-mismatch",
+        with(
+            apply(&encode(&removal.bundle)),
+            "ownerPublic",
+            json!(h(w.alice.sign.verifying_key().to_bytes())),
+        ),
+    );
 }
 
 fn hex_array_field(t: &Test, name: &str) -> anyhow::Result<Vec<Vec<u8>>> {
@@ -636,10 +754,27 @@ fn records(t: &Test, name: &str) -> anyhow::Result<Vec<NodeRecord>> {
         .collect()
 }
 
+/// The outputs of a `MemberRemoval` or `RecoveryRotation` test against what `out` computed.
+fn outputs_match(t: &Test, out: &RotationOutput) -> anyhow::Result<()> {
+    let got = output_json(out);
+    for k in [
+        "nodeKeyAads",
+        "backChainAads",
+        "bundle",
+        "newShareRecord",
+        "newRecords",
+        "newFolderKeys",
+        "rekeyed",
+    ] {
+        anyhow::ensure!(t.fields.get(k) == got.get(k), "{k} differs");
+    }
+    Ok(())
+}
+
 /// Checks one test.
 pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
     match group.kind.as_str() {
-        "MemberRemoval" => {
+        "MemberRemoval" | "RecoveryRotation" => {
             let owner = SigningKey::from_seed(&t.hex_array("ownerSeed")?);
             let name = t.str("ownerName")?.to_owned();
             let granter = GranterKeys {
@@ -659,6 +794,26 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
                 key: SecretKey::from_bytes(t.hex_array("folderKey")?),
             };
             let subtree = records(t, "subtree")?;
+            let mut rng = ReplayRng::new(t.hex("randomness")?);
+            if group.kind == "RecoveryRotation" {
+                let departed: Vec<String> = serde_json::from_value(
+                    t.fields.get("departed").cloned().unwrap_or_default(),
+                )?;
+                let out = rekey_share_for_recovery(
+                    &RecoverShare {
+                        owner: &granter,
+                        share: &share,
+                        departed: &departed,
+                        parent_key: &parent_key,
+                        folder_key: &folder_key,
+                        subtree: &subtree,
+                        time: t.u64("time")?,
+                    },
+                    &mut rng,
+                )?;
+                anyhow::ensure!(rng.fully_used(), "randomness not used exactly");
+                return outputs_match(t, &out);
+            }
             let removed = t.str("removed")?.to_owned();
             let params = RemoveMember {
                 owner: &granter,
@@ -685,22 +840,11 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let mut rng = ReplayRng::new(t.hex("randomness")?);
             let out = run(&params, updates.as_deref(), &mut rng)?;
             anyhow::ensure!(rng.fully_used(), "randomness not used exactly");
-            let got = output_json(&out);
-            for k in [
-                "bundle",
-                "newShareRecord",
-                "newRecords",
-                "newFolderKeys",
-                "rekeyed",
-            ] {
-                anyhow::ensure!(t.fields.get(k) == got.get(k), "{k} differs");
-            }
-            Ok(())
+            outputs_match(t, &out)
         }
-        "RotationApply" => {
+        "RotationApply" | "RecoveryApply" => {
             let share: ShareRecord = decode(&t.hex("stateShare")?)?;
             let nodes = records(t, "stateNodes")?;
             let mut state = ShareState {
@@ -709,7 +853,11 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
             };
             let before = state.clone();
             let owner = VerifyingKey::from_bytes(&t.hex_array("ownerPublic")?)?;
-            let out = state.apply_rotation(&t.hex("bundle")?, &owner);
+            let out = if group.kind == "RecoveryApply" {
+                state.apply_recovery_rotation(&t.hex("bundle")?, &owner)
+            } else {
+                state.apply_rotation(&t.hex("bundle")?, &owner)
+            };
             if out.is_err() {
                 anyhow::ensure!(state == before, "state changed by a rejected bundle");
             }
