@@ -121,7 +121,12 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     for p in &probes {
         let r = async {
             let r = p.send(fx, &p.real, None).await?;
-            r.problem(ProblemKind::Unauthenticated)?;
+            if p.method == Method::HEAD {
+                // A HEAD response has no body to hold the problem document.
+                r.status_is(401)?;
+            } else {
+                r.problem(ProblemKind::Unauthenticated)?;
+            }
             let h = r.header("www-authenticate").unwrap_or_default();
             ensure!(h.starts_with("Bearer"), "401 without a Bearer WWW-Authenticate challenge");
             Ok(())

@@ -140,14 +140,19 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .iter()
             .find(|e| e.link_id == fl.id)
             .ok_or_else(|| fail!("the link is not listed"))?;
-        ensure!(e.downloads == 0, "downloads {}", e.downloads);
+        // One file was downloaded whole through the link above (§11.11.5 counts every start).
+        ensure!(e.downloads == 1, "downloads {}, expected 1", e.downloads);
         ensure!(e.owner_entry == fl.params.owner_entry, "owner-entry differs");
         let other: api::LinkList = http.get("/v1/links", fx.bob.t()).await?.ok(200)?;
         ensure!(other.links.iter().all(|e| e.link_id != fl.id), "another account lists the link");
         Ok(())
     }
     .await;
-    c.check("the owner's link list holds the link; another account's does not", "§11.11.2", r);
+    c.check(
+        "the owner's link list holds the link with its download count; another account's does not",
+        "§11.11.2, §11.11.5",
+        r,
+    );
     let r = async {
         http.post(
             &format!("{base}/unlock"),
@@ -240,9 +245,15 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         let l = a
             .make_link(http, &public, &LinkOptions { upload_only: true, max_downloads: Some(1), ..LinkOptions::default() })
             .await?;
-        let id = drop_once(http, &l, b"first").await?;
-        let st = new_drop(http, &l, b"second").await?;
-        st.0.problem(ProblemKind::LinkExhausted)?;
+        let opened = open_drop_link(http, &l).await?;
+        let id = drop_once(http, &l, &opened, b"first").await?;
+        http.get(&l.path(), None)
+            .await?
+            .problem(ProblemKind::LinkExhausted)
+            .map_err(|e| fail!("resolve after the last accepted drop: {e}"))?;
+        let st = new_drop(http, &l, &opened, b"second").await?;
+        st.0.problem(ProblemKind::LinkExhausted)
+            .map_err(|e| fail!("a drop after the last accepted one: {e}"))?;
         http.bare(Method::DELETE, &format!("/v1/drops/{id}"), a.t())
             .await?
             .status_is(204)
@@ -386,16 +397,21 @@ async fn password_and_rotation(http: &Http, fx: &Fixture, public: &Node, inner: 
         .status_is(204)
 }
 
-/// Starts a drop through `l`: the create response and the drop's key and ciphertext.
+/// Resolves and opens a drop link.
+async fn open_drop_link(http: &Http, l: &MadeLink) -> R<link::OpenedLink> {
+    let res = resolve(http, l, None).await?;
+    let rec = res.link_record.as_deref().ok_or_else(|| fail!("a drop link without record"))?;
+    link::open_link(&l.url, rec, None, client::now()).ctx("open the drop link")
+}
+
+/// Starts a drop through `l`: the create response and the drop's key, ciphertext and envelope.
 async fn new_drop(
     http: &Http,
     l: &MadeLink,
+    opened: &link::OpenedLink,
     plain: &[u8],
 ) -> R<(super::http::Resp, coffer_core::primitives::SecretKey, Vec<u8>, Vec<u8>)> {
-    let res = resolve(http, l, None).await?;
-    let rec = res.link_record.as_deref().ok_or_else(|| fail!("a drop link without record"))?;
-    let opened = link::open_link(&l.url, rec, None, client::now()).ctx("open the drop link")?;
-    let d = link::create_drop(&mut rand_core::OsRng, &opened, b"conformance").ctx("create drop")?;
+    let d = link::create_drop(&mut rand_core::OsRng, opened, b"conformance").ctx("create drop")?;
     let ct = coffer_core::content::encrypt(&d.node_key, plain, &mut rand_core::OsRng);
     let r = http
         .post(
@@ -412,8 +428,13 @@ async fn new_drop(
 }
 
 /// Uploads one whole drop through `l`; returns its id.
-async fn drop_once(http: &Http, l: &MadeLink, plain: &[u8]) -> R<coffer_core::ids::UploadId> {
-    let (r, _, ct, _) = new_drop(http, l, plain).await?;
+async fn drop_once(
+    http: &Http,
+    l: &MadeLink,
+    opened: &link::OpenedLink,
+    plain: &[u8],
+) -> R<coffer_core::ids::UploadId> {
+    let (r, _, ct, _) = new_drop(http, l, opened, plain).await?;
     let st: api::UploadStatus = r.ok(201)?;
     let up = format!("{}/uploads/{}", l.path(), st.upload_id);
     http.put_part(&format!("{up}/parts/0"), None, ct).await?.ok::<api::PartStored>(200)?;
@@ -432,7 +453,8 @@ async fn drops(http: &Http, fx: &Fixture, public: &Node) -> R<()> {
     ensure!(res.kind == LinkKind::Drop, "kind {:?}", res.kind);
     ensure!(res.node.is_none(), "a drop link released the folder's node");
     let plain = client::random_bytes(5000);
-    let (r, key, ct, envelope) = new_drop(http, &l, &plain).await?;
+    let opened = open_drop_link(http, &l).await?;
+    let (r, key, ct, envelope) = new_drop(http, &l, &opened, &plain).await?;
     let st: api::UploadStatus = r.ok(201)?;
     ensure!(
         st.node_id.is_none() && st.content_revision == 0,
