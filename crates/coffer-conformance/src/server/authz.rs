@@ -72,12 +72,18 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let a = &fx.alice;
     let r = async {
         let folder = a.mkdir(http, &a.root, "private").await?;
-        let file = a.upload_file(http, &folder, "secret.txt", b"secret").await?;
+        let file = a
+            .upload_file(http, &folder, "secret.txt", b"secret")
+            .await?;
         let shared = a.mkdir(http, &a.root, "shared-with-carol").await?;
         let (sid, _) = a.share(http, &shared, &[(&fx.carol, READ)]).await?;
         let (pending, pct) = a.file_record(&folder, "pending", b"pending upload")?;
-        let up = a.upload_create(http, &pending, folder.id, pct.len() as u64).await?;
-        let link = a.make_link(http, &folder, &coffer_core::link::LinkOptions::default()).await?;
+        let up = a
+            .upload_create(http, &pending, folder.id, pct.len() as u64)
+            .await?;
+        let link = a
+            .make_link(http, &folder, &coffer_core::link::LinkOptions::default())
+            .await?;
         Ok((folder, file, sid, pending, pct, up.upload_id, link))
     }
     .await;
@@ -87,7 +93,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         r,
     )?;
     let renamed = c.need("build a rename", "§11.8", a.renamed(&folder, "renamed"))?;
-    let child = c.need("build a child record", "§11.8", a.folder_record(&folder, "child"))?;
+    let child = c.need(
+        "build a child record",
+        "§11.8",
+        a.folder_record(&folder, "child"),
+    )?;
 
     let probes = vec![
         Probe::new(Method::GET, "/v1/nodes/{id}", folder.id),
@@ -103,10 +113,12 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         }),
         Probe::new(Method::GET, "/v1/uploads/{id}", up),
         Probe::new(Method::PUT, "/v1/uploads/{id}/parts/0", up).octets(pct.clone()),
-        Probe::new(Method::POST, "/v1/uploads/{id}/finalize", up).cbor(&api::UploadFinalizeRequest {
-            expected_revision: None,
-            signed_node: ByteBuf::from(pending.signed.clone()),
-        }),
+        Probe::new(Method::POST, "/v1/uploads/{id}/finalize", up).cbor(
+            &api::UploadFinalizeRequest {
+                expected_revision: None,
+                signed_node: ByteBuf::from(pending.signed.clone()),
+            },
+        ),
         Probe::new(Method::DELETE, "/v1/uploads/{id}", up),
         Probe::new(Method::GET, "/v1/shares/{id}", sid),
         Probe::new(Method::GET, "/v1/shares/{id}/grants/mine", sid),
@@ -116,7 +128,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             node_records: vec![],
         }),
         Probe::new(Method::DELETE, "/v1/links/{id}", link.id),
-        Probe::new(Method::DELETE, "/v1/sessions/{id}", b64url_encode(&a.session_id.0)),
+        Probe::new(
+            Method::DELETE,
+            "/v1/sessions/{id}",
+            b64url_encode(&a.session_id.0),
+        ),
     ];
     for p in &probes {
         let r = async {
@@ -128,11 +144,18 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
                 r.problem(ProblemKind::Unauthenticated)?;
             }
             let h = r.header("www-authenticate").unwrap_or_default();
-            ensure!(h.starts_with("Bearer"), "401 without a Bearer WWW-Authenticate challenge");
+            ensure!(
+                h.starts_with("Bearer"),
+                "401 without a Bearer WWW-Authenticate challenge"
+            );
             Ok(())
         }
         .await;
-        c.check(&format!("{}: no session is 401 unauthenticated", p.label()), "§11.2.1, §11.4.1", r);
+        c.check(
+            &format!("{}: no session is 401 unauthenticated", p.label()),
+            "§11.2.1, §11.4.1",
+            r,
+        );
         let r = async {
             let theirs = p.send(fx, &p.real, fx.bob.t()).await?;
             let missing = p.send(fx, &random_id(), fx.bob.t()).await?;
@@ -155,7 +178,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         }
         .await;
         c.check(
-            &format!("{}: another account gets the 404 of a missing resource", p.label()),
+            &format!(
+                "{}: another account gets the 404 of a missing resource",
+                p.label()
+            ),
             "§11.3, §11.5",
             r,
         );
@@ -232,21 +258,39 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             a.revision_of(http, folder.id).await? == folder.revision,
             "the folder's revision changed"
         );
-        ensure!(a.download(http, &file).await? == b"secret", "the file changed");
-        let s: api::UploadStatus = http.get(&format!("/v1/uploads/{up}"), a.t()).await?.ok(200)?;
-        ensure!(s.present.to_vec() == vec![0], "a part was stored by another account");
-        let sh: api::ShareResponse = http.get(&format!("/v1/shares/{sid}"), a.t()).await?.ok(200)?;
+        ensure!(
+            a.download(http, &file).await? == b"secret",
+            "the file changed"
+        );
+        let s: api::UploadStatus = http
+            .get(&format!("/v1/uploads/{up}"), a.t())
+            .await?
+            .ok(200)?;
+        ensure!(
+            s.present.to_vec() == vec![0],
+            "a part was stored by another account"
+        );
+        let sh: api::ShareResponse = http
+            .get(&format!("/v1/shares/{sid}"), a.t())
+            .await?
+            .ok(200)?;
         ensure!(sh.revision == 0, "the share changed");
         http.get(&link.path(), None).await?.status_is(200)?;
         http.get("/v1/account", a.t()).await?.status_is(200)?;
         let kids = super::content::children(http, a, folder.id).await?;
         ensure!(
-            kids.iter().all(|k| client::record_of(k).map(|r| r.node_id != child.id).unwrap_or(true)),
+            kids.iter().all(|k| client::record_of(k)
+                .map(|r| r.node_id != child.id)
+                .unwrap_or(true)),
             "another account created a node in the folder"
         );
         Ok(())
     }
     .await;
-    c.check("after all denials the owner's resources are unchanged", "§11.4.1", r);
+    c.check(
+        "after all denials the owner's resources are unchanged",
+        "§11.4.1",
+        r,
+    );
     Ok(())
 }

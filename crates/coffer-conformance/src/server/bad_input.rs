@@ -48,8 +48,14 @@ fn limit_of(name: &str) -> usize {
 /// float, a huge declared length.
 fn non_canonical() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("a non-minimal integer", vec![0x83, 0x18, 0x81, 0x01, 0x18, 0x07]),
-        ("an indefinite-length array", vec![0x9f, 0x18, 0x81, 0x01, 0x07, 0xff]),
+        (
+            "a non-minimal integer",
+            vec![0x83, 0x18, 0x81, 0x01, 0x18, 0x07],
+        ),
+        (
+            "an indefinite-length array",
+            vec![0x9f, 0x18, 0x81, 0x01, 0x07, 0xff],
+        ),
         ("a map", vec![0xa1, 0x01, 0x02]),
         ("a tag", vec![0xc1, 0x83, 0x18, 0x81, 0x01, 0x07]),
         ("a float", vec![0x83, 0x18, 0x81, 0x01, 0xf9, 0x3c, 0x00]),
@@ -93,7 +99,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         Ok((me, [fl.id.to_string(), dl.id.to_string()]))
     }
     .await;
-    let (me, links) = c.need("set up a session, a folder link and a drop link", "§11.6.3, §11.11", r)?;
+    let (me, links) = c.need(
+        "set up a session, a folder link and a drop link",
+        "§11.6.3, §11.11",
+        r,
+    )?;
     let id = NodeId::generate(&mut rand_core::OsRng).to_string();
     let other = api::NodeDeleteRequest {
         expected_revision: 7,
@@ -126,7 +136,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
                 "AAAAAAAAAAAAAAAAAAAAAAA",
             ] {
                 let p = fill(e.path, bad, &[bad.to_owned(), bad.to_owned()]);
-                cases.push(Case::new(format!("path id {bad:?}"), p, ProblemKind::InvalidParameter));
+                cases.push(Case::new(
+                    format!("path id {bad:?}"),
+                    p,
+                    ProblemKind::InvalidParameter,
+                ));
             }
         }
         cases.push(Case::new(
@@ -141,7 +155,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
                 let mut bodies: Vec<(String, Vec<u8>)> = vec![
                     ("an empty body".into(), vec![]),
                     ("garbage".into(), client::random_bytes(200)),
-                    ("a truncated body".into(), own[..own.len().saturating_sub(1)].to_vec()),
+                    (
+                        "a truncated body".into(),
+                        own[..own.len().saturating_sub(1)].to_vec(),
+                    ),
                     ("trailing bytes".into(), [own.clone(), vec![0]].concat()),
                 ];
                 if name != "NodeDeleteRequest" {
@@ -151,17 +168,26 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
                     bodies.push((what.into(), b));
                 }
                 for (what, b) in bodies {
-                    cases.push(Case::new(what, p.clone(), ProblemKind::MalformedBody).body(cbor, b));
+                    cases
+                        .push(Case::new(what, p.clone(), ProblemKind::MalformedBody).body(cbor, b));
                 }
                 for ct in ["text/plain", "application/json", "application/octet-stream"] {
                     cases.push(
-                        Case::new(format!("Content-Type {ct}"), p.clone(), ProblemKind::UnsupportedMediaType)
-                            .body(Some(ct), own.clone()),
+                        Case::new(
+                            format!("Content-Type {ct}"),
+                            p.clone(),
+                            ProblemKind::UnsupportedMediaType,
+                        )
+                        .body(Some(ct), own.clone()),
                     );
                 }
                 cases.push(
-                    Case::new("no Content-Type".into(), p.clone(), ProblemKind::UnsupportedMediaType)
-                        .body(None, own.clone()),
+                    Case::new(
+                        "no Content-Type".into(),
+                        p.clone(),
+                        ProblemKind::UnsupportedMediaType,
+                    )
+                    .body(None, own.clone()),
                 );
                 let limit = limit_of(name);
                 if limit <= api::MAX_RECORD_BODY || name == "ShareCreateRequest" {
@@ -176,7 +202,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
                 }
             }
             Payload::Octets => {
-                for (what, ct) in [("Content-Type text/plain", Some("text/plain")), ("no Content-Type", None)] {
+                for (what, ct) in [
+                    ("Content-Type text/plain", Some("text/plain")),
+                    ("no Content-Type", None),
+                ] {
                     cases.push(
                         Case::new(what.into(), p.clone(), ProblemKind::UnsupportedMediaType)
                             .body(ct, vec![1; 10]),
@@ -185,8 +214,12 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             }
             Payload::Empty if e.method != "GET" => {
                 cases.push(
-                    Case::new("a body where none belongs".into(), p.clone(), ProblemKind::MalformedBody)
-                        .body(cbor, client::random_bytes(50)),
+                    Case::new(
+                        "a body where none belongs".into(),
+                        p.clone(),
+                        ProblemKind::MalformedBody,
+                    )
+                    .body(cbor, client::random_bytes(50)),
                 );
             }
             _ => {}
@@ -211,7 +244,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             Err(fail!("{}", errors.join("; ")))
         };
         c.check(
-            &format!("{} {}: bad input gets the 4xx problem of §11.4.1", e.method, e.path),
+            &format!(
+                "{} {}: bad input gets the 4xx problem of §11.4.1",
+                e.method, e.path
+            ),
             "§11.1, §11.3, §11.4.1, §11.4.2",
             r,
         );
@@ -257,7 +293,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         Ok(())
     }
     .await;
-    c.check("an unknown path is 404, a wrong method 405 with Allow", "§11.3, §11.4.1", r);
+    c.check(
+        "an unknown path is 404, a wrong method 405 with Allow",
+        "§11.3, §11.4.1",
+        r,
+    );
     let r = async {
         http.get("/healthz", None).await?.status_is(200)?;
         http.get("/v1/root", me.t()).await?.status_is(200)?;
@@ -266,10 +306,12 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         Ok(())
     }
     .await;
-    c.check("after all of it the server serves and the session works", "§11.12", r);
-    let _ = http
-        .bare(Method::POST, "/v1/sessions/logout", me.t())
-        .await;
+    c.check(
+        "after all of it the server serves and the session works",
+        "§11.12",
+        r,
+    );
+    let _ = http.bare(Method::POST, "/v1/sessions/logout", me.t()).await;
     Ok(())
 }
 

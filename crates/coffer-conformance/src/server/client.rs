@@ -4,9 +4,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coffer_core::account::{self, OpaqueIdentities, UnlockedAccount};
+use coffer_core::api::SessionId;
 use coffer_core::api::{self, ReauthPurpose};
 use coffer_core::encoding::{encode, ByteBuf};
-use coffer_core::api::SessionId;
 use coffer_core::ids::{AccountId, LinkId, NodeId, ShareId, UploadId};
 use coffer_core::link::{self, LinkOptions, LinkTarget, LinkUrl, NodeKind};
 use coffer_core::metadata::{seal_metadata, Metadata};
@@ -348,7 +348,10 @@ pub async fn reauth_start(
         )
         .await?
         .ok(200)?;
-    ensure!(resp.purpose == purpose, "the response names another purpose");
+    ensure!(
+        resp.purpose == purpose,
+        "the response names another purpose"
+    );
     let finish = account::login_finish(
         login_state,
         password,
@@ -617,10 +620,7 @@ impl User {
             .get(&format!("/v1/nodes/{}/content", node.id), self.t())
             .await?;
         r.status_is(200)?;
-        let key = node
-            .file_key
-            .as_ref()
-            .ok_or_else(|| fail!("not a file"))?;
+        let key = node.file_key.as_ref().ok_or_else(|| fail!("not a file"))?;
         coffer_core::content::decrypt(key, &r.body).ctx("content does not decrypt")
     }
 

@@ -26,7 +26,10 @@ async fn invisible(http: &Http, user: &User, id: NodeId, parent: NodeId) -> R<()
     let kids = children(http, user, parent).await?;
     for k in kids {
         let rec = client::record_of(&k)?;
-        ensure!(rec.node_id != id, "it is listed among the parent's children");
+        ensure!(
+            rec.node_id != id,
+            "it is listed among the parent's children"
+        );
     }
     Ok(())
 }
@@ -68,18 +71,28 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         let r = http.get(&format!("/v1/nodes/{}", dir.id), a.t()).await?;
         let etag = r.header("etag").ok_or_else(|| fail!("no ETag"))?;
         let n: api::NodeResponse = r.ok(200)?;
-        ensure!(n.signed_node.as_slice() == dir.signed.as_slice(), "the record is not returned byte for byte");
+        ensure!(
+            n.signed_node.as_slice() == dir.signed.as_slice(),
+            "the record is not returned byte for byte"
+        );
         ensure!(
             client::etag_revision(&r)? == dir.revision,
             "ETag {etag} does not carry the node revision {}",
             dir.revision
         );
         let r = http
-            .get_h(&format!("/v1/nodes/{}", dir.id), a.t(), &[("if-none-match", &etag)])
+            .get_h(
+                &format!("/v1/nodes/{}", dir.id),
+                a.t(),
+                &[("if-none-match", &etag)],
+            )
             .await?;
         r.status_is(304)?;
         let kids = children(http, a, a.root.id).await?;
-        ensure!(kids.contains(&dir.signed), "the folder is not among the root's children");
+        ensure!(
+            kids.contains(&dir.signed),
+            "the folder is not among the root's children"
+        );
         Ok(())
     }
     .await;
@@ -112,7 +125,12 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .cbor(Method::PUT, &format!("/v1/nodes/{}", dir.id), a.t(), &ok)
             .await?
             .ok(200)?;
-        ensure!(w.revision == dir.revision + 1, "revision {} after an update of {}", w.revision, dir.revision);
+        ensure!(
+            w.revision == dir.revision + 1,
+            "revision {} after an update of {}",
+            w.revision,
+            dir.revision
+        );
         // A replay of the applied update answers the same.
         let again: api::NodeWritten = http
             .cbor(Method::PUT, &format!("/v1/nodes/{}", dir.id), a.t(), &ok)
@@ -134,8 +152,13 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     }
 
     let r = async {
-        let f = a.upload_file(http, &dir, "small.txt", b"hello, conformance").await?;
-        ensure!(a.download(http, &f).await? == b"hello, conformance", "content differs");
+        let f = a
+            .upload_file(http, &dir, "small.txt", b"hello, conformance")
+            .await?;
+        ensure!(
+            a.download(http, &f).await? == b"hello, conformance",
+            "content differs"
+        );
         Ok(())
     }
     .await;
@@ -143,13 +166,28 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
 
     // A three-part resumable upload.
     let plain = client::random_bytes(2 * PART as usize + 5000);
-    let (node, ct) = c.need("build a three-part file", "§11.9.1", a.file_record(&dir, "big.bin", &plain))?;
+    let (node, ct) = c.need(
+        "build a three-part file",
+        "§11.9.1",
+        a.file_record(&dir, "big.bin", &plain),
+    )?;
     let len = ct.len() as u64;
     let r = async {
         let st = a.upload_create(http, &node, dir.id, len).await?;
-        ensure!(st.part_count == 3, "part-count {}, expected 3", st.part_count);
-        ensure!(bits(&st) == vec![0], "present {:?} for a new upload", bits(&st));
-        ensure!(st.node_id == Some(node.id) && st.content_revision == 1, "UploadStatus names another node or revision");
+        ensure!(
+            st.part_count == 3,
+            "part-count {}, expected 3",
+            st.part_count
+        );
+        ensure!(
+            bits(&st) == vec![0],
+            "present {:?} for a new upload",
+            bits(&st)
+        );
+        ensure!(
+            st.node_id == Some(node.id) && st.content_revision == 1,
+            "UploadStatus names another node or revision"
+        );
         let again: api::UploadStatus = http
             .post(
                 "/v1/uploads",
@@ -164,7 +202,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             )
             .await?
             .ok(200)?;
-        ensure!(again.upload_id == st.upload_id, "a retried create made another upload");
+        ensure!(
+            again.upload_id == st.upload_id,
+            "a retried create made another upload"
+        );
         Ok(st)
     }
     .await;
@@ -177,17 +218,32 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let r = async {
         a.put_part(http, up, 2, &ct).await?;
         a.put_part(http, up, 0, &ct).await?;
-        let s: api::UploadStatus = http.get(&format!("/v1/uploads/{up}"), a.t()).await?.ok(200)?;
-        ensure!(bits(&s) == vec![0b101], "present {:?}, expected [5]", bits(&s));
+        let s: api::UploadStatus = http
+            .get(&format!("/v1/uploads/{up}"), a.t())
+            .await?
+            .ok(200)?;
+        ensure!(
+            bits(&s) == vec![0b101],
+            "present {:?}, expected [5]",
+            bits(&s)
+        );
         Ok(())
     }
     .await;
-    c.need("parts out of order (2, then 0); status shows them", "§11.9.3, §11.9.4", r)?;
+    c.need(
+        "parts out of order (2, then 0); status shows them",
+        "§11.9.3, §11.9.4",
+        r,
+    )?;
     let r = async {
-        http.put_part(&format!("/v1/uploads/{up}/parts/1"), a.t(), vec![7; PART as usize + 1])
-            .await?
-            .problem(ProblemKind::WrongLength)
-            .map_err(|e| fail!("a part one byte long: {e}"))?;
+        http.put_part(
+            &format!("/v1/uploads/{up}/parts/1"),
+            a.t(),
+            vec![7; PART as usize + 1],
+        )
+        .await?
+        .problem(ProblemKind::WrongLength)
+        .map_err(|e| fail!("a part one byte long: {e}"))?;
         http.put_part(&format!("/v1/uploads/{up}/parts/2"), a.t(), vec![7; 10])
             .await?
             .problem(ProblemKind::WrongLength)
@@ -196,8 +252,15 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .await?
             .problem(ProblemKind::InvalidParameter)
             .map_err(|e| fail!("an index past the end: {e}"))?;
-        let s: api::UploadStatus = http.get(&format!("/v1/uploads/{up}"), a.t()).await?.ok(200)?;
-        ensure!(bits(&s) == vec![0b101], "a refused part changed the status: {:?}", bits(&s));
+        let s: api::UploadStatus = http
+            .get(&format!("/v1/uploads/{up}"), a.t())
+            .await?
+            .ok(200)?;
+        ensure!(
+            bits(&s) == vec![0b101],
+            "a refused part changed the status: {:?}",
+            bits(&s)
+        );
         Ok(())
     }
     .await;
@@ -221,8 +284,15 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let r = async {
         a.put_part(http, up, 1, &ct).await?;
         a.put_part(http, up, 1, &ct).await?;
-        let s: api::UploadStatus = http.get(&format!("/v1/uploads/{up}"), a.t()).await?.ok(200)?;
-        ensure!(bits(&s) == vec![0b111], "present {:?}, expected [7]", bits(&s));
+        let s: api::UploadStatus = http
+            .get(&format!("/v1/uploads/{up}"), a.t())
+            .await?
+            .ok(200)?;
+        ensure!(
+            bits(&s) == vec![0b111],
+            "present {:?}, expected [7]",
+            bits(&s)
+        );
         invisible(http, a, node.id, dir.id).await
     }
     .await;
@@ -261,7 +331,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         ensure!(w.node_id == node.id, "NodeWritten names another node");
         let again: api::NodeWritten = a.finalize(http, up, &node.signed).await?.ok(201)?;
         ensure!(again == w, "the replayed finalize answered differently");
-        ensure!(a.download(http, &node).await? == plain, "the content differs");
+        ensure!(
+            a.download(http, &node).await? == plain,
+            "the content differs"
+        );
         Ok(())
     }
     .await;
@@ -271,10 +344,14 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         r,
     )?;
     let r = async {
-        http.put_part(&format!("/v1/uploads/{up}/parts/0"), a.t(), ct[..PART as usize].to_vec())
-            .await?
-            .problem(ProblemKind::NotFound)
-            .map(drop)
+        http.put_part(
+            &format!("/v1/uploads/{up}/parts/0"),
+            a.t(),
+            ct[..PART as usize].to_vec(),
+        )
+        .await?
+        .problem(ProblemKind::NotFound)
+        .map(drop)
     }
     .await;
     c.check("a part of a finalized upload is 404", "§11.9.3", r);
@@ -323,20 +400,30 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     c.check("a folder has no content (404)", "§11.9.7", r);
 
     let r = async {
-        let bad_shape = |part_size: u64, total: u64, rev: u64, id: NodeId| api::UploadCreateRequest {
-            node_id: id,
-            parent_id: dir.id,
-            content_revision: rev,
-            total_length: total,
-            part_size,
-        };
+        let bad_shape =
+            |part_size: u64, total: u64, rev: u64, id: NodeId| api::UploadCreateRequest {
+                node_id: id,
+                parent_id: dir.id,
+                content_revision: rev,
+                total_length: total,
+                part_size,
+            };
         let fresh = NodeId::generate(&mut rand_core::OsRng);
         for (what, req) in [
-            ("part size not a multiple of the stride", bad_shape(PART + 1, 10, 1, fresh)),
-            ("part size below the minimum", bad_shape(api::CONTENT_CHUNK_STRIDE, 10, 1, fresh)),
+            (
+                "part size not a multiple of the stride",
+                bad_shape(PART + 1, 10, 1, fresh),
+            ),
+            (
+                "part size below the minimum",
+                bad_shape(api::CONTENT_CHUNK_STRIDE, 10, 1, fresh),
+            ),
             ("total length 0", bad_shape(PART, 0, 1, fresh)),
             ("content revision 0", bad_shape(PART, 10, 0, fresh)),
-            ("more than 10 000 parts", bad_shape(PART, PART * 10_001, 1, fresh)),
+            (
+                "more than 10 000 parts",
+                bad_shape(PART, PART * 10_001, 1, fresh),
+            ),
         ] {
             let r = http.post("/v1/uploads", a.t(), &req).await?;
             ensure!(
@@ -363,15 +450,23 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         let (f, fct) = a.file_record(&dir, "aborted", b"to be aborted")?;
         let st = a.upload_create(http, &f, dir.id, fct.len() as u64).await?;
         a.put_part(http, st.upload_id, 0, &fct).await?;
-        http.bare(Method::DELETE, &format!("/v1/uploads/{}", st.upload_id), a.t())
-            .await?
-            .status_is(204)?;
+        http.bare(
+            Method::DELETE,
+            &format!("/v1/uploads/{}", st.upload_id),
+            a.t(),
+        )
+        .await?
+        .status_is(204)?;
         http.get(&format!("/v1/uploads/{}", st.upload_id), a.t())
             .await?
             .problem(ProblemKind::NotFound)?;
-        http.put_part(&format!("/v1/uploads/{}/parts/0", st.upload_id), a.t(), fct.clone())
-            .await?
-            .problem(ProblemKind::NotFound)?;
+        http.put_part(
+            &format!("/v1/uploads/{}/parts/0", st.upload_id),
+            a.t(),
+            fct.clone(),
+        )
+        .await?
+        .problem(ProblemKind::NotFound)?;
         a.finalize(http, st.upload_id, &f.signed)
             .await?
             .problem(ProblemKind::NotFound)?;
@@ -386,19 +481,41 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let r = async {
         let rev = a.revision_of(http, node.id).await?;
         let path = format!("/v1/nodes/{}", node.id);
-        a.delete_with(http, &path, &api::NodeDeleteRequest { expected_revision: rev + 3 })
-            .await?
-            .problem(ProblemKind::RevisionMismatch)?;
+        a.delete_with(
+            http,
+            &path,
+            &api::NodeDeleteRequest {
+                expected_revision: rev + 3,
+            },
+        )
+        .await?
+        .problem(ProblemKind::RevisionMismatch)?;
         let d: api::NodeDeleted = a
-            .delete_with(http, &path, &api::NodeDeleteRequest { expected_revision: rev })
+            .delete_with(
+                http,
+                &path,
+                &api::NodeDeleteRequest {
+                    expected_revision: rev,
+                },
+            )
             .await?
             .ok(200)?;
-        ensure!(d.node_id == node.id && d.deleted_nodes == 1, "NodeDeleted {:?}", (d.node_id, d.deleted_nodes));
+        ensure!(
+            d.node_id == node.id && d.deleted_nodes == 1,
+            "NodeDeleted {:?}",
+            (d.node_id, d.deleted_nodes)
+        );
         invisible(http, a, node.id, dir.id).await?;
-        a.delete_with(http, &path, &api::NodeDeleteRequest { expected_revision: rev })
-            .await?
-            .problem(ProblemKind::NotFound)
-            .map(drop)
+        a.delete_with(
+            http,
+            &path,
+            &api::NodeDeleteRequest {
+                expected_revision: rev,
+            },
+        )
+        .await?
+        .problem(ProblemKind::NotFound)
+        .map(drop)
     }
     .await;
     c.check(
@@ -413,7 +530,10 @@ async fn ranges(http: &Http, a: &User, path: &str, ct: &[u8]) -> R<()> {
     let len = ct.len() as u64;
     let r = http.get(path, a.t()).await?;
     r.status_is(200)?;
-    ensure!(r.body == ct, "the whole content differs from what was uploaded");
+    ensure!(
+        r.body == ct,
+        "the whole content differs from what was uploaded"
+    );
     ensure!(
         r.header("content-type").as_deref() == Some(api::OCTET_STREAM_CONTENT_TYPE),
         "Content-Type {:?}",
@@ -425,37 +545,65 @@ async fn ranges(http: &Http, a: &User, path: &str, ct: &[u8]) -> R<()> {
         r.header("accept-ranges")
     );
     let etag = r.header("etag");
-    ensure!(etag.as_deref() == Some("\"c1\""), "ETag {etag:?}, expected \"c1\"");
+    ensure!(
+        etag.as_deref() == Some("\"c1\""),
+        "ETag {etag:?}, expected \"c1\""
+    );
     for (range, from, to) in [
         ("bytes=0-99".to_owned(), 0, 99),
         (format!("bytes={}-", len - 1000), len - 1000, len - 1),
         ("bytes=-50".to_owned(), len - 50, len - 1),
-        (format!("bytes={}-{}", len - 10, len + 1000), len - 10, len - 1),
-        (format!("bytes={PART}-{}", PART + 65_551), PART, PART + 65_551),
+        (
+            format!("bytes={}-{}", len - 10, len + 1000),
+            len - 10,
+            len - 1,
+        ),
+        (
+            format!("bytes={PART}-{}", PART + 65_551),
+            PART,
+            PART + 65_551,
+        ),
     ] {
         let r = http.get_h(path, a.t(), &[("range", &range)]).await?;
         r.status_is(206).map_err(|e| fail!("Range: {range}: {e}"))?;
         let cr = r.header("content-range");
         let want = format!("bytes {from}-{to}/{len}");
-        ensure!(cr.as_deref() == Some(&want), "Range: {range}: Content-Range {cr:?}, expected {want}");
+        ensure!(
+            cr.as_deref() == Some(&want),
+            "Range: {range}: Content-Range {cr:?}, expected {want}"
+        );
         ensure!(
             r.body == ct[from as usize..=to as usize],
             "Range: {range}: the bytes differ"
         );
     }
     let r = http
-        .get_h(path, a.t(), &[("range", "bytes=0-9"), ("if-range", "\"c1\"")])
+        .get_h(
+            path,
+            a.t(),
+            &[("range", "bytes=0-9"), ("if-range", "\"c1\"")],
+        )
         .await?;
-    r.status_is(206).map_err(|e| fail!("If-Range with the current ETag: {e}"))?;
+    r.status_is(206)
+        .map_err(|e| fail!("If-Range with the current ETag: {e}"))?;
     let r = http
-        .get_h(path, a.t(), &[("range", "bytes=0-9"), ("if-range", "\"c99\"")])
+        .get_h(
+            path,
+            a.t(),
+            &[("range", "bytes=0-9"), ("if-range", "\"c99\"")],
+        )
         .await?;
-    r.status_is(200).map_err(|e| fail!("If-Range with another ETag: {e}"))?;
-    ensure!(r.body == ct, "If-Range with another ETag: not the whole content");
+    r.status_is(200)
+        .map_err(|e| fail!("If-Range with another ETag: {e}"))?;
+    ensure!(
+        r.body == ct,
+        "If-Range with another ETag: not the whole content"
+    );
     let r = http
         .get_h(path, a.t(), &[("if-none-match", "\"c1\"")])
         .await?;
-    r.status_is(304).map_err(|e| fail!("If-None-Match with the current ETag: {e}"))?;
+    r.status_is(304)
+        .map_err(|e| fail!("If-None-Match with the current ETag: {e}"))?;
     let r = http.bare(Method::HEAD, path, a.t()).await?;
     r.status_is(200).map_err(|e| fail!("HEAD: {e}"))?;
     ensure!(r.body.is_empty(), "HEAD returned a body");

@@ -45,7 +45,9 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         let inner = a.mkdir(http, &public, "inner").await?;
         let plain = client::random_bytes(70_000);
         let file = a.upload_file(http, &inner, "shared.bin", &plain).await?;
-        let private = a.upload_file(http, &a.root, "private", b"not linked").await?;
+        let private = a
+            .upload_file(http, &a.root, "private", b"not linked")
+            .await?;
         Ok((public, inner, file, plain, private))
     }
     .await;
@@ -58,38 +60,83 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let r = async {
         let l = a.make_link(http, &public, &LinkOptions::default()).await?;
         let again: api::LinkCreated = http
-            .post("/v1/links", a.t(), &api::LinkCreateRequest { link: l.params.clone() })
+            .post(
+                "/v1/links",
+                a.t(),
+                &api::LinkCreateRequest {
+                    link: l.params.clone(),
+                },
+            )
             .await?
             .ok(201)?;
         ensure!(again.link_id == l.id, "the replay answered another link");
         Ok(l)
     }
     .await;
-    let fl = c.need("create a folder link (201); an identical replay answers 201", "§11.11.2, §11.4.4", r)?;
+    let fl = c.need(
+        "create a folder link (201); an identical replay answers 201",
+        "§11.11.2, §11.4.4",
+        r,
+    )?;
     let r = async {
         let res = resolve(http, &fl, None).await?;
         ensure!(res.kind == LinkKind::Folder, "kind {:?}", res.kind);
-        ensure!(res.password.is_none(), "a link without password reports password parameters");
-        let rec = res.link_record.as_deref().ok_or_else(|| fail!("no link-record"))?;
-        ensure!(rec.as_slice() == fl.params.link_record.as_slice(), "link-record differs from what was stored");
+        ensure!(
+            res.password.is_none(),
+            "a link without password reports password parameters"
+        );
+        let rec = res
+            .link_record
+            .as_deref()
+            .ok_or_else(|| fail!("no link-record"))?;
+        ensure!(
+            rec.as_slice() == fl.params.link_record.as_slice(),
+            "link-record differs from what was stored"
+        );
         let node = res.node.as_deref().ok_or_else(|| fail!("no node"))?;
-        ensure!(node.as_slice() == public.signed.as_slice(), "node is not the folder's current record");
-        ensure!(res.downloads_remaining.is_none(), "downloads-remaining without a limit");
+        ensure!(
+            node.as_slice() == public.signed.as_slice(),
+            "node is not the folder's current record"
+        );
+        ensure!(
+            res.downloads_remaining.is_none(),
+            "downloads-remaining without a limit"
+        );
         link::open_link(&fl.url, rec, None, client::now()).ctx("the link record does not open")?;
         Ok(())
     }
     .await;
-    c.check("resolve returns the stored record and the folder's node, no-store", "§11.11.3", r);
+    c.check(
+        "resolve returns the stored record and the folder's node, no-store",
+        "§11.11.3",
+        r,
+    );
     let base = fl.path();
     let r = async {
-        let n: api::NodeResponse = http.get(&format!("{base}/nodes/{}", inner.id), None).await?.ok(200)?;
-        ensure!(n.signed_node.as_slice() == inner.signed.as_slice(), "the record differs");
-        let kids: api::NodeList = http
-            .get(&format!("{base}/nodes/{}/children?limit=10", public.id), None)
+        let n: api::NodeResponse = http
+            .get(&format!("{base}/nodes/{}", inner.id), None)
             .await?
             .ok(200)?;
-        ensure!(kids.records.iter().any(|r| r.as_slice() == inner.signed.as_slice()), "the child is not listed");
-        let got = http.get(&format!("{base}/nodes/{}/content", file.id), None).await?;
+        ensure!(
+            n.signed_node.as_slice() == inner.signed.as_slice(),
+            "the record differs"
+        );
+        let kids: api::NodeList = http
+            .get(
+                &format!("{base}/nodes/{}/children?limit=10", public.id),
+                None,
+            )
+            .await?
+            .ok(200)?;
+        ensure!(
+            kids.records
+                .iter()
+                .any(|r| r.as_slice() == inner.signed.as_slice()),
+            "the child is not listed"
+        );
+        let got = http
+            .get(&format!("{base}/nodes/{}/content", file.id), None)
+            .await?;
         got.status_is(200)?;
         let key = file.file_key.as_ref().ok_or_else(|| fail!("no file key"))?;
         ensure!(
@@ -99,7 +146,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         Ok(())
     }
     .await;
-    c.check("a folder link reads its subtree: nodes, children, content", "§11.11.5", r);
+    c.check(
+        "a folder link reads its subtree: nodes, children, content",
+        "§11.11.5",
+        r,
+    );
     let r = async {
         for id in [private.id, a.root.id] {
             http.get(&format!("{base}/nodes/{id}"), None)
@@ -142,9 +193,15 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .ok_or_else(|| fail!("the link is not listed"))?;
         // One file was downloaded whole through the link above (§11.11.5 counts every start).
         ensure!(e.downloads == 1, "downloads {}, expected 1", e.downloads);
-        ensure!(e.owner_entry == fl.params.owner_entry, "owner-entry differs");
+        ensure!(
+            e.owner_entry == fl.params.owner_entry,
+            "owner-entry differs"
+        );
         let other: api::LinkList = http.get("/v1/links", fx.bob.t()).await?.ok(200)?;
-        ensure!(other.links.iter().all(|e| e.link_id != fl.id), "another account lists the link");
+        ensure!(
+            other.links.iter().all(|e| e.link_id != fl.id),
+            "another account lists the link"
+        );
         Ok(())
     }
     .await;
@@ -166,7 +223,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         .map(drop)
     }
     .await;
-    c.check("unlock of a link without password is 400 invalid-parameter", "§11.11.4", r);
+    c.check(
+        "unlock of a link without password is 400 invalid-parameter",
+        "§11.11.4",
+        r,
+    );
 
     let r = download_limit(http, a, &file).await;
     c.check(
@@ -182,26 +243,52 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     );
     let r = async {
         let now = client::now();
-        let past = a.link_params(&public, &LinkOptions { expires_at: Some(now - 10), ..LinkOptions::default() })?;
-        http.post("/v1/links", a.t(), &api::LinkCreateRequest { link: past.params })
-            .await?
-            .problem(ProblemKind::InvalidParameter)
-            .map_err(|e| fail!("an expiry in the past: {e}"))?;
+        let past = a.link_params(
+            &public,
+            &LinkOptions {
+                expires_at: Some(now - 10),
+                ..LinkOptions::default()
+            },
+        )?;
+        http.post(
+            "/v1/links",
+            a.t(),
+            &api::LinkCreateRequest { link: past.params },
+        )
+        .await?
+        .problem(ProblemKind::InvalidParameter)
+        .map_err(|e| fail!("an expiry in the past: {e}"))?;
         let at = now + 4;
         let l = a
-            .make_link(http, &file, &LinkOptions { expires_at: Some(at), ..LinkOptions::default() })
+            .make_link(
+                http,
+                &file,
+                &LinkOptions {
+                    expires_at: Some(at),
+                    ..LinkOptions::default()
+                },
+            )
             .await?;
         let res = resolve(http, &l, None).await?;
-        ensure!(res.expires_at == Some(at), "expires-at {:?}, expected {at}", res.expires_at);
+        ensure!(
+            res.expires_at == Some(at),
+            "expires-at {:?}, expected {at}",
+            res.expires_at
+        );
         while client::now() <= at + 1 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        http.get(&l.path(), None).await?.problem(ProblemKind::LinkExpired)?;
+        http.get(&l.path(), None)
+            .await?
+            .problem(ProblemKind::LinkExpired)?;
         http.get(&format!("{}/content", l.path()), None)
             .await?
             .problem(ProblemKind::LinkExpired)?;
         let list: api::LinkList = http.get("/v1/links", a.t()).await?.ok(200)?;
-        ensure!(list.links.iter().any(|e| e.link_id == l.id), "an expired link is no longer listed");
+        ensure!(
+            list.links.iter().any(|e| e.link_id == l.id),
+            "an expired link is no longer listed"
+        );
         Ok(())
     }
     .await;
@@ -216,8 +303,12 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .await?
             .problem(ProblemKind::NotFound)
             .map_err(|e| fail!("revocation by another account: {e}"))?;
-        http.bare(Method::DELETE, &path, a.t()).await?.status_is(204)?;
-        http.get(&base, None).await?.problem(ProblemKind::NotFound)?;
+        http.bare(Method::DELETE, &path, a.t())
+            .await?
+            .status_is(204)?;
+        http.get(&base, None)
+            .await?
+            .problem(ProblemKind::NotFound)?;
         http.get(&format!("{base}/nodes/{}", inner.id), None)
             .await?
             .problem(ProblemKind::NotFound)?;
@@ -243,7 +334,15 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     );
     let r = async {
         let l = a
-            .make_link(http, &public, &LinkOptions { upload_only: true, max_downloads: Some(1), ..LinkOptions::default() })
+            .make_link(
+                http,
+                &public,
+                &LinkOptions {
+                    upload_only: true,
+                    max_downloads: Some(1),
+                    ..LinkOptions::default()
+                },
+            )
             .await?;
         let opened = open_drop_link(http, &l).await?;
         let id = drop_once(http, &l, &opened, b"first").await?;
@@ -259,17 +358,32 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .status_is(204)
     }
     .await;
-    c.check("a drop link's limit counts accepted drops (then 410 link-exhausted)", "§11.11.6, §10.8", r);
+    c.check(
+        "a drop link's limit counts accepted drops (then 410 link-exhausted)",
+        "§11.11.6, §10.8",
+        r,
+    );
     Ok(())
 }
 
 async fn download_limit(http: &Http, a: &User, file: &Node) -> R<()> {
     let l = a
-        .make_link(http, file, &LinkOptions { max_downloads: Some(2), ..LinkOptions::default() })
+        .make_link(
+            http,
+            file,
+            &LinkOptions {
+                max_downloads: Some(2),
+                ..LinkOptions::default()
+            },
+        )
         .await?;
     let res = resolve(http, &l, None).await?;
     ensure!(res.kind == LinkKind::File, "kind {:?}", res.kind);
-    ensure!(res.downloads_remaining == Some(2), "downloads-remaining {:?}", res.downloads_remaining);
+    ensure!(
+        res.downloads_remaining == Some(2),
+        "downloads-remaining {:?}",
+        res.downloads_remaining
+    );
     let content = format!("{}/content", l.path());
     for _ in 0..3 {
         http.get_h(&content, None, &[("range", "bytes=10-20")])
@@ -301,7 +415,11 @@ async fn download_limit(http: &Http, a: &User, file: &Node) -> R<()> {
         .iter()
         .find(|e| e.link_id == l.id)
         .ok_or_else(|| fail!("an exhausted link is no longer listed"))?;
-    ensure!(e.downloads == 2, "downloads {} in the list, expected 2", e.downloads);
+    ensure!(
+        e.downloads == 2,
+        "downloads {} in the list, expected 2",
+        e.downloads
+    );
     Ok(())
 }
 
@@ -313,9 +431,15 @@ async fn password_and_rotation(http: &Http, fx: &Fixture, public: &Node, inner: 
         locked.link_record.is_none() && locked.node.is_none(),
         "a locked resolve released the record or the node"
     );
-    let pw = locked.password.clone().ok_or_else(|| fail!("no password parameters"))?;
+    let pw = locked
+        .password
+        .clone()
+        .ok_or_else(|| fail!("no password parameters"))?;
     let r = http
-        .get(&l.path(), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .get(
+            &l.path(),
+            Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        )
         .await?;
     r.problem(ProblemKind::LinkLocked)
         .map_err(|e| fail!("an unknown link token: {e}"))?;
@@ -344,18 +468,30 @@ async fn password_and_rotation(http: &Http, fx: &Fixture, public: &Node, inner: 
     .await?
     .problem(ProblemKind::LinkUnlockFailed)
     .map_err(|e| fail!("a wrong verifier: {e}"))?;
-    let pw_key = pw.derive_key(LINK_PASSWORD).ctx("derive the password key")?;
+    let pw_key = pw
+        .derive_key(LINK_PASSWORD)
+        .ctx("derive the password key")?;
     let verifier = link::password_verifier(l.url.secret(), &pw_key);
     let good = api::LinkUnlockRequest {
         verifier: api::LinkVerifier::from_bytes(*verifier),
     };
     let unlocked: api::LinkUnlocked = http.post(&unlock, None, &good).await?.ok(200)?;
-    ensure!(unlocked.expires_at > client::now(), "the token expires in the past");
+    ensure!(
+        unlocked.expires_at > client::now(),
+        "the token expires in the past"
+    );
     let token = unlocked.access_token.to_b64();
     let open = resolve(http, &l, Some(&token)).await?;
-    let rec = open.link_record.as_deref().ok_or_else(|| fail!("no record with a valid token"))?;
-    ensure!(rec.as_slice() == l.params.link_record.as_slice(), "the record differs");
-    link::open_link_with_key(&l.url, rec, Some(&pw_key), client::now()).ctx("the record does not open")?;
+    let rec = open
+        .link_record
+        .as_deref()
+        .ok_or_else(|| fail!("no record with a valid token"))?;
+    ensure!(
+        rec.as_slice() == l.params.link_record.as_slice(),
+        "the record differs"
+    );
+    link::open_link_with_key(&l.url, rec, Some(&pw_key), client::now())
+        .ctx("the record does not open")?;
     http.get(&node_path, Some(&token)).await?.status_is(200)?;
     http.get("/v1/account", Some(&token))
         .await?
@@ -364,21 +500,48 @@ async fn password_and_rotation(http: &Http, fx: &Fixture, public: &Node, inner: 
 
     // Rotation rules, then a rotation.
     let rotate = format!("/v1/links/{}/rotate", l.id);
-    http.post(&rotate, a.t(), &api::LinkRotateRequest { link: l.params.clone() })
-        .await?
-        .problem(ProblemKind::InvalidParameter)
-        .map_err(|e| fail!("a rotation keeping the link id: {e}"))?;
-    let drop_kind = a.link_params(public, &LinkOptions { upload_only: true, ..LinkOptions::default() })?;
-    http.post(&rotate, a.t(), &api::LinkRotateRequest { link: drop_kind.params })
-        .await?
-        .problem(ProblemKind::InvalidParameter)
-        .map_err(|e| fail!("a rotation changing the kind: {e}"))?;
+    http.post(
+        &rotate,
+        a.t(),
+        &api::LinkRotateRequest {
+            link: l.params.clone(),
+        },
+    )
+    .await?
+    .problem(ProblemKind::InvalidParameter)
+    .map_err(|e| fail!("a rotation keeping the link id: {e}"))?;
+    let drop_kind = a.link_params(
+        public,
+        &LinkOptions {
+            upload_only: true,
+            ..LinkOptions::default()
+        },
+    )?;
+    http.post(
+        &rotate,
+        a.t(),
+        &api::LinkRotateRequest {
+            link: drop_kind.params,
+        },
+    )
+    .await?
+    .problem(ProblemKind::InvalidParameter)
+    .map_err(|e| fail!("a rotation changing the kind: {e}"))?;
     let new = a.link_params(public, &password_options())?;
     let created: api::LinkCreated = http
-        .post(&rotate, a.t(), &api::LinkRotateRequest { link: new.params.clone() })
+        .post(
+            &rotate,
+            a.t(),
+            &api::LinkRotateRequest {
+                link: new.params.clone(),
+            },
+        )
         .await?
         .ok(201)?;
-    ensure!(created.link_id == new.id, "the rotation answered another link id");
+    ensure!(
+        created.link_id == new.id,
+        "the rotation answered another link id"
+    );
     http.get(&l.path(), Some(&token))
         .await?
         .problem(ProblemKind::NotFound)
@@ -400,7 +563,10 @@ async fn password_and_rotation(http: &Http, fx: &Fixture, public: &Node, inner: 
 /// Resolves and opens a drop link.
 async fn open_drop_link(http: &Http, l: &MadeLink) -> R<link::OpenedLink> {
     let res = resolve(http, l, None).await?;
-    let rec = res.link_record.as_deref().ok_or_else(|| fail!("a drop link without record"))?;
+    let rec = res
+        .link_record
+        .as_deref()
+        .ok_or_else(|| fail!("a drop link without record"))?;
     link::open_link(&l.url, rec, None, client::now()).ctx("open the drop link")
 }
 
@@ -410,7 +576,12 @@ async fn new_drop(
     l: &MadeLink,
     opened: &link::OpenedLink,
     plain: &[u8],
-) -> R<(super::http::Resp, coffer_core::primitives::SecretKey, Vec<u8>, Vec<u8>)> {
+) -> R<(
+    super::http::Resp,
+    coffer_core::primitives::SecretKey,
+    Vec<u8>,
+    Vec<u8>,
+)> {
     let d = link::create_drop(&mut rand_core::OsRng, opened, b"conformance").ctx("create drop")?;
     let ct = coffer_core::content::encrypt(&d.node_key, plain, &mut rand_core::OsRng);
     let r = http
@@ -437,7 +608,9 @@ async fn drop_once(
     let (r, _, ct, _) = new_drop(http, l, opened, plain).await?;
     let st: api::UploadStatus = r.ok(201)?;
     let up = format!("{}/uploads/{}", l.path(), st.upload_id);
-    http.put_part(&format!("{up}/parts/0"), None, ct).await?.ok::<api::PartStored>(200)?;
+    http.put_part(&format!("{up}/parts/0"), None, ct)
+        .await?
+        .ok::<api::PartStored>(200)?;
     http.bare(Method::POST, &format!("{up}/finalize"), None)
         .await?
         .status_is(204)?;
@@ -447,7 +620,14 @@ async fn drop_once(
 async fn drops(http: &Http, fx: &Fixture, public: &Node) -> R<()> {
     let a = &fx.alice;
     let l = a
-        .make_link(http, public, &LinkOptions { upload_only: true, ..LinkOptions::default() })
+        .make_link(
+            http,
+            public,
+            &LinkOptions {
+                upload_only: true,
+                ..LinkOptions::default()
+            },
+        )
         .await?;
     let res = resolve(http, &l, None).await?;
     ensure!(res.kind == LinkKind::Drop, "kind {:?}", res.kind);
@@ -476,7 +656,11 @@ async fn drops(http: &Http, fx: &Fixture, public: &Node) -> R<()> {
         .await?
         .ok::<api::PartStored>(200)?;
     let s: api::UploadStatus = http.get(&up, None).await?.ok(200)?;
-    ensure!(s.present.to_vec() == vec![1], "present {:?}", s.present.to_vec());
+    ensure!(
+        s.present.to_vec() == vec![1],
+        "present {:?}",
+        s.present.to_vec()
+    );
     http.bare(Method::POST, &format!("{up}/finalize"), None)
         .await?
         .status_is(204)?;
@@ -486,7 +670,10 @@ async fn drops(http: &Http, fx: &Fixture, public: &Node) -> R<()> {
         .iter()
         .find(|d| d.drop_id == st.upload_id)
         .ok_or_else(|| fail!("the drop is not listed to the owner"))?;
-    ensure!(e.drop_envelope.as_slice() == envelope.as_slice(), "the envelope differs");
+    ensure!(
+        e.drop_envelope.as_slice() == envelope.as_slice(),
+        "the envelope differs"
+    );
     let got = http
         .get(&format!("/v1/drops/{}/content", st.upload_id), a.t())
         .await?;
@@ -496,13 +683,20 @@ async fn drops(http: &Http, fx: &Fixture, public: &Node) -> R<()> {
         "the drop's content differs"
     );
     let other: api::DropList = http.get("/v1/drops", fx.bob.t()).await?.ok(200)?;
-    ensure!(other.drops.iter().all(|d| d.drop_id != st.upload_id), "another account lists the drop");
+    ensure!(
+        other.drops.iter().all(|d| d.drop_id != st.upload_id),
+        "another account lists the drop"
+    );
     http.get(&format!("/v1/drops/{}/content", st.upload_id), fx.bob.t())
         .await?
         .problem(ProblemKind::NotFound)?;
-    http.bare(Method::DELETE, &format!("/v1/drops/{}", st.upload_id), a.t())
-        .await?
-        .status_is(204)?;
+    http.bare(
+        Method::DELETE,
+        &format!("/v1/drops/{}", st.upload_id),
+        a.t(),
+    )
+    .await?
+    .status_is(204)?;
     http.get(&format!("/v1/drops/{}/content", st.upload_id), a.t())
         .await?
         .problem(ProblemKind::NotFound)?;

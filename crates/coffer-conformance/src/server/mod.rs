@@ -228,7 +228,13 @@ pub async fn run(opts: &Options, live: Option<Box<dyn Write + Send>>) -> SuiteRe
     let Some(fx) = fixture else {
         return sink.result;
     };
-    let area_filter = |a: &str| if areas.contains(&a) { Some(filter) } else { None };
+    let area_filter = |a: &str| {
+        if areas.contains(&a) {
+            Some(filter)
+        } else {
+            None
+        }
+    };
 
     if let Some(f) = area_filter("accounts") {
         let _ = accounts::run(&mut ctx!("accounts", f), &fx).await;
@@ -313,10 +319,7 @@ pub fn report(r: &SuiteResult, out: &mut impl Write) -> std::io::Result<()> {
         if checks.is_empty() {
             continue;
         }
-        let failed = checks
-            .iter()
-            .filter(|c| c.outcome != Outcome::Pass)
-            .count();
+        let failed = checks.iter().filter(|c| c.outcome != Outcome::Pass).count();
         writeln!(
             out,
             "{area}: {} checks, {} passed, {failed} failed",
@@ -348,10 +351,7 @@ pub fn junit(r: &SuiteResult) -> String {
         if checks.is_empty() {
             continue;
         }
-        let failed = checks
-            .iter()
-            .filter(|c| c.outcome != Outcome::Pass)
-            .count();
+        let failed = checks.iter().filter(|c| c.outcome != Outcome::Pass).count();
         let _ = writeln!(
             x,
             "  <testsuite name=\"server.{area}\" tests=\"{}\" failures=\"{failed}\" skipped=\"0\" errors=\"0\">",

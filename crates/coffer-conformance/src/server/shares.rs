@@ -85,7 +85,10 @@ async fn shut_out(http: &Http, who: &User, sid: ShareId, team: &Node, file: &Nod
             .map_err(|e| fail!("{what}: {e}"))?;
     }
     let l: api::ShareList = http.get("/v1/shares", who.t()).await?.ok(200)?;
-    ensure!(l.member_of.iter().all(|s| s.share_id != sid), "the share is still listed");
+    ensure!(
+        l.member_of.iter().all(|s| s.share_id != sid),
+        "the share is still listed"
+    );
     Ok(())
 }
 
@@ -107,25 +110,60 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     )?;
     let r = async {
         let l: api::ShareList = http.get("/v1/shares", a.t()).await?.ok(200)?;
-        ensure!(l.owned.iter().any(|s| s.share_id == sid), "not in the owner's owned list");
+        ensure!(
+            l.owned.iter().any(|s| s.share_id == sid),
+            "not in the owner's owned list"
+        );
         let l: api::ShareList = http.get("/v1/shares", b.t()).await?.ok(200)?;
-        ensure!(l.member_of.iter().any(|s| s.share_id == sid), "not in the member's member-of list");
-        let s: api::ShareResponse = http.get(&format!("/v1/shares/{sid}"), b.t()).await?.ok(200)?;
-        ensure!(s.revision == 0 && s.departed.is_empty(), "revision {} departed {:?}", s.revision, s.departed);
+        ensure!(
+            l.member_of.iter().any(|s| s.share_id == sid),
+            "not in the member's member-of list"
+        );
+        let s: api::ShareResponse = http
+            .get(&format!("/v1/shares/{sid}"), b.t())
+            .await?
+            .ok(200)?;
+        ensure!(
+            s.revision == 0 && s.departed.is_empty(),
+            "revision {} departed {:?}",
+            s.revision,
+            s.departed
+        );
         Ok(())
     }
     .await;
-    c.check("the share is listed as owned and as member-of; members read it", "§11.10", r);
+    c.check(
+        "the share is listed as owned and as member-of; members read it",
+        "§11.10",
+        r,
+    );
     let r = async {
         let bt = open_share_folder(http, b, a, sid, &team, 0).await?;
-        ensure!(bt.key.expose() == team.key.expose(), "the grant holds another folder key");
+        ensure!(
+            bt.key.expose() == team.key.expose(),
+            "the grant holds another folder key"
+        );
         let kids = crate::server::content::children(http, b, team.id).await?;
-        ensure!(kids.contains(&file.signed), "the member does not see the owner's file");
-        ensure!(b.download(http, &file).await? == b"the plan", "content differs");
+        ensure!(
+            kids.contains(&file.signed),
+            "the member does not see the owner's file"
+        );
+        ensure!(
+            b.download(http, &file).await? == b"the plan",
+            "content differs"
+        );
         let bobs = b.mkdir(http, &bt, "bobs").await?;
-        let bf = b.upload_file(http, &bt, "from-bob", b"hello from bob").await?;
-        ensure!(cc.download(http, &bf).await? == b"hello from bob", "the reader reads other content");
-        ensure!(a.download(http, &bf).await? == b"hello from bob", "the owner reads other content");
+        let bf = b
+            .upload_file(http, &bt, "from-bob", b"hello from bob")
+            .await?;
+        ensure!(
+            cc.download(http, &bf).await? == b"hello from bob",
+            "the reader reads other content"
+        );
+        ensure!(
+            a.download(http, &bf).await? == b"hello from bob",
+            "the owner reads other content"
+        );
         Ok((bobs, bf))
     }
     .await;
@@ -149,12 +187,18 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         .map(drop)
     }
     .await;
-    c.check("a read-only member writing is 403 forbidden", "§11.5, §11.3", r);
+    c.check(
+        "a read-only member writing is 403 forbidden",
+        "§11.5, §11.3",
+        r,
+    );
     let r = async {
         b.delete_with(
             http,
             &format!("/v1/nodes/{}", team.id),
-            &api::NodeDeleteRequest { expected_revision: team.revision },
+            &api::NodeDeleteRequest {
+                expected_revision: team.revision,
+            },
         )
         .await?
         .problem(ProblemKind::Forbidden)
@@ -162,7 +206,10 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         b.delete_with(
             http,
             &format!("/v1/shares/{sid}"),
-            &api::ShareDeleteRequest { expected_revision: 0, node_records: vec![] },
+            &api::ShareDeleteRequest {
+                expected_revision: 0,
+                node_records: vec![],
+            },
         )
         .await?
         .problem(ProblemKind::Forbidden)
@@ -176,10 +223,14 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .problem(ProblemKind::Forbidden)
             .map_err(|e| fail!("the owner's grants/mine: {e}"))?;
         let l = a.link_params(&team, &coffer_core::link::LinkOptions::default())?;
-        http.post("/v1/links", b.t(), &api::LinkCreateRequest { link: l.params })
-            .await?
-            .problem(ProblemKind::NotFound)
-            .map_err(|e| fail!("a member creating a link: {e}"))?;
+        http.post(
+            "/v1/links",
+            b.t(),
+            &api::LinkCreateRequest { link: l.params },
+        )
+        .await?
+        .problem(ProblemKind::NotFound)
+        .map_err(|e| fail!("a member creating a link: {e}"))?;
         Ok(())
     }
     .await;
@@ -238,17 +289,31 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         r,
     )?;
     let r = shut_out(http, cc, sid, &team, &file).await;
-    c.check("the removed member sees nothing of the share at once (404)", "§11.10, §11.5", r);
+    c.check(
+        "the removed member sees nothing of the share at once (404)",
+        "§11.10, §11.5",
+        r,
+    );
     let r = async {
         let g: api::MyGrants = http
             .get(&format!("/v1/shares/{sid}/grants/mine"), b.t())
             .await?
             .ok(200)?;
         let gens: Vec<u64> = g.grants.iter().map(|e| e.generation).collect();
-        ensure!(gens == vec![0, 1], "grant generations {gens:?}, expected [0, 1]");
+        ensure!(
+            gens == vec![0, 1],
+            "grant generations {gens:?}, expected [0, 1]"
+        );
         let bt = open_share_folder(http, b, a, sid, &team, 1).await?;
-        ensure!(bt.record.key_generation == 1, "the shared folder is at generation {}", bt.record.key_generation);
-        ensure!(b.download(http, &file).await? == b"the plan", "content differs");
+        ensure!(
+            bt.record.key_generation == 1,
+            "the shared folder is at generation {}",
+            bt.record.key_generation
+        );
+        ensure!(
+            b.download(http, &file).await? == b"the plan",
+            "content differs"
+        );
         Ok(())
     }
     .await;
@@ -261,14 +326,23 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
         a.delete_with(
             http,
             &format!("/v1/shares/{sid}"),
-            &api::ShareDeleteRequest { expected_revision: 1, node_records: vec![] },
+            &api::ShareDeleteRequest {
+                expected_revision: 1,
+                node_records: vec![],
+            },
         )
         .await?
         .status_is(204)?;
         shut_out(http, b, sid, &team, &file).await?;
-        http.get(&format!("/v1/nodes/{}", team.id), a.t()).await?.status_is(200)
+        http.get(&format!("/v1/nodes/{}", team.id), a.t())
+            .await?
+            .status_is(200)
     }
     .await;
-    c.check("the owner deletes the share (204): members lose access, the owner keeps the tree", "§11.10", r);
+    c.check(
+        "the owner deletes the share (204): members lose access, the owner keeps the tree",
+        "§11.10",
+        r,
+    );
     Ok(())
 }
