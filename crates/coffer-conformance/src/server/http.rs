@@ -72,6 +72,18 @@ impl Resp {
 
     /// A short description of what came back, for failure messages.
     pub fn describe(&self) -> String {
+        let what = self.describe_body();
+        if self.status == 429 || self.status == 503 {
+            let after = self.header("retry-after").unwrap_or_else(|| "?".into());
+            return format!(
+                "{what} [Retry-After {after} s is beyond --max-wait: the server's limits are \
+                 below what the suite needs, spec/conformance.md §C.7.3]"
+            );
+        }
+        what
+    }
+
+    fn describe_body(&self) -> String {
         let ct = self.header("content-type").unwrap_or_default();
         if ct.starts_with(api::PROBLEM_CONTENT_TYPE) {
             if let Ok(p) = serde_json::from_slice::<Problem>(&self.body) {
