@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use coffer_conformance::doc::{self, Profile};
 use coffer_conformance::protocol::{Request, Response, DRIVER_ERROR};
-use coffer_conformance::{junit, ops, runner};
+use coffer_conformance::{junit, ops, runner, server};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,28 @@ enum Cmd {
         /// Run only the operations of a profile.
         #[arg(long, value_enum, default_value_t = ProfileArg::Full)]
         profile: ProfileArg,
+    },
+    /// Run the black-box server suite against a server implementing spec §11.
+    Server {
+        /// The server's base URL, e.g. http://127.0.0.1:8080 (without /v1).
+        #[arg(long)]
+        url: String,
+        /// Write a JUnit XML report to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Run only the areas whose name contains PATTERN; AREA/TEXT runs AREA and reports only
+        /// its checks whose name contains TEXT.
+        #[arg(long, value_name = "PATTERN")]
+        only: Option<String>,
+        /// The OPAQUE server identity the server is configured with (spec §6.2).
+        #[arg(long, default_value = "coffer")]
+        server_identity: String,
+        /// Longest total wait, in seconds, for one request answered 429/503 with Retry-After.
+        #[arg(long, default_value_t = 60)]
+        max_wait: u64,
+        /// Print only the summary, not one line per check.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Print the operation table of spec/conformance.md (markdown).
     Ops {
@@ -149,6 +171,43 @@ fn real_main() -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing {}", p.display()))?;
             }
             Ok(if result.success(allow_unsupported) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Cmd::Server {
+            url,
+            junit: junit_path,
+            only,
+            server_identity,
+            max_wait,
+            quiet,
+        } => {
+            let opts = server::Options {
+                url,
+                server_identity,
+                only,
+                max_wait: Duration::from_secs(max_wait),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let live: Option<Box<dyn Write + Send>> = if quiet {
+                None
+            } else {
+                Some(Box::new(std::io::stdout()))
+            };
+            let result = rt.block_on(server::run(&opts, live));
+            let stdout = std::io::stdout();
+            server::report(&result, &mut stdout.lock())?;
+            if let Some(p) = junit_path {
+                std::fs::write(&p, server::junit(&result))
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            Ok(if result.success() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

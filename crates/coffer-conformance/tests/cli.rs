@@ -248,3 +248,35 @@ fn a_driver_writing_bytes_that_are_not_utf8_is_reported() {
     );
     assert!(text.contains("STOPPED"), "{text}");
 }
+
+/// `server` against an address where nothing listens: the setup check fails with the reason,
+/// the totals line says so, and the exit status is 1; `--junit` still writes the report.
+#[test]
+fn server_suite_against_no_server_fails_cleanly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let report = tempfile::NamedTempFile::new().expect("temp file");
+    let out = Command::new(BIN)
+        .args(["server", "--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--max-wait", "0", "--junit"])
+        .arg(report.path())
+        .output()
+        .expect("run coffer-conformance server");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(totals(&text), (0, 1), "{text}");
+    assert!(
+        text.contains("FAIL setup: GET /healthz answers 200 (§11.12): GET /healthz"),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(report.path()).expect("report");
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+    let failures = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .count();
+    assert_eq!(failures, 1);
+}

@@ -184,6 +184,18 @@ const QUERY_ROUTES: [&str; 2] = [
     "/v1/l/{link_id}/nodes/{node_id}/children",
 ];
 
+/// The error for the first path segment that the route template names an identifier
+/// (`{...id}`) and that is not the canonical base64url of 16 bytes (spec §11.1).
+fn malformed_path_id(route: &str, path: &str) -> Option<ApiError> {
+    route.split('/').zip(path.split('/')).find_map(|(t, seg)| {
+        if t.starts_with('{') && t.ends_with("id}") {
+            auth::path_id16(seg).err()
+        } else {
+            None
+        }
+    })
+}
+
 /// The framing middleware (see the module documentation).
 pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -217,6 +229,11 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         {
             return ApiError::invalid_parameter("this endpoint takes no query parameters")
                 .into_response();
+        }
+        // Also step 2: a malformed identifier in the path is `400` before the request is
+        // authenticated or its body read (handlers parse their ids after their extractors).
+        if let Some(e) = malformed_path_id(&route, req.uri().path()) {
+            return e.into_response();
         }
         let timeout = state.config.file.limits.request_timeout();
         match tokio::time::timeout(timeout, next.run(req)).await {
