@@ -102,7 +102,7 @@ fn peek_share(signed: &[u8]) -> Result<ShareRecord> {
 
 /// Pages through `GET {path}` (a children listing) and returns every signed record.
 pub(crate) async fn list_children(
-    client: &Client,
+    http: &crate::http::Http,
     path: &str,
     bearer: Option<&Bearer>,
     parent: NodeId,
@@ -114,7 +114,7 @@ pub(crate) async fn list_children(
             Some(c) => format!("{path}?cursor={c}"),
             None => path.to_owned(),
         };
-        let page: api::NodeList = client.http().get(&p, bearer).await?;
+        let page: api::NodeList = http.get(&p, bearer).await?;
         if page.parent_id != parent {
             return Err(Error::integrity("children listing of another folder"));
         }
@@ -177,7 +177,7 @@ pub(crate) async fn subtree(
         }
         let fk = rec.folder_key(key);
         let kids = list_children(
-            client,
+            client.http(),
             &format!("/v1/nodes/{}/children", rec.node_id),
             Some(&bearer),
             rec.node_id,

@@ -1,7 +1,8 @@
 //! `coffer share ...` (owned by the "share" helper).
 
 use clap::Subcommand;
-use coffer_client::Error;
+use coffer_client::RemotePath;
+use serde_json::json;
 
 use crate::Ctx;
 
@@ -36,6 +37,90 @@ pub(crate) enum ShareCommand {
 
 /// Runs `coffer share ...`.
 pub(crate) async fn run(ctx: &Ctx, command: ShareCommand) -> anyhow::Result<()> {
-    let _ = (ctx, command);
-    Err(Error::Unimplemented("coffer share").into())
+    let c = ctx.logged_in()?;
+    match command {
+        ShareCommand::Add { path, user, write } => {
+            let p = RemotePath::parse(&path)?;
+            let a = c.share_add(&p, &user, write).await?;
+            let pin = if a.first_use {
+                "pinned on first use: compare it with them"
+            } else {
+                "matches the pinned identity"
+            };
+            ctx.emit(
+                &json!({ "path": p.to_string(), "user": user, "write": write, "share": a }),
+                &format!(
+                    "shared {p} with {user} ({})\n{user} generation {}: {}\n({pin})",
+                    if write { "read and write" } else { "read only" },
+                    a.identity_generation,
+                    a.fingerprint
+                ),
+            );
+        }
+        ShareCommand::Remove { path, user } => {
+            let p = RemotePath::parse(&path)?;
+            let generation = c.share_remove(&p, &user).await?;
+            ctx.emit(
+                &json!({ "path": p.to_string(), "removed": user, "generation": generation }),
+                &format!("removed {user} from {p}; its keys moved to generation {generation}"),
+            );
+        }
+        ShareCommand::List => {
+            let owned = c.shares_owned().await?;
+            let incoming = c.incoming().await?;
+            let mut human = Vec::new();
+            for s in &owned {
+                let members = s
+                    .members
+                    .iter()
+                    .map(|m| format!("{} ({})", m.user, m.permission))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                human.push(format!(
+                    "{}  shared with {}{}",
+                    s.folder,
+                    if members.is_empty() {
+                        "nobody"
+                    } else {
+                        &members
+                    },
+                    if s.departed > 0 {
+                        format!("; {} left (remove them to rotate the keys)", s.departed)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            let inc: Vec<_> = incoming
+                .iter()
+                .map(|i| {
+                    human.push(format!(
+                        "/shared/{}/{}  from {} ({})",
+                        i.owner,
+                        i.name,
+                        i.owner,
+                        if i.permission == coffer_core::share::PERMISSION_WRITE {
+                            "write"
+                        } else {
+                            "read"
+                        }
+                    ));
+                    json!({ "owner": i.owner, "name": i.name, "path": format!("/shared/{}/{}", i.owner, i.name),
+                            "write": i.permission == coffer_core::share::PERMISSION_WRITE })
+                })
+                .collect();
+            let human = if human.is_empty() {
+                "no shares".to_owned()
+            } else {
+                human.join("\n")
+            };
+            ctx.emit(&json!({ "owned": owned, "incoming": inc }), &human);
+        }
+        ShareCommand::Leave { path } => {
+            let p = RemotePath::parse(&path)?;
+            c.share_leave(&p).await?;
+            ctx.emit(&json!({ "left": p.to_string() }), &format!("left {p}"));
+        }
+    }
+    Ok(())
 }
