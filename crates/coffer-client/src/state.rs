@@ -406,6 +406,10 @@ pub struct UploadState {
     pub part_size: u64,
     /// The ciphertext length.
     pub total_length: u64,
+    /// The content revision the upload creates (1 for a new file).
+    pub content_revision: u64,
+    /// Whether the upload replaces the content of an existing file (else it creates the node).
+    pub replaces_existing: bool,
     /// SHA-256 of the plaintext of every part ever sent, by part index (hex).
     pub sent: BTreeMap<u64, String>,
 }
