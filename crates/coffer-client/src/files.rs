@@ -1024,8 +1024,27 @@ impl Client {
         let path = local.to_path_buf();
         let part_size = state.part_size;
         let missing_set: std::collections::BTreeSet<u64> = missing.iter().copied().collect();
+        // Parts stored by an earlier run whose plaintext digest was recorded: checked again, so
+        // a file edited in place (same size and time) is never finished with mixed content.
+        let check: BTreeMap<u64, String> = state
+            .sent
+            .iter()
+            .filter(|(i, _)| !missing_set.contains(i))
+            .map(|(i, d)| (*i, d.clone()))
+            .collect();
         let reader = tokio::task::spawn_blocking(move || -> Result<[u8; 32]> {
-            read_parts(&path, size, total, part_size, part_count, &missing_set, &tx)
+            read_parts(
+                &path,
+                ReadPlan {
+                    size,
+                    total,
+                    part_size,
+                    part_count,
+                    missing: &missing_set,
+                    check: &check,
+                },
+                &tx,
+            )
         });
         let state = Arc::new(tokio::sync::Mutex::new(state));
         let sent_now = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -1089,7 +1108,13 @@ impl Client {
         let digest = reader
             .await
             .map_err(|e| Error::State(format!("reader task: {e}")))?;
-        if let Err(e) = work {
+        let failed = match (&work, &digest) {
+            (Err(e @ Error::Conflict(_)), _) | (_, Err(e @ Error::Conflict(_))) => Some(e),
+            (Err(e), _) => Some(e),
+            (Ok(()), Err(e)) => Some(e),
+            (Ok(()), Ok(_)) => None,
+        };
+        if let Some(e) = failed {
             if matches!(e, Error::Conflict(_)) {
                 // The file changed: this upload can never finish safely.
                 let _ = self
@@ -1109,7 +1134,10 @@ impl Client {
                         .into(),
                 ));
             }
-            return Err(e);
+            return Err(match (work, digest) {
+                (Err(e), _) | (Ok(()), Err(e)) => e,
+                (Ok(()), Ok(_)) => Error::State("upload failed".into()),
+            });
         }
         let digest = digest?;
 
@@ -1506,15 +1534,24 @@ async fn stream_range(
     Ok(written)
 }
 
-/// The reader of `put`: reads the file once, in order, hashing all of it, and sends the
-/// plaintext covering every missing part to the workers. Returns the SHA-256 of the file.
-fn read_parts(
-    path: &Path,
+/// The shape of a `put` and what its reader must do.
+struct ReadPlan<'a> {
     size: u64,
     total: u64,
     part_size: u64,
     part_count: u64,
-    missing: &std::collections::BTreeSet<u64>,
+    /// Parts to send.
+    missing: &'a std::collections::BTreeSet<u64>,
+    /// Parts already stored whose plaintext digest must still match.
+    check: &'a BTreeMap<u64, String>,
+}
+
+/// The reader of `put`: reads the file once, in order, hashing all of it, checks the parts an
+/// earlier run stored, and sends the plaintext covering every missing part to the workers.
+/// Returns the SHA-256 of the file.
+fn read_parts(
+    path: &Path,
+    plan: ReadPlan<'_>,
     tx: &tokio::sync::mpsc::Sender<Result<PartJob>>,
 ) -> Result<[u8; 32]> {
     use sha2::Digest as _;
@@ -1523,16 +1560,19 @@ fn read_parts(
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut hasher = sha2::Sha256::new();
     let mut hashed = 0u64;
-    for index in 0..part_count {
-        let (a, len) = api::upload::part_span(total, part_size, index)?;
-        let (first_chunk, p0, p1) = chunks_for_span(a, a + len, size);
-        if !missing.contains(&index) {
+    let mut buf = Vec::new();
+    for index in 0..plan.part_count {
+        let (a, len) = api::upload::part_span(plan.total, plan.part_size, index)?;
+        let (first_chunk, p0, p1) = chunks_for_span(a, a + len, plan.size);
+        let send = plan.missing.contains(&index);
+        let recorded = plan.check.get(&index);
+        if !send && recorded.is_none() {
             // Only hash what has not been hashed yet.
             if p1 > hashed {
                 file.seek(SeekFrom::Start(hashed))
                     .map_err(|e| Error::io("reading the file", e))?;
                 let mut rest = p1 - hashed;
-                let mut buf = vec![0u8; 1 << 20];
+                buf.resize(1 << 20, 0);
                 while rest > 0 {
                     let n = usize::try_from(rest.min(1 << 20)).unwrap_or(1 << 20);
                     file.read_exact(&mut buf[..n])
@@ -1555,6 +1595,16 @@ fn read_parts(
             hasher.update(&plain[from..]);
             hashed = p1;
         }
+        if let Some(d) = recorded {
+            if hex::encode(sha256(&plain)) != *d {
+                return Err(Error::Conflict(
+                    "the local file changed since the interrupted upload".into(),
+                ));
+            }
+        }
+        if !send {
+            continue;
+        }
         let job = PartJob {
             index,
             span: (a, len),
@@ -1566,7 +1616,7 @@ fn read_parts(
             return Err(Error::State("upload stopped".into()));
         }
     }
-    if hashed != size {
+    if hashed != plan.size {
         return Err(Error::State("the file was not read whole".into()));
     }
     Ok(hasher.finalize().into())
