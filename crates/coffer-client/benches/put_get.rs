@@ -39,7 +39,14 @@ fn cofferd() -> PathBuf {
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "coffer-server", "--bin", "cofferd"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "coffer-server",
+                "--bin",
+                "cofferd",
+            ])
             .env("CARGO_TARGET_DIR", dir.parent().expect("target dir"))
             .status()
             .expect("cargo build");
@@ -204,7 +211,14 @@ fn main() {
 
     println!(
         "{:>9} {:>10} {:>10} {:>9} {:>9} {:>12} {:>12} {:>14}",
-        "size", "put MB/s", "get MB/s", "put/enc", "get/dec", "put RSS MiB", "get RSS MiB", "server HWM MiB"
+        "size",
+        "put MB/s",
+        "get MB/s",
+        "put/enc",
+        "get/dec",
+        "put RSS MiB",
+        "get RSS MiB",
+        "server HWM MiB"
     );
     let work = tempfile::tempdir_in(&base).expect("work dir");
     for mib in sizes {

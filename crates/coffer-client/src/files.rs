@@ -1668,5 +1668,71 @@ mod tests {
         let (parent, last) = p.split_last().expect("not root");
         assert_eq!(parent.to_string(), "/a/b");
         assert_eq!(last, "c");
+        assert_eq!(p.join("d").expect("join").to_string(), "/a/b/c/d");
+        assert!(RemotePath::parse("/a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn part_sizes_follow_the_spec() {
+        assert_eq!(part_size_for(1), api::DEFAULT_PART_SIZE);
+        // A file too large for 10 000 default parts gets larger parts, in whole strides.
+        let total = api::DEFAULT_PART_SIZE * api::MAX_PARTS + 1;
+        let size = part_size_for(total);
+        assert_eq!(size % api::CONTENT_CHUNK_STRIDE, 0);
+        assert!(total.div_ceil(size) <= api::MAX_PARTS);
+        assert!(api::upload::part_count(total, size).is_ok());
+    }
+
+    #[test]
+    fn every_part_is_covered_by_whole_chunks() {
+        let h = content::HEADER_LEN as u64;
+        let stride = content::ENCRYPTED_CHUNK_LEN as u64;
+        let chunk = content::CHUNK_LEN as u64;
+        for size in [0u64, 1, chunk, 300 * chunk + 17] {
+            let total = content::ciphertext_len(size).expect("len");
+            let part = api::MIN_PART_SIZE;
+            let count = api::upload::part_count(total, part).expect("count");
+            let mut covered_to = 0u64;
+            for i in 0..count {
+                let (a, len) = api::upload::part_span(total, part, i).expect("span");
+                let (first, p0, p1) = chunks_for_span(a, a + len, size);
+                // The chunks start at or before the part and end at or after it.
+                assert!(h + first * stride <= a.max(h));
+                assert_eq!(p0, first * chunk);
+                let last_chunk = if p1 == 0 { 0 } else { (p1 - 1) / chunk };
+                let end = (h + (last_chunk + 1) * stride).min(total);
+                assert!(end >= a + len, "size {size} part {i}");
+                assert!(p0 <= covered_to, "a gap in the plaintext");
+                covered_to = covered_to.max(p1);
+            }
+            assert_eq!(covered_to, size);
+        }
+    }
+
+    #[test]
+    fn parts_sealed_separately_form_the_one_shot_ciphertext() {
+        let size = 40 * content::CHUNK_LEN as u64 + 5;
+        let plain: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+        let key = SecretKey::generate(&mut OsRng);
+        let salt = content::ContentSealer::new_salt(&mut OsRng);
+        let sealer = content::ContentSealer::new(&key, &salt, size).expect("sealer");
+        let total = sealer.ciphertext_len();
+        let part = api::MIN_PART_SIZE;
+        let count = api::upload::part_count(total, part).expect("count");
+        let mut ct = Vec::new();
+        for i in 0..count {
+            let (a, len) = api::upload::part_span(total, part, i).expect("span");
+            let (first_chunk, p0, p1) = chunks_for_span(a, a + len, size);
+            let job = PartJob {
+                index: i,
+                span: (a, len),
+                first_chunk,
+                plain: plain[p0 as usize..p1 as usize].to_vec(),
+            };
+            let bytes = seal_part(&sealer, job).expect("seal");
+            assert_eq!(bytes.len() as u64, len);
+            ct.extend_from_slice(&bytes);
+        }
+        assert_eq!(content::decrypt(&key, &ct).expect("decrypts"), plain);
     }
 }
