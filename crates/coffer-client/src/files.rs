@@ -1016,7 +1016,13 @@ impl Client {
         let present = api::upload::PartBitmap::from_bytes(&status.present, part_count)
             .map_err(|_| Error::integrity("malformed upload status"))?;
         let missing: Vec<u64> = present.missing();
-        progress.set_total(size);
+        // Progress in ciphertext bytes (the plaintext plus 0.02 %), counting stored parts as done.
+        progress.set_total(total);
+        for i in 0..part_count {
+            if present.is_set(i) {
+                progress.advance(api::upload::part_span(total, state.part_size, i)?.1);
+            }
+        }
 
         // Reader: every part in order (hashing the whole file for its metadata), handing the
         // missing ones to the workers.
@@ -1051,7 +1057,6 @@ impl Client {
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|job| (job, rx))
         });
-        let done_plain = |job: &PartJob| job.plain.len() as u64;
         let work = stream
             .map(|job| {
                 let sealer = Arc::clone(&sealer);
@@ -1061,7 +1066,6 @@ impl Client {
                 async move {
                     let job = job?;
                     let index = job.index;
-                    let plain_len = done_plain(&job);
                     let expected_len = job.span.1;
                     let digest = hex::encode(sha256(&job.plain));
                     {
@@ -1098,7 +1102,7 @@ impl Client {
                         return Err(Error::integrity("the server stored another part"));
                     }
                     sent_now.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    progress.advance(plain_len.min(size));
+                    progress.advance(expected_len);
                     Ok::<(), Error>(())
                 }
             })
