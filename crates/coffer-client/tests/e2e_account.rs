@@ -11,8 +11,28 @@ fn register_whoami_logout() {
     let a = server.register(&name);
     let who = a.json(&["whoami"]);
     assert_eq!(who["username"], name.as_str());
+    assert_eq!(who["identity_generation"], 0);
+    assert_eq!(
+        who["fingerprint"]
+            .as_str()
+            .expect("fingerprint")
+            .split(' ')
+            .count(),
+        12
+    );
+    // Registering a taken name is a conflict; a wrong password is an authentication error.
+    let other = server.user(&name);
+    other.fails(&["register", &name], 6);
+    let out = other.run_env(&["login", &name], &[("COFFER_PASSWORD", "not it")]);
+    assert_fails(&out, &["login"], 3);
+    other.ok(&["login", &name]);
+    assert_eq!(other.json(&["sessions"]).as_array().expect("list").len(), 2);
+    // Logout ends the session on the server and deletes the file.
     a.ok(&["logout"]);
+    assert!(!a.config_dir().join("session.json").exists());
     a.fails(&["whoami"], 3);
+    assert_eq!(other.json(&["sessions"]).as_array().expect("list").len(), 1);
+    a.ok(&["logout"]);
 }
 
 const NEW_PASSWORD: &str = "a much better passphrase, finally";
