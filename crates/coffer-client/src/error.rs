@@ -33,6 +33,27 @@ pub enum Error {
     /// authentication check: possible tampering. Nothing unverified was written.
     #[error("integrity check failed (possible tampering by the server): {0}")]
     Integrity(String),
+    /// A pinned identity changed without a valid rotation chain (spec §6.6): the directory
+    /// served another account, a forked chain or a rollback for a user pinned before. Nothing
+    /// was shared with or accepted from that identity.
+    #[error(
+        "IDENTITY OF {user} CHANGED WITHOUT A VALID ROTATION CHAIN: pinned generation \
+         {pinned_generation} with fingerprint {pinned}, but the server now serves generation \
+         {served_generation} with fingerprint {served}; compare fingerprints with {user} out of \
+         band before trusting it"
+    )]
+    IdentityChanged {
+        /// The user name.
+        user: String,
+        /// The pinned fingerprint.
+        pinned: String,
+        /// The pinned generation.
+        pinned_generation: u64,
+        /// The fingerprint of the identity now served.
+        served: String,
+        /// Its generation.
+        served_generation: u64,
+    },
     /// A concurrent change, an existing name, or a state that forbids the operation.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -136,7 +157,7 @@ impl Error {
             Error::Transport(_) => exit::UNAVAILABLE,
             Error::Auth(_) => exit::AUTH,
             Error::NotFound(_) => exit::NOT_FOUND,
-            Error::Integrity(_) => exit::INTEGRITY,
+            Error::Integrity(_) | Error::IdentityChanged { .. } => exit::INTEGRITY,
             Error::Conflict(_) => exit::CONFLICT,
             Error::Usage(_) => exit::USAGE,
             Error::Io { .. } | Error::State(_) | Error::Unimplemented(_) => exit::GENERIC,

@@ -84,6 +84,8 @@ pub const LABEL_DROP_NODE_KEY: &str = "coffer/v1/link/drop-node-key";
 pub const LABEL_DROP_METADATA: &str = "coffer/v1/link/drop-metadata";
 /// Seal label of a sealed [`OwnerLinkEntry`].
 pub const LABEL_OWNER_ENTRY: &str = "coffer/v1/link/owner-entry";
+/// HKDF label of a dropped file's file key ([`drop_file_key`]).
+pub const LABEL_DROP_FILE_KEY: &str = "coffer/v1/link/drop-file-key";
 
 // ---------------------------------------------------------------------------------------------
 // Small enumerations
@@ -1147,6 +1149,24 @@ pub fn create_drop(
         node_key,
         envelope,
     })
+}
+
+/// The file key of a dropped file (spec §10.9.2 step 5):
+/// `HKDF-SHA-256(ikm = node_key, salt = "", info = "coffer/v1/link/drop-file-key" || 0x00 ||
+/// node-id, L = 32)`.
+///
+/// A drop envelope has no room for a sealed file key, so the uploader encrypts the content (§4)
+/// under this key, derived from the fresh node key it encrypts to the drop public key; the filing
+/// member derives the same key from the opened node key and, when it files the node (§10.9.3 step
+/// 6), seals it under the node key in the file's record like any file key (§7).
+#[must_use]
+pub fn drop_file_key(node_key: &SecretKey, node_id: NodeId) -> SecretKey {
+    primitives::derive_key(
+        node_key.expose(),
+        &[],
+        LABEL_DROP_FILE_KEY,
+        node_id.as_bytes(),
+    )
 }
 
 /// Owner side: opens the drop secret of an upload-only link's record with the folder key of the

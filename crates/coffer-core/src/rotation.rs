@@ -502,6 +502,184 @@ pub fn bundle_share(bundle: &RotationBundle) -> Result<SignedShare> {
     Ok(decode(&bundle.share)?)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Compromise recovery: re-keying the account's tree (§9.4 step 3)
+
+/// The inputs of re-keying an account's whole tree after a compromise recovery (spec §9.4 step
+/// 3), with the old and new root keys of [`crate::account::recover`].
+#[derive(Debug)]
+pub struct RekeyTree<'a> {
+    /// The *new* identity generation's signing key: it signs every new record.
+    pub author: &'a crate::primitives::SigningKey,
+    /// The root's node key before the recovery.
+    pub old_root_key: &'a SecretKey,
+    /// The root's node key after the recovery (`Recovery::account.secrets.root_node_key`).
+    pub new_root_key: &'a SecretKey,
+    /// The current, verified records of the root and every node below it (any order).
+    pub tree: &'a [NodeRecord],
+    /// The time of the new records.
+    pub time: u64,
+}
+
+/// The re-keyed tree: one new record per node, parents first (the root first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RekeyedTree {
+    /// The new records, parents first.
+    pub records: Vec<NodeRecord>,
+    /// The encoded [`SignedNode`] of each record, in the same order.
+    pub signed: Vec<Vec<u8>>,
+    /// The new current key of every folder (the root's is `new_root_key`).
+    pub folder_keys: Vec<FolderKey>,
+    /// The new node key of every file, by node id.
+    pub file_node_keys: BTreeMap<NodeId, SecretKey>,
+}
+
+/// Re-keys an account's tree for compromise recovery (spec §9.4 step 3): every folder moves to a
+/// new key generation (the root's new key is `new_root_key`; every other folder draws a fresh
+/// one) whose back-chain seals the previous generation; every file draws a fresh node key, under
+/// which its file key (unchanged, so the content stays as it is) is re-sealed for the same content
+/// revision; every node key is re-sealed under its parent's new generation; every node's metadata
+/// is re-sealed under its new key at the next metadata revision; every record is signed by
+/// `author`. Node ids, places, kinds and content references are unchanged.
+///
+/// Randomness, per node in parents-first order: folders draw the new folder key (32, not for the
+/// root), the node key seal nonce (24, not for the root), the back-chain seal nonce (24) and the
+/// metadata seal nonce (24); files draw the new node key (32), the node key seal nonce (24), the
+/// file key seal nonce (24) and the metadata seal nonce (24).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if `tree` is not one tree with a single root;
+/// [`Error::DecryptionFailed`] if a node key, file key or metadata does not open with the old
+/// keys; [`Error::Decode`] for metadata that is not §5 metadata; [`Error::InvalidArgument`] on a
+/// generation or revision overflow.
+pub fn rekey_tree(p: &RekeyTree<'_>, rng: &mut impl CryptoRngCore) -> Result<RekeyedTree> {
+    use crate::metadata::{open_metadata, seal_metadata};
+    let mut roots = p.tree.iter().filter(|r| r.parent_id.is_none());
+    let root = roots
+        .next()
+        .ok_or(Error::InvalidArgument("tree lacks a root"))?;
+    if roots.next().is_some() {
+        return Err(Error::InvalidArgument("tree has two roots"));
+    }
+    let order = order_subtree(p.tree, root.node_id)?;
+    let author = Bytes(p.author.verifying_key().to_bytes());
+    let overflow = || Error::InvalidArgument("generation or revision overflow");
+    let mut old_keys: BTreeMap<NodeId, FolderKey> = BTreeMap::new();
+    let mut new_keys: BTreeMap<NodeId, FolderKey> = BTreeMap::new();
+    let mut by_id: BTreeMap<NodeId, &NodeRecord> = BTreeMap::new();
+    let mut out = RekeyedTree {
+        records: Vec::with_capacity(order.len()),
+        signed: Vec::with_capacity(order.len()),
+        folder_keys: Vec::new(),
+        file_node_keys: BTreeMap::new(),
+    };
+    for (pos, &i) in order.iter().enumerate() {
+        let old = &p.tree[i];
+        by_id.insert(old.node_id, old);
+        let (old_key, new_parent) = if pos == 0 {
+            (p.old_root_key.clone(), None)
+        } else {
+            let parent_id = old
+                .parent_id
+                .ok_or(Error::InvalidArgument("tree has two roots"))?;
+            let parent = by_id
+                .get(&parent_id)
+                .ok_or(Error::Internal("parent ordered after child"))?;
+            let parent_old = old_keys
+                .get(&parent_id)
+                .ok_or(Error::Internal("parent key missing"))?;
+            let k = old.open_node_key(parent, parent_old)?;
+            let np = new_keys
+                .get(&parent_id)
+                .ok_or(Error::Internal("new parent key missing"))?;
+            (k, Some(np))
+        };
+        let metadata_revision = old.metadata_revision.checked_add(1).ok_or_else(overflow)?;
+        let metadata = open_metadata(
+            &old.metadata_key(&old_key)?,
+            &old.node_id,
+            old.metadata_revision,
+            &old.sealed_metadata,
+        )?;
+        let mut rec = old.clone();
+        rec.author = author;
+        rec.time = p.time;
+        rec.metadata_revision = metadata_revision;
+        if old.is_folder() {
+            let old_fk = old.folder_key(old_key);
+            let generation = old.key_generation.checked_add(1).ok_or_else(overflow)?;
+            let new_fk = FolderKey {
+                folder_id: old.node_id,
+                generation,
+                key: match new_parent {
+                    None => p.new_root_key.clone(),
+                    Some(_) => SecretKey::generate(rng),
+                },
+            };
+            if let Some(np) = new_parent {
+                rec.parent_generation = np.generation;
+                rec.sealed_node_key = Some(ByteBuf::from(seal_node_key(
+                    np,
+                    old.node_id,
+                    &new_fk.key,
+                    rng,
+                )));
+            }
+            rec.back_chain
+                .push(ByteBuf::from(seal_back_chain(&new_fk, &old_fk, rng)?));
+            rec.key_generation = generation;
+            rec.metadata_generation = generation;
+            rec.sealed_metadata = ByteBuf::from(seal_metadata(
+                &new_fk.key,
+                &old.node_id,
+                metadata_revision,
+                &metadata,
+                rng,
+            ));
+            old_keys.insert(old.node_id, old_fk);
+            out.folder_keys.push(new_fk.clone());
+            new_keys.insert(old.node_id, new_fk);
+        } else {
+            let np = new_parent.ok_or(Error::InvalidArgument("the root is a file"))?;
+            let file = old
+                .file
+                .as_ref()
+                .ok_or(Error::Decode(DecodeError::InvalidValue))?;
+            let file_key = old.open_file_key(&old_key)?;
+            let node_key = SecretKey::generate(rng);
+            rec.parent_generation = np.generation;
+            rec.sealed_node_key = Some(ByteBuf::from(seal_node_key(
+                np,
+                old.node_id,
+                &node_key,
+                rng,
+            )));
+            rec.file = Some(FileRef {
+                content_revision: file.content_revision,
+                ciphertext_length: file.ciphertext_length,
+                sealed_file_key: ByteBuf::from(seal_file_key(
+                    &node_key,
+                    old.node_id,
+                    file.content_revision,
+                    &file_key,
+                    rng,
+                )),
+            });
+            rec.sealed_metadata = ByteBuf::from(seal_metadata(
+                &node_key,
+                &old.node_id,
+                metadata_revision,
+                &metadata,
+                rng,
+            ));
+            out.file_node_keys.insert(old.node_id, node_key);
+        }
+        out.signed.push(encode(&rec.sign(p.author)?));
+        out.records.push(rec);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -895,5 +1073,178 @@ mod tests {
             prop_assert!(st.apply_rotation(&bad, &w.alice.sign.verifying_key()).is_err());
             prop_assert_eq!(st, before);
         }
+    }
+
+    /// Recovery re-keying: root -> a -> f; root -> g. Every record is signed by the new identity,
+    /// every key is new (content keys excepted), metadata and content keys survive, and the old
+    /// root key opens none of the new node keys.
+    #[test]
+    fn rekey_tree_for_recovery() {
+        use crate::metadata::{open_metadata, seal_metadata, Metadata};
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([42; 32]);
+        let old_author = SigningKey::generate(&mut rng);
+        let new_author = SigningKey::generate(&mut rng);
+        let meta = |n: &NewNode, m: Metadata, rng: &mut rand_chacha::ChaCha20Rng| SealedMetadata {
+            revision: 1,
+            sealed: seal_metadata(&n.node_key, &n.node_id, 1, &m, rng),
+        };
+        let root = NewNode::generate(&mut rng);
+        let folder = |name: &str| Metadata::folder(name.into(), 5).expect("metadata");
+        let (root_rec, _) =
+            create_root(&old_author, &root, meta(&root, folder("root"), &mut rng), 1)
+                .expect("root");
+        let root_fk = root_rec.folder_key(root.node_key.clone());
+        let a = NewNode::generate(&mut rng);
+        let (a_rec, _) = create_folder(
+            &old_author,
+            &root_fk,
+            &a,
+            meta(&a, folder("a"), &mut rng),
+            1,
+            &mut rng,
+        )
+        .expect("a");
+        let a_fk = a_rec.folder_key(a.node_key.clone());
+        let mut files = Vec::new();
+        let mut records = vec![a_rec.clone(), root_rec.clone()];
+        for (parent, name) in [(&a_fk, "f"), (&root_fk, "g")] {
+            let n = NewNode::generate(&mut rng);
+            let fk = SecretKey::generate(&mut rng);
+            let m = Metadata::file(name.into(), name.as_bytes(), 3, None).expect("metadata");
+            let (r, _) = create_file(
+                &old_author,
+                parent,
+                &n,
+                meta(&n, m, &mut rng),
+                &FileContent {
+                    file_key: fk.clone(),
+                    content_revision: 1,
+                    ciphertext_length: 80,
+                },
+                1,
+                &mut rng,
+            )
+            .expect("file");
+            files.push((n, fk, name));
+            records.push(r);
+        }
+        let new_root_key = SecretKey::generate(&mut rng);
+        let out = rekey_tree(
+            &RekeyTree {
+                author: &new_author,
+                old_root_key: &root.node_key,
+                new_root_key: &new_root_key,
+                tree: &records,
+                time: 9,
+            },
+            &mut rng,
+        )
+        .expect("rekey");
+        assert_eq!(out.records.len(), 4);
+        assert_eq!(out.records[0].node_id, root.node_id);
+        let authors = [new_author.verifying_key()];
+        let by_id: BTreeMap<NodeId, &NodeRecord> =
+            out.records.iter().map(|r| (r.node_id, r)).collect();
+        for (rec, signed) in out.records.iter().zip(&out.signed) {
+            let parent = rec.parent_id.map(|p| (p, by_id[&p].key_generation));
+            let v = verify_node(
+                signed,
+                &NodeExpectation {
+                    node_id: rec.node_id,
+                    parent,
+                    key_generation: None,
+                },
+                &authors,
+            )
+            .expect("signed by the new identity");
+            assert_eq!(&v, rec);
+            assert!(verify_node(
+                signed,
+                &NodeExpectation {
+                    node_id: rec.node_id,
+                    parent,
+                    key_generation: None
+                },
+                &[old_author.verifying_key()]
+            )
+            .is_err());
+            assert_eq!(v.metadata_revision, 2);
+        }
+        // Walk down from the new root key.
+        let new_root = by_id[&root.node_id];
+        assert_eq!(new_root.key_generation, 1);
+        let nroot_fk = new_root.folder_key(new_root_key.clone());
+        assert_eq!(
+            new_root.folder_key_at(&nroot_fk, 0).expect("back-chain"),
+            root.node_key
+        );
+        let name = |r: &NodeRecord, k: &SecretKey| {
+            open_metadata(
+                &r.metadata_key(k).expect("key"),
+                &r.node_id,
+                r.metadata_revision,
+                &r.sealed_metadata,
+            )
+            .expect("metadata")
+            .name()
+            .to_owned()
+        };
+        assert_eq!(name(new_root, &new_root_key), "root");
+        let new_a = by_id[&a.node_id];
+        let a_key = new_a.open_node_key(new_root, &nroot_fk).expect("a key");
+        assert_ne!(a_key, a.node_key);
+        assert_eq!(name(new_a, &a_key), "a");
+        let na_fk = new_a.folder_key(a_key);
+        for (n, fk, fname) in &files {
+            let r = by_id[&n.node_id];
+            let parent = by_id[&r.parent_id.expect("parent")];
+            let pk = if parent.node_id == a.node_id {
+                &na_fk
+            } else {
+                &nroot_fk
+            };
+            let k = r.open_node_key(parent, pk).expect("file node key");
+            assert_ne!(&k, &n.node_key);
+            assert_eq!(&k, &out.file_node_keys[&n.node_id]);
+            assert_eq!(&r.open_file_key(&k).expect("file key"), fk);
+            assert_eq!(&name(r, &k), fname);
+            // The old keys open none of it.
+            assert!(r.open_file_key(&n.node_key).is_err());
+        }
+        let old_root_fk = FolderKey {
+            folder_id: root.node_id,
+            generation: 1,
+            key: root.node_key.clone(),
+        };
+        assert!(new_a.open_node_key(new_root, &old_root_fk).is_err());
+        // A tree without its root, or with a node key that does not open, is refused.
+        assert!(rekey_tree(
+            &RekeyTree {
+                tree: &records[2..],
+                ..RekeyTree {
+                    author: &new_author,
+                    old_root_key: &root.node_key,
+                    new_root_key: &new_root_key,
+                    tree: &records,
+                    time: 9
+                }
+            },
+            &mut rng
+        )
+        .is_err());
+        let wrong = SecretKey::generate(&mut rng);
+        assert_eq!(
+            rekey_tree(
+                &RekeyTree {
+                    author: &new_author,
+                    old_root_key: &wrong,
+                    new_root_key: &new_root_key,
+                    tree: &records,
+                    time: 9
+                },
+                &mut rng
+            ),
+            Err(Error::DecryptionFailed)
+        );
     }
 }

@@ -647,6 +647,21 @@ fn upload_only_links_and_drops() {
     assert_eq!(got.node_id, upload.node_id);
     assert_eq!(got.node_key, upload.node_key);
     assert_eq!(got.metadata.as_slice(), b"metadata bytes");
+    // The content key: the uploader's and the filer's derivations agree, bound to the node id and
+    // the node key, and distinct from the node key itself.
+    let content_key = drop_file_key(&upload.node_key, upload.node_id);
+    let ct = crate::content::encrypt(&content_key, b"dropped bytes", &mut rng(9));
+    let filed_key = drop_file_key(&got.node_key, got.node_id);
+    assert_eq!(
+        crate::content::decrypt(&filed_key, &ct).expect("content"),
+        b"dropped bytes"
+    );
+    assert_ne!(&filed_key, &got.node_key);
+    assert_ne!(filed_key, drop_file_key(&got.node_key, rec.node_id));
+    assert_ne!(
+        filed_key,
+        drop_file_key(&SecretKey::from_bytes([7; 32]), got.node_id)
+    );
     // Server side: the envelope is well-formed and names this link and folder.
     let env = DropEnvelope::parse_for_link(&upload.envelope, rec.link_id, rec.node_id)
         .expect("server parse");
