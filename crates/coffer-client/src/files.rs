@@ -386,10 +386,29 @@ impl Client {
         Ok(&self.session()?.account.secrets.identity.signing)
     }
 
-    /// The scope of the account's own tree: records written by its current identity.
-    fn own_scope(&self) -> Result<Arc<TreeScope>> {
+    /// The scope of the account's own tree: records written by its current identity, and by
+    /// the members with write permission of the shares it owns (each share record verified
+    /// against the account's own key). A member's record can only be placed where that member
+    /// holds the parent's folder key, which [`open_child`] checks by opening the node key.
+    async fn own_scope(&self) -> Result<Arc<TreeScope>> {
+        let s = self.session()?;
+        let me = self.signing()?.verifying_key();
+        let mut authors = vec![me];
+        let list: api::ShareList = self
+            .http()
+            .get("/v1/shares", Some(&s.token))
+            .await
+            .map_err(session_problem)?;
+        for e in &list.owned {
+            let record = coffer_core::share::verify_share(&e.signed_share, e.share_id, &me, 0)?;
+            for k in record.writers()? {
+                if !authors.contains(&k) {
+                    authors.push(k);
+                }
+            }
+        }
         Ok(Arc::new(TreeScope {
-            authors: vec![self.signing()?.verifying_key()],
+            authors,
             shared_by: None,
         }))
     }
@@ -415,7 +434,7 @@ impl Client {
         let revision = etag_revision(&resp)?;
         let body: api::NodeResponse = decode_body(resp).await?;
         let secrets = &s.account.secrets;
-        let scope = self.own_scope()?;
+        let scope = self.own_scope().await?;
         let record = tree::verify_node(
             &body.signed_node,
             &tree::NodeExpectation {
@@ -423,7 +442,8 @@ impl Client {
                 parent: None,
                 key_generation: None,
             },
-            &scope.authors,
+            // The root is the account's own: only its identity writes it.
+            &[self.signing()?.verifying_key()],
         )?;
         let key = secrets.root_node_key.clone();
         let metadata = open_meta(&record, &key)?;
