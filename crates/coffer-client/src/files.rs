@@ -1609,7 +1609,10 @@ fn read_parts(
             continue;
         }
         let n = usize::try_from(p1 - p0).map_err(|_| Error::Usage("part too large".into()))?;
-        let mut plain = vec![0u8; n];
+        // Room for the tags too: the part is encrypted in place without reallocating.
+        let tags = n.div_ceil(content::CHUNK_LEN).max(1) * coffer_core::primitives::TAG_LEN;
+        let mut plain = Vec::with_capacity(n + tags);
+        plain.resize(n, 0);
         file.seek(SeekFrom::Start(p0))
             .map_err(|e| Error::io("reading the file", e))?;
         file.read_exact(&mut plain)
