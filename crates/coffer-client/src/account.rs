@@ -141,7 +141,7 @@ impl Client {
             node_id: acct.secrets.root_node_id,
             node_key: acct.secrets.root_node_key.clone(),
         };
-        let meta = Metadata::folder("/".into(), now())?;
+        let meta = Metadata::folder("root".into(), now())?;
         let sealed = SealedMetadata {
             revision: 1,
             sealed: seal_metadata(&root.node_key, &root.node_id, 1, &meta, &mut OsRng),

@@ -179,8 +179,13 @@ impl Error {
 }
 
 impl From<coffer_core::Error> for Error {
+    /// Core errors met while opening or verifying what the server sent are integrity failures;
+    /// an invalid argument is the caller's input.
     fn from(e: coffer_core::Error) -> Self {
-        Error::Integrity(e.to_string())
+        match e {
+            coffer_core::Error::InvalidArgument(what) => Error::Usage(what.to_owned()),
+            other => Error::Integrity(other.to_string()),
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 
 /// The most attempts of one request (spec §11.4.4: "SHOULD give up after 8 attempts").
 pub const MAX_ATTEMPTS: u32 = 8;
+/// The most attempts of one request whose connection failed.
+pub const MAX_TRANSPORT_ATTEMPTS: u32 = 3;
 /// The longest wait between two attempts, whatever `Retry-After` says.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -151,7 +153,7 @@ impl Http {
                     // A refused connection never reached the server; anything else did only if
                     // the request was sent, so replay only what is safe to replay.
                     let replay = e.is_connect() || retry == Retry::Idempotent;
-                    if replay && attempt < MAX_ATTEMPTS && !e.is_builder() {
+                    if replay && attempt < MAX_TRANSPORT_ATTEMPTS && !e.is_builder() {
                         tokio::time::sleep(backoff(attempt, None)).await;
                         continue;
                     }

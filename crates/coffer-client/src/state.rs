@@ -406,6 +406,10 @@ pub struct UploadState {
     pub part_size: u64,
     /// The ciphertext length.
     pub total_length: u64,
+    /// The content revision the upload creates (1 for a new file).
+    pub content_revision: u64,
+    /// Whether the upload replaces the content of an existing file (else it creates the node).
+    pub replaces_existing: bool,
     /// SHA-256 of the plaintext of every part ever sent, by part index (hex).
     pub sent: BTreeMap<u64, String>,
 }
@@ -452,5 +456,156 @@ impl UploadState {
     pub fn secret(hex_text: &str) -> Result<SecretKey> {
         let b = Zeroizing::new(hex::decode(hex_text).map_err(|_| Error::State("key".into()))?);
         SecretKey::from_slice(&b).map_err(|_| Error::State("key".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_core::account::{AccountSecrets, IdentityKeys, KeyBundle};
+    use coffer_core::encoding::{encode, ByteBuf};
+    use rand_core::OsRng;
+
+    fn session() -> Session {
+        let account_id = AccountId::generate(&mut OsRng);
+        let master_key = MasterKey::generate(0, &mut OsRng);
+        let secrets = AccountSecrets {
+            identity_generation: 0,
+            identity: IdentityKeys::generate(&mut OsRng),
+            root_node_id: NodeId::generate(&mut OsRng),
+            root_node_key: SecretKey::generate(&mut OsRng),
+        };
+        let sealed = account::seal_secrets(&master_key, &account_id, &secrets, &mut OsRng);
+        let key_bundle = encode(&KeyBundle {
+            account_id,
+            master_key_generation: 0,
+            wrapped_master_key: Bytes([7; coffer_core::seal::SEALED_KEY_LEN]),
+            identity_generation: 0,
+            sealed_secrets: ByteBuf::from(sealed),
+        });
+        Session {
+            server: "http://127.0.0.1:8080".into(),
+            username: "alice".into(),
+            session_id: Bytes([1; 16]),
+            token: Bearer::from_b64("A".repeat(43)),
+            account: UnlockedAccount {
+                account_id,
+                master_key,
+                secrets,
+            },
+            key_bundle,
+            account_revision: 3,
+        }
+    }
+
+    #[test]
+    fn session_round_trips_privately() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = ConfigDir::new(dir.path().join("coffer"));
+        assert!(config.load_session().expect("load").is_none());
+        let s = session();
+        config.save_session(&s).expect("save");
+        let back = config.load_session().expect("load").expect("saved");
+        assert_eq!(back.username, "alice");
+        assert_eq!(back.account_id(), s.account_id());
+        assert_eq!(back.session_id, s.session_id);
+        assert_eq!(back.token.expose(), s.token.expose());
+        assert_eq!(back.account_revision, 3);
+        assert_eq!(back.account.master_key, s.account.master_key);
+        assert_eq!(
+            back.account.secrets.identity.signing.verifying_key(),
+            s.account.secrets.identity.signing.verifying_key()
+        );
+        assert_eq!(
+            back.account.secrets.root_node_key,
+            s.account.secrets.root_node_key
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(config.session_path())
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dmode = fs::metadata(config.path())
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(dmode & 0o777, 0o700);
+        }
+        // Nothing but the session file is left (no temporary files).
+        let names: Vec<_> = fs::read_dir(config.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(SESSION_FILE)]);
+        // Debug output never shows the token or keys.
+        let dbg = format!("{back:?}");
+        assert!(!dbg.contains(&"A".repeat(43)));
+        assert!(!dbg.contains(&hex::encode(back.account.master_key.key.expose())));
+        config.delete_session().expect("delete");
+        assert!(config.load_session().expect("load").is_none());
+        config.delete_session().expect("idempotent");
+    }
+
+    #[test]
+    fn a_damaged_or_mismatched_session_file_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = ConfigDir::new(dir.path());
+        fs::write(config.session_path(), b"{ not json").expect("write");
+        assert!(matches!(config.load_session(), Err(Error::State(_))));
+        // A master key that does not open the sealed secrets.
+        let s = session();
+        config.save_session(&s).expect("save");
+        let text = fs::read_to_string(config.session_path()).expect("read");
+        let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        v["master_key"] = serde_json::Value::String(hex::encode([9u8; 32]));
+        fs::write(config.session_path(), v.to_string()).expect("write");
+        assert!(matches!(config.load_session(), Err(Error::State(_))));
+    }
+
+    #[test]
+    fn upload_state_round_trips_and_is_keyed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = ConfigDir::new(dir.path());
+        let key = UploadKey {
+            local_path: "/tmp/a.bin".into(),
+            size: 10,
+            mtime_ns: 5,
+            parent: "p".into(),
+            name: "a.bin".into(),
+        };
+        assert!(config.load_upload(&key).expect("load").is_none());
+        let mut sent = BTreeMap::new();
+        sent.insert(2, "ab".repeat(32));
+        let st = UploadState {
+            key: key.clone(),
+            upload_id: "u".into(),
+            node_id: "n".into(),
+            node_key: "00".repeat(32),
+            file_key: "11".repeat(32),
+            salt: "22".repeat(32),
+            part_size: 1,
+            total_length: 2,
+            content_revision: 1,
+            replaces_existing: false,
+            sent,
+        };
+        config.save_upload(&st).expect("save");
+        let back = config.load_upload(&key).expect("load").expect("saved");
+        assert_eq!(back.sent.get(&2), st.sent.get(&2));
+        assert_eq!(back.file_key, st.file_key);
+        assert!(!format!("{back:?}").contains(&st.file_key));
+        // Another size, time, parent or name is another upload.
+        let other = UploadKey {
+            mtime_ns: 6,
+            ..key.clone()
+        };
+        assert_ne!(other.id(), key.id());
+        assert!(config.load_upload(&other).expect("load").is_none());
+        config.delete_upload(&key).expect("delete");
+        assert!(config.load_upload(&key).expect("load").is_none());
     }
 }

@@ -4,9 +4,25 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+const AFTER_HELP: &str = "\
+Remote paths start at your root (/); folders shared with you are under /shared/OWNER/NAME.
+
+Passwords: prompted without echo on a terminal; for scripts COFFER_PASSWORD,
+COFFER_NEW_PASSWORD (passwd), COFFER_LINK_PASSWORD (links) or --password-stdin.
+The session is kept in COFFER_CONFIG_DIR (default: the OS config directory), mode 0600.
+
+Exit codes: 0 ok, 1 other error, 2 usage, 3 authentication (log in / wrong password),
+4 not found, 5 integrity failure (the server sent data that does not verify),
+6 conflict (exists, changed meanwhile, link expired or used up), 7 server unavailable.";
+
 /// Coffer: end-to-end encrypted file locker and sharing.
 #[derive(Debug, Parser)]
-#[command(name = "coffer", version, about, long_about = None)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Coffer: an end-to-end encrypted file locker. The server sees only ciphertext.",
+    after_help = AFTER_HELP
+)]
 pub(crate) struct Cli {
     /// The server URL.
     #[arg(long, global = true, env = "COFFER_SERVER", default_value = coffer_client::DEFAULT_SERVER)]
