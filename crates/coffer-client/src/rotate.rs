@@ -106,8 +106,8 @@ impl Client {
         let mut keep = Vec::new();
         for l in &links.links {
             let entry = link::open_owner_entry(&old_owner_key, l.link_id, &l.owner_entry)?;
-            let live = !entry.expires_at.is_some_and(|e| t + 60 >= e)
-                && !entry.max_downloads.is_some_and(|m| l.downloads >= m);
+            let live = entry.expires_at.is_none_or(|e| t + 60 < e)
+                && entry.max_downloads.is_none_or(|m| l.downloads < m);
             if live {
                 keep.push((l.link_id, l.kind, entry));
             }
