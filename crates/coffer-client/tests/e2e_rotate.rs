@@ -1,7 +1,8 @@
 //! End-to-end: `coffer keys rotate` (compromise recovery, spec §9.4) with real `cofferd` and
 //! `coffer` processes: everything stays readable, other sessions are dead, links move to new
 //! URLs, the new password is the only one, and another user sees the new identity generation
-//! through a valid chain (the pin advances, the fingerprint changes).
+//! through a valid chain (the pin advances, the fingerprint changes) and keeps reading the folder
+//! A shares with it.
 
 mod support;
 
@@ -23,8 +24,9 @@ fn s(p: &Path) -> &str {
 fn keys_rotate_rekeys_everything() {
     let server = Server::start();
     let an = unique("alice");
+    let bn = unique("bob");
     let a = server.register(&an);
-    let b = server.register(&unique("bob"));
+    let b = server.register(&bn);
     let local = tempfile::tempdir().expect("dir");
     let top = random_bytes(250_000);
     let deep = b"a deep file, still readable after the rotation".repeat(20);
@@ -38,6 +40,12 @@ fn keys_rotate_rekeys_everything() {
     let before = b.json(&["fingerprint", &an]);
     assert_eq!(before["pin"], "first-use");
     assert_eq!(before["generation"], 0);
+    // A shares /d with B, who reads it.
+    a.ok(&["share", "add", "/d", &bn]);
+    let shared_deep = format!("/shared/{an}/d/e/deep.txt");
+    let p = local.path().join("b-before");
+    b.ok(&["get", &shared_deep, s(&p)]);
+    assert_eq!(std::fs::read(&p).expect("read"), deep);
     let a2 = server.user(&an);
     a2.ok(&["login", &an]);
     a2.ok(&["ls"]);
@@ -94,4 +102,10 @@ fn keys_rotate_rekeys_everything() {
     assert_eq!(after["generation"], 1);
     assert_eq!(after["fingerprint"], rotated["fingerprint"]);
     assert_eq!(b.json(&["fingerprint", &an])["pin"], "pinned");
+    // B still reads the folder A shares, now under A's new share generation and identity.
+    let p = local.path().join("b-after");
+    b.ok(&["get", &shared_deep, s(&p)]);
+    assert_eq!(std::fs::read(&p).expect("read"), deep);
+    let owned = a.json(&["share", "list"]);
+    assert_eq!(owned["owned"][0]["generation"], 1);
 }
