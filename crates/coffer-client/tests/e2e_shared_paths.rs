@@ -38,18 +38,39 @@ fn shared_folders_under_shared_owner_name() {
     let team = format!("/shared/{an}/team");
     assert_eq!(names(&b.json(&["ls", &team])), ["one.txt"]);
     let got = local.path().join("got");
-    b.ok(&["get", &format!("{team}/one.txt"), got.to_str().expect("utf-8")]);
-    assert_eq!(std::fs::read(&got).expect("read"), b"first file, from the owner");
+    b.ok(&[
+        "get",
+        &format!("{team}/one.txt"),
+        got.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        std::fs::read(&got).expect("read"),
+        b"first file, from the owner"
+    );
 
     // The member writes; the owner reads it in its own tree.
     b.ok(&["put", two.to_str().expect("utf-8"), &team]);
-    b.ok(&["mv", &format!("{team}/two.txt"), &format!("{team}/renamed.txt")]);
+    b.ok(&[
+        "mv",
+        &format!("{team}/two.txt"),
+        &format!("{team}/renamed.txt"),
+    ]);
     assert_eq!(names(&a.json(&["ls", "/team"])), ["one.txt", "renamed.txt"]);
     a.ok(&["get", "/team/renamed.txt", got.to_str().expect("utf-8")]);
-    assert_eq!(std::fs::read(&got).expect("read"), b"second file, from the member");
+    assert_eq!(
+        std::fs::read(&got).expect("read"),
+        b"second file, from the member"
+    );
 
     // The virtual folders are not real ones.
     b.fails(&["mkdir", "/shared"], 2);
     b.fails(&["ls", "/shared/nobody"], 4);
-    b.fails(&["get", &format!("/shared/{an}/nothing/x"), got.to_str().expect("utf-8")], 4);
+    b.fails(
+        &[
+            "get",
+            &format!("/shared/{an}/nothing/x"),
+            got.to_str().expect("utf-8"),
+        ],
+        4,
+    );
 }
