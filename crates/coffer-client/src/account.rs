@@ -466,7 +466,7 @@ impl Client {
         };
         let registration = re
             .registration
-            .ok_or(Error::Unimplemented("registration state missing"))?;
+            .ok_or(Error::Internal("registration state missing"))?;
         let reg_response =
             re.response.registration_response.as_ref().ok_or_else(|| {
                 Error::integrity("no registration response for a password change")

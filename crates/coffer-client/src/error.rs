@@ -75,6 +75,9 @@ pub enum Error {
     /// A feature that is not available in this build.
     #[error("not implemented: {0}")]
     Unimplemented(&'static str),
+    /// A broken internal invariant (a bug in this client); nothing was sent for it.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 /// `Result` with [`Error`].
@@ -160,7 +163,9 @@ impl Error {
             Error::Integrity(_) | Error::IdentityChanged { .. } => exit::INTEGRITY,
             Error::Conflict(_) => exit::CONFLICT,
             Error::Usage(_) => exit::USAGE,
-            Error::Io { .. } | Error::State(_) | Error::Unimplemented(_) => exit::GENERIC,
+            Error::Io { .. } | Error::State(_) | Error::Unimplemented(_) | Error::Internal(_) => {
+                exit::GENERIC
+            }
         }
     }
 

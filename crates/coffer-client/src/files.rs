@@ -369,13 +369,13 @@ fn seal_part(sealer: &content::ContentSealer, job: PartJob) -> Result<Bytes> {
         let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         out.extend_from_slice(&sealer.header()[usize::try_from(a).unwrap_or(0)..]);
         let rest = usize::try_from(b - h).map_err(|_| Error::Usage("part too large".into()))?;
-        out.extend_from_slice(buf.get(..rest).ok_or(Error::Unimplemented("part layout"))?);
+        out.extend_from_slice(buf.get(..rest).ok_or(Error::Internal("part layout"))?);
         return Ok(Bytes::from(out));
     }
     let from = usize::try_from(a - base).map_err(|_| Error::Usage("part too large".into()))?;
     let to = usize::try_from(b - base).map_err(|_| Error::Usage("part too large".into()))?;
     if to > buf.len() {
-        return Err(Error::Unimplemented("part layout"));
+        return Err(Error::Internal("part layout"));
     }
     Ok(Bytes::from(buf).slice(from..to))
 }
@@ -1108,7 +1108,7 @@ impl Client {
                         .await
                         .map_err(|e| Error::State(format!("encryption task: {e}")))??;
                     if part.len() as u64 != expected_len {
-                        return Err(Error::Unimplemented("part length"));
+                        return Err(Error::Internal("part length"));
                     }
                     let stored: api::PartStored = self
                         .http()
