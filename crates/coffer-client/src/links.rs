@@ -689,12 +689,15 @@ impl OpenLink {
                 other => Error::integrity(format!("the link record does not verify: {other}")),
             },
         )?;
-        let kind_ok = match (&opened.access, resolved.kind, opened.node_kind) {
-            (LinkAccess::UploadOnly { .. }, LinkKind::Drop, NodeKind::Folder) => true,
-            (LinkAccess::Read { .. }, LinkKind::File, NodeKind::File) => true,
-            (LinkAccess::Read { .. }, LinkKind::Folder, NodeKind::Folder) => true,
-            _ => false,
-        };
+        let kind_ok = matches!(
+            (&opened.access, resolved.kind, opened.node_kind),
+            (
+                LinkAccess::UploadOnly { .. },
+                LinkKind::Drop,
+                NodeKind::Folder
+            ) | (LinkAccess::Read { .. }, LinkKind::File, NodeKind::File)
+                | (LinkAccess::Read { .. }, LinkKind::Folder, NodeKind::Folder)
+        );
         if !kind_ok {
             return Err(Error::integrity(
                 "the link's kind disagrees with its record",
@@ -1072,7 +1075,6 @@ async fn stream_plaintext(
     dec.finish(&mut plain)
         .map_err(|e| Error::integrity(format!("the content does not authenticate: {e}")))?;
     flush(&mut plain, &mut tmp)?;
-    drop(flush);
     let digest: [u8; 32] = hasher.finalize().into();
     if received != expected_len
         || written != metadata.size()

@@ -15,11 +15,16 @@
 
 use coffer_core::account::{self, link_entries_key, OpaqueIdentities};
 use coffer_core::api::{self, ReauthPurpose};
+use coffer_core::encoding::encode;
 use coffer_core::encoding::ByteBuf;
+use coffer_core::ids::NodeId;
 use coffer_core::link::{self, LinkTarget, NodeKind};
-use coffer_core::rotation::{rekey_tree, RekeyTree};
-use coffer_core::tree::{self, NodeExpectation};
+use coffer_core::primitives::SecretKey;
+use coffer_core::rotation::{rekey_share_for_recovery, rekey_tree, RecoverShare, RekeyTree};
+use coffer_core::share::GranterKeys;
+use coffer_core::tree::{self, NodeExpectation, NodeRecord};
 use rand_core::OsRng;
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::http::Retry;
@@ -56,7 +61,7 @@ impl Client {
     /// # Errors
     /// [`Error::Auth`] for a wrong password; [`Error::Integrity`] when the tree or the own
     /// identity does not verify (nothing is sent then); [`Error::Conflict`] when the account
-    /// changed meanwhile or owns shares this server cannot re-key.
+    /// changed meanwhile.
     pub async fn rotate_keys(&mut self, password: &[u8], new_password: &[u8]) -> Result<Rotated> {
         let s = self.session()?.clone();
         let token = s.token.clone();
@@ -69,13 +74,14 @@ impl Client {
             .get("/v1/shares", Some(&token))
             .await
             .map_err(crate::account::session_problem)?;
-        if !shares.owned.is_empty() {
-            return Err(Error::Conflict(
-                "this account owns shared folders, which compromise recovery must move to a new \
-                 share generation; this client cannot do that yet: remove the members (or \
-                 delete the shares) first, then run `coffer keys rotate` again"
-                    .into(),
-            ));
+        // Every owned share moves to a new generation signed by the new identity (§9.4): its
+        // current record, verified under the current identity, and the subtree below it.
+        let mut owned = Vec::with_capacity(shares.owned.len());
+        let mut authors = vec![me];
+        for e in &shares.owned {
+            let rec = coffer_core::share::verify_share(&e.signed_share, e.share_id, &me, 0)?;
+            authors.extend(rec.writers()?);
+            owned.push(rec);
         }
         let chain = self.identity_chain(s.account_id()).await?;
         let current = account::verify_chain(&chain)?;
@@ -98,16 +104,38 @@ impl Client {
             &[me],
         )?;
         let nodes =
-            crate::shares::subtree(self, &root_record, &secrets.root_node_key, &[me]).await?;
-        let records: Vec<_> = nodes.into_iter().map(|(r, _)| r).collect();
+            crate::shares::subtree(self, &root_record, &secrets.root_node_key, &authors).await?;
+        // Which owned share (if any) each node lies in: shares do not nest (§11.5).
+        let parents: BTreeMap<NodeId, Option<NodeId>> = nodes
+            .iter()
+            .map(|(r, _)| (r.node_id, r.parent_id))
+            .collect();
+        let share_of = |id: NodeId| -> Option<NodeId> {
+            let mut cur = Some(id);
+            while let Some(c) = cur {
+                if owned.iter().any(|o| o.folder_id == c) {
+                    return Some(c);
+                }
+                cur = parents.get(&c).copied().flatten();
+            }
+            None
+        };
+        let mut records = Vec::new();
+        let mut shared: BTreeMap<NodeId, Vec<(NodeRecord, SecretKey)>> = BTreeMap::new();
+        for (r, k) in nodes {
+            match share_of(r.node_id) {
+                Some(root) => shared.entry(root).or_default().push((r, k)),
+                None => records.push(r),
+            }
+        }
         let links: api::LinkList = self.http().get("/v1/links", Some(&token)).await?;
         let old_owner_key = link_entries_key(&s.account.master_key, &s.account_id());
         let t = now();
         let mut keep = Vec::new();
         for l in &links.links {
             let entry = link::open_owner_entry(&old_owner_key, l.link_id, &l.owner_entry)?;
-            let live = !entry.expires_at.is_some_and(|e| t + 60 >= e)
-                && !entry.max_downloads.is_some_and(|m| l.downloads >= m);
+            let live = entry.expires_at.is_none_or(|e| t + 60 < e)
+                && entry.max_downloads.is_none_or(|m| l.downloads < m);
             if live {
                 keep.push((l.link_id, l.kind, entry));
             }
@@ -152,13 +180,55 @@ impl Client {
             },
             &mut OsRng,
         )?;
+        // Each owned share: a recovery rotation under the new identity, its folder sealed under
+        // its parent's new key. Files in shares keep their node keys (lazy mode).
+        let new_granter = GranterKeys {
+            signing_key: &new_secrets.identity.signing,
+            user_name: &s.username,
+            identity_generation: new_secrets.identity_generation,
+        };
+        let mut folder_keys = rekeyed.folder_keys.clone();
+        let mut file_keys = rekeyed.file_node_keys.clone();
+        let mut rotations = Vec::with_capacity(owned.len());
+        for share in &owned {
+            let Some(sub) = shared.get(&share.folder_id) else {
+                return Err(Error::integrity("a shared folder is missing from the tree"));
+            };
+            let Some((root_rec, root_key)) = sub.iter().find(|(r, _)| r.node_id == share.folder_id)
+            else {
+                return Err(Error::integrity("a shared folder is missing from the tree"));
+            };
+            let parent = root_rec
+                .parent_id
+                .and_then(|p| rekeyed.folder_keys.iter().find(|k| k.folder_id == p))
+                .ok_or_else(|| Error::integrity("a shared folder's parent is not in the tree"))?;
+            let subtree: Vec<NodeRecord> = sub.iter().map(|(r, _)| r.clone()).collect();
+            let out = rekey_share_for_recovery(
+                &RecoverShare {
+                    owner: &new_granter,
+                    share,
+                    departed: &[],
+                    parent_key: parent,
+                    folder_key: &root_rec.folder_key(root_key.clone()),
+                    subtree: &subtree,
+                    time: t,
+                },
+                &mut OsRng,
+            )?;
+            folder_keys.extend(out.folder_keys.iter().cloned());
+            for (r, k) in sub {
+                if !r.is_folder() {
+                    file_keys.insert(r.node_id, k.clone());
+                }
+            }
+            rotations.push(ByteBuf::from(encode(&out.bundle)));
+        }
         let new_owner_key = link_entries_key(&recovery.account.master_key, &s.account_id());
         let mut replacements = Vec::with_capacity(keep.len());
         let mut rotated_links = Vec::with_capacity(keep.len());
         for (old_id, kind, entry) in &keep {
             let target = match entry.node_kind {
-                NodeKind::Folder => rekeyed
-                    .folder_keys
+                NodeKind::Folder => folder_keys
                     .iter()
                     .find(|k| k.folder_id == entry.node_id)
                     .map(|k| LinkTarget {
@@ -208,7 +278,7 @@ impl Client {
             key_bundle: ByteBuf::from(recovery.key_bundle.clone()),
             signed_identity: ByteBuf::from(recovery.signed_identity.clone()),
             signed_nodes: rekeyed.signed.iter().cloned().map(ByteBuf::from).collect(),
-            rotations: Vec::new(),
+            rotations,
             links: replacements,
         };
         let done: api::AccountUpdated = self
@@ -242,7 +312,7 @@ impl Client {
         Ok(Rotated {
             identity_generation: verified.generation,
             fingerprint: verified.fingerprint.to_string(),
-            nodes: rekeyed.signed.len(),
+            nodes: rekeyed.signed.len() + shared.values().map(Vec::len).sum::<usize>(),
             sessions_revoked: done.sessions_revoked,
             links: rotated_links,
         })

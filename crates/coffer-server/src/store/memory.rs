@@ -112,8 +112,14 @@ impl State {
 
     fn revoke_link(&mut self, link_id: &LinkId) -> Removed {
         let mut removed = Removed::default();
-        if self.links.remove(link_id).is_some() {
+        if let Some(l) = self.links.remove(link_id) {
             removed.links.push(*link_id);
+            // Finished drops outlive the link: they keep its last record, which opens them.
+            for d in self.drops.values_mut() {
+                if d.link_id == *link_id && d.link_record.is_none() {
+                    d.link_record = Some(l.link.link_record.clone());
+                }
+            }
         }
         self.link_tokens.retain(|_, (l, _)| l != link_id);
         let drops: Vec<UploadId> = self
@@ -1088,6 +1094,7 @@ impl MetadataStore for MemoryMetadataStore {
                 total_length: u.upload.total_length,
                 envelope: envelope.clone(),
                 blob_key: u.blob_key.clone(),
+                link_record: None,
             };
             s.uploads.remove(&upload_id);
             s.drops.insert(upload_id, d.clone());

@@ -693,6 +693,10 @@ pub struct DropRecord {
     pub envelope: Vec<u8>,
     /// The content blob.
     pub blob_key: String,
+    /// The `LinkRecord` of the link the drop came through, kept when that link was revoked or
+    /// rotated (its drop part opens the drop, §10.9.1, §11.11.2); `None` while the link lives
+    /// (its current record is the one to use).
+    pub link_record: Option<Vec<u8>>,
 }
 
 /// Expired state purged by [`MetadataStore::purge_expired`].

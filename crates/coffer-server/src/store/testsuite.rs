@@ -1887,7 +1887,16 @@ pub async fn drops(h: &dyn Harness) {
             .collect::<Vec<_>>(),
         vec![d2.upload.upload_id]
     );
-    assert_eq!(m.drops_of(a.account_id).await.expect("list").len(), 1);
+    // The finished drop keeps the revoked link's record, which opens it.
+    let kept = DropRecord {
+        link_record: Some(lw.link_record.clone()),
+        ..done.clone()
+    };
+    assert_eq!(
+        m.drops_of(a.account_id).await.expect("list"),
+        vec![kept.clone()]
+    );
+    assert_eq!(m.drop_info(done.drop_id).await.expect("get"), Some(kept));
     let other = register(m, "quinn", T0).await;
     assert!(matches!(
         m.delete_drop(other.account_id, done.drop_id).await,
