@@ -3,7 +3,7 @@
 //! peak RSS of the client (`/usr/bin/time -v`) and of the server (`VmHWM`).
 //!
 //! Run with `cargo bench -p coffer-client --bench put_get` (release build of `coffer` and
-//! `cofferd`; `cofferd` is built on first use). `COFFER_BENCH_SIZES_MIB` (default `256,1024`)
+//! `cofferd`; `cofferd` is brought up to date first). `COFFER_BENCH_SIZES_MIB` (default `256,1024`)
 //! picks the file sizes; the RSS figures of the sizes show whether memory stays flat as the file
 //! grows. Files go to `COFFER_BENCH_DIR` (default: the system temp dir).
 
@@ -36,7 +36,8 @@ fn coffer() -> PathBuf {
 fn cofferd() -> PathBuf {
     let dir = coffer().parent().expect("bin dir").to_path_buf();
     let bin = dir.join("cofferd");
-    if !bin.exists() {
+    // Brought up to date (a no-op when fresh): a stale server would measure old code.
+    {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args([
