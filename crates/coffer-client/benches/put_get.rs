@@ -3,7 +3,7 @@
 //! peak RSS of the client (`/usr/bin/time -v`) and of the server (`VmHWM`).
 //!
 //! Run with `cargo bench -p coffer-client --bench put_get` (release build of `coffer` and
-//! `cofferd`; `cofferd` is built on first use). `COFFER_BENCH_SIZES_MIB` (default `256,1024`)
+//! `cofferd`; `cofferd` is brought up to date first). `COFFER_BENCH_SIZES_MIB` (default `256,1024`)
 //! picks the file sizes; the RSS figures of the sizes show whether memory stays flat as the file
 //! grows. Files go to `COFFER_BENCH_DIR` (default: the system temp dir).
 
@@ -36,7 +36,8 @@ fn coffer() -> PathBuf {
 fn cofferd() -> PathBuf {
     let dir = coffer().parent().expect("bin dir").to_path_buf();
     let bin = dir.join("cofferd");
-    if !bin.exists() {
+    // Brought up to date (a no-op when fresh): a stale server would measure old code.
+    {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args([
@@ -77,6 +78,24 @@ fn max_rss_kib(stderr: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// User plus system CPU seconds `/usr/bin/time -v` reports.
+fn cpu_secs(stderr: &str) -> Option<f64> {
+    let field = |name: &str| -> Option<f64> {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(field("User time (seconds):")? + field("System time (seconds):")?)
+}
+
+/// What one timed `coffer` run measured.
+struct Run {
+    wall: Duration,
+    rss_kib: Option<u64>,
+    cpu: Option<f64>,
 }
 
 /// `VmHWM` of a process, in KiB.
@@ -131,8 +150,8 @@ fn start_server(base: &Path) -> Server {
     }
 }
 
-/// Runs `coffer ARGS` under `/usr/bin/time -v`; returns wall time and peak RSS.
-fn timed_coffer(server: &str, config: &Path, args: &[&str]) -> (Duration, Option<u64>) {
+/// Runs `coffer ARGS` under `/usr/bin/time -v`; returns wall time, peak RSS and CPU time.
+fn timed_coffer(server: &str, config: &Path, args: &[&str]) -> Run {
     let t = Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
@@ -147,7 +166,11 @@ fn timed_coffer(server: &str, config: &Path, args: &[&str]) -> (Duration, Option
     let wall = t.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "coffer {args:?} failed: {stderr}");
-    (wall, max_rss_kib(&stderr))
+    Run {
+        wall,
+        rss_kib: max_rss_kib(&stderr),
+        cpu: cpu_secs(&stderr),
+    }
 }
 
 fn sha256_file(p: &Path) -> [u8; 32] {
@@ -235,28 +258,31 @@ fn main() {
         }
         let remote = format!("/bench-{mib}.bin");
         let dst = work.path().join(format!("dst-{mib}.bin"));
-        let (put_t, put_rss) = timed_coffer(
+        let put_run = timed_coffer(
             &server.url,
             config.path(),
             &["put", src.to_str().expect("utf-8"), &remote],
         );
-        let (get_t, get_rss) = timed_coffer(
+        let get_run = timed_coffer(
             &server.url,
             config.path(),
             &["get", &remote, dst.to_str().expect("utf-8")],
         );
         assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
         let hwm = vm_hwm_kib(server.child.id());
-        let put = mbps(bytes, put_t);
-        let get = mbps(bytes, get_t);
+        let put = mbps(bytes, put_run.wall);
+        let get = mbps(bytes, get_run.wall);
         let kib = |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+        let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.2}"));
         println!(
-            "{:>6} MiB {put:>10.0} {get:>10.0} {:>8.0}% {:>8.0}% {:>12} {:>12} {:>14}",
+            "{:>5} MiB {put:>9.0} {get:>9.0} {:>7.0}% {:>7.0}% {:>10} {:>10} {:>12} {:>12} {:>15}",
             mib,
             100.0 * put / core_enc,
             100.0 * get / core_dec,
-            kib(put_rss),
-            kib(get_rss),
+            secs(put_run.cpu),
+            secs(get_run.cpu),
+            kib(put_run.rss_kib),
+            kib(get_run.rss_kib),
             kib(hwm),
         );
         let _ = std::fs::remove_file(&src);

@@ -33,7 +33,10 @@ fn shared_folders_under_shared_owner_name() {
 
     // The member sees the folder under /shared/OWNER/NAME.
     assert!(names(&b.json(&["ls"])).contains(&"shared".to_owned()));
-    assert_eq!(names(&b.json(&["ls", "/shared"])), [an.clone()]);
+    assert_eq!(
+        names(&b.json(&["ls", "/shared"])),
+        std::slice::from_ref(&an)
+    );
     assert_eq!(names(&b.json(&["ls", &format!("/shared/{an}")])), ["team"]);
     let team = format!("/shared/{an}/team");
     assert_eq!(names(&b.json(&["ls", &team])), ["one.txt"]);

@@ -35,20 +35,30 @@ pub fn coffer_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_coffer"))
 }
 
-/// The `cofferd` binary: next to `coffer`, built once with cargo when missing.
+/// The `cofferd` binary next to `coffer`, brought up to date once per test process with
+/// `cargo build -p coffer-server --bin cofferd` (a quick no-op when it is fresh: `cargo test -p
+/// coffer-client` alone would otherwise run a stale server). `COFFER_TEST_CARGO_BUILD=0` skips
+/// the build when the binary exists.
 pub fn cofferd_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let coffer = coffer_bin();
         let dir = coffer.parent().expect("bin dir").to_path_buf();
         let bin = dir.join(format!("cofferd{}", std::env::consts::EXE_SUFFIX));
-        if !bin.exists() {
+        let skip = std::env::var("COFFER_TEST_CARGO_BUILD").is_ok_and(|v| v == "0");
+        if !(skip && bin.exists()) {
             // target/<profile>/coffer: build into the same target directory.
             let target = dir.parent().expect("target dir");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "coffer-server", "--bin", "cofferd"])
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-p", "coffer-server", "--bin", "cofferd"]);
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd
                 .env("CARGO_TARGET_DIR", target)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building cofferd failed");
