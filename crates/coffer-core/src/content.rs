@@ -709,6 +709,117 @@ impl Encryptor {
     }
 }
 
+/// Random-access encryption under a fixed header (spec §4, §11.9.1).
+///
+/// Given the file key, the header salt and the plaintext length, any run of whole chunks can be
+/// encrypted on its own, in any order and on any thread, and the result is byte-identical to the
+/// same chunks of [`encrypt`]'s output for that salt. This is what a resumable, parallel upload
+/// needs: each part is encrypted from its own plaintext chunks, and a re-sent part is the same
+/// ciphertext (the caller MUST make sure the plaintext it re-encrypts is unchanged, spec
+/// §11.9.1, or nonces are reused).
+pub struct ContentSealer {
+    key: PayloadKey,
+    header: [u8; HEADER_LEN],
+    plaintext_len: u64,
+}
+
+impl core::fmt::Debug for ContentSealer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ContentSealer")
+            .field("plaintext_len", &self.plaintext_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContentSealer {
+    /// Draws a fresh header salt.
+    pub fn new_salt(rng: &mut impl CryptoRngCore) -> [u8; SALT_LEN] {
+        primitives::random_array(rng)
+    }
+
+    /// A sealer for a plaintext of `plaintext_len` bytes under `file_key` and `salt`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the ciphertext length overflows.
+    pub fn new(file_key: &SecretKey, salt: &[u8; SALT_LEN], plaintext_len: u64) -> Result<Self> {
+        ciphertext_len(plaintext_len)?;
+        let pk = derive(file_key, salt);
+        let header = encode_header(&ContentHeader {
+            salt: Bytes(*salt),
+            commitment: Bytes(pk.commitment),
+        });
+        Ok(ContentSealer {
+            key: pk,
+            header,
+            plaintext_len,
+        })
+    }
+
+    /// The encoded header: ciphertext bytes `0..HEADER_LEN`.
+    #[must_use]
+    pub fn header(&self) -> &[u8; HEADER_LEN] {
+        &self.header
+    }
+
+    /// The whole ciphertext's length.
+    #[must_use]
+    pub fn ciphertext_len(&self) -> u64 {
+        // Checked in `new`.
+        ciphertext_len(self.plaintext_len).unwrap_or(u64::MAX)
+    }
+
+    /// The number of chunks: `max(1, ceil(plaintext_len / CHUNK_LEN))`.
+    #[must_use]
+    pub fn chunk_count(&self) -> u64 {
+        chunk_count(self.plaintext_len)
+    }
+
+    /// Encrypts in place the plaintext of chunks `first_chunk..` held in `buf`: on return `buf`
+    /// holds their ciphertext (each chunk followed by its tag), which starts at ciphertext offset
+    /// `HEADER_LEN + first_chunk * ENCRYPTED_CHUNK_LEN`. `buf` must start at plaintext offset
+    /// `first_chunk * CHUNK_LEN` and hold whole chunks: every one `CHUNK_LEN` bytes except the
+    /// file's final chunk, which must be complete too (an empty file's single chunk is empty).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the chunks are not whole or lie outside the plaintext.
+    pub fn seal_chunks_in_place(&self, first_chunk: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let total = chunk_count(self.plaintext_len);
+        let start = first_chunk
+            .checked_mul(CHUNK_LEN_U64)
+            .ok_or(Error::InvalidArgument("chunk index"))?;
+        if first_chunk >= total {
+            return Err(Error::InvalidArgument("chunk index past the end"));
+        }
+        let n = buf.len() as u64;
+        let remaining = self.plaintext_len - start;
+        let m = if n == 0 { 1 } else { n.div_ceil(CHUNK_LEN_U64) };
+        let whole = n == remaining.min(m * CHUNK_LEN_U64);
+        if !whole || (n == 0 && remaining != 0) {
+            return Err(Error::InvalidArgument("not whole chunks of the plaintext"));
+        }
+        let n = buf.len();
+        let m = to_usize(m)?;
+        buf.resize(n + m * TAG_LEN, 0);
+        let last_of_file = total - 1;
+        for j in (0..m).rev() {
+            let src = j * CHUNK_LEN;
+            let len = CHUNK_LEN.min(n - src);
+            let dst = j * ENCRYPTED_CHUNK_LEN;
+            buf.copy_within(src..src + len, dst);
+            let i = first_chunk + j as u64;
+            let tag = seal_chunk(
+                &self.key,
+                &self.header,
+                i,
+                i == last_of_file,
+                &mut buf[dst..dst + len],
+            );
+            buf[dst + len..dst + len + TAG_LEN].copy_from_slice(&tag);
+        }
+        Ok(())
+    }
+}
+
 /// Streaming decryption with bounded memory (one encrypted chunk of buffer).
 ///
 /// Push ciphertext with [`Decryptor::update`] and end with [`Decryptor::finish`]; plaintext is
@@ -944,6 +1055,62 @@ mod tests {
 
     fn key(seed: u8) -> SecretKey {
         SecretKey::generate(&mut rng(seed))
+    }
+
+    #[test]
+    fn sealer_matches_one_shot_encryption_for_any_split() {
+        let k = key(7);
+        for len in [0usize, 1, CHUNK_LEN, CHUNK_LEN + 1, 5 * CHUNK_LEN - 3, 8 * CHUNK_LEN] {
+            let pt = pattern(len);
+            let whole = encrypt(&k, &pt, &mut rng(9));
+            let salt = ContentSealer::new_salt(&mut rng(9));
+            let sealer = ContentSealer::new(&k, &salt, len as u64).expect("sealer");
+            assert_eq!(sealer.ciphertext_len(), whole.len() as u64);
+            let mut out = sealer.header().to_vec();
+            // Runs of 3 chunks, encrypted in reverse order and placed by offset.
+            let count = sealer.chunk_count();
+            let mut pieces = Vec::new();
+            let mut first = 0u64;
+            while first < count {
+                let end = (first + 3).min(count);
+                let a = (first as usize) * CHUNK_LEN;
+                let b = ((end as usize) * CHUNK_LEN).min(len);
+                pieces.push((first, pt[a..b].to_vec()));
+                first = end;
+            }
+            let mut sealed: Vec<(u64, Vec<u8>)> = pieces
+                .into_iter()
+                .rev()
+                .map(|(f, mut buf)| {
+                    sealer.seal_chunks_in_place(f, &mut buf).expect("seal");
+                    (f, buf)
+                })
+                .collect();
+            sealed.sort_by_key(|(f, _)| *f);
+            for (_, b) in sealed {
+                out.extend_from_slice(&b);
+            }
+            assert_eq!(out, whole, "len {len}");
+            assert_eq!(decrypt(&k, &out).expect("decrypts"), pt);
+        }
+    }
+
+    #[test]
+    fn sealer_refuses_partial_or_outside_chunks() {
+        let k = key(3);
+        let salt = ContentSealer::new_salt(&mut rng(1));
+        let sealer = ContentSealer::new(&k, &salt, 3 * CHUNK_LEN as u64 + 10).expect("sealer");
+        let mut short = vec![0u8; CHUNK_LEN - 1];
+        assert!(sealer.seal_chunks_in_place(0, &mut short).is_err());
+        let mut past = vec![0u8; 10];
+        assert!(sealer.seal_chunks_in_place(4, &mut past).is_err());
+        let mut tail_short = vec![0u8; 9];
+        assert!(sealer.seal_chunks_in_place(3, &mut tail_short).is_err());
+        let mut tail = vec![0u8; 10];
+        sealer.seal_chunks_in_place(3, &mut tail).expect("final chunk");
+        assert_eq!(tail.len(), 10 + TAG_LEN);
+        let mut empty = Vec::new();
+        assert!(sealer.seal_chunks_in_place(0, &mut empty).is_err());
     }
 
     /// Builds a ciphertext from explicit chunks: `(index, last, plaintext)`, for fault tests.

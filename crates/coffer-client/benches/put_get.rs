@@ -1,0 +1,291 @@
+//! `coffer put` and `coffer get` of large files over loopback against a real `cofferd`, with
+//! throughput, its ratio to coffer-core's content encryption measured in the same run, and the
+//! peak RSS of the client (`/usr/bin/time -v`) and of the server (`VmHWM`).
+//!
+//! Run with `cargo bench -p coffer-client --bench put_get` (release build of `coffer` and
+//! `cofferd`; `cofferd` is brought up to date first). `COFFER_BENCH_SIZES_MIB` (default `256,1024`)
+//! picks the file sizes; the RSS figures of the sizes show whether memory stays flat as the file
+//! grows. Files go to `COFFER_BENCH_DIR` (default: the system temp dir).
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coffer_core::content::{self, Parallelism};
+use coffer_core::primitives::SecretKey;
+use sha2::Digest as _;
+
+const PASSWORD: &str = "benchmark password, not secret";
+const CORE_SIZE: usize = 256 << 20;
+
+const CONFIG: &str = r#"
+[rate-limits]
+register-per-address = { count = 1000000, per-secs = 1 }
+login-per-user-address = { count = 1000000, per-secs = 1 }
+login-per-user = { count = 1000000, per-secs = 1 }
+login-per-address = { count = 1000000, per-secs = 1 }
+requests-per-session = { count = 1000000, per-secs = 1 }
+identity-reads-per-address = { count = 1000000, per-secs = 1 }
+"#;
+
+fn coffer() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_coffer"))
+}
+
+fn cofferd() -> PathBuf {
+    let dir = coffer().parent().expect("bin dir").to_path_buf();
+    let bin = dir.join("cofferd");
+    // Brought up to date (a no-op when fresh): a stale server would measure old code.
+    {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "coffer-server",
+                "--bin",
+                "cofferd",
+            ])
+            .env("CARGO_TARGET_DIR", dir.parent().expect("target dir"))
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building cofferd failed");
+    }
+    bin
+}
+
+/// Best-of-two wall time of `f`.
+fn best(mut f: impl FnMut()) -> Duration {
+    (0..2)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .expect("runs")
+}
+
+fn mbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+/// The peak RSS `/usr/bin/time -v` reports, in KiB.
+fn max_rss_kib(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// User plus system CPU seconds `/usr/bin/time -v` reports.
+fn cpu_secs(stderr: &str) -> Option<f64> {
+    let field = |name: &str| -> Option<f64> {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some(field("User time (seconds):")? + field("System time (seconds):")?)
+}
+
+/// What one timed `coffer` run measured.
+struct Run {
+    wall: Duration,
+    rss_kib: Option<u64>,
+    cpu: Option<f64>,
+}
+
+/// `VmHWM` of a process, in KiB.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(base: &Path) -> Server {
+    let dir = tempfile::tempdir_in(base).expect("server dir");
+    let config = dir.path().join("cofferd.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let mut child = Command::new(cofferd())
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn cofferd");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("cofferd output");
+    let url = line
+        .trim()
+        .strip_prefix("cofferd listening on ")
+        .expect("cofferd address")
+        .to_owned();
+    Server {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+/// Runs `coffer ARGS` under `/usr/bin/time -v`; returns wall time, peak RSS and CPU time.
+fn timed_coffer(server: &str, config: &Path, args: &[&str]) -> Run {
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(coffer())
+        .args(args)
+        .env("COFFER_SERVER", server)
+        .env("COFFER_CONFIG_DIR", config)
+        .env("COFFER_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run coffer under /usr/bin/time");
+    let wall = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "coffer {args:?} failed: {stderr}");
+    Run {
+        wall,
+        rss_kib: max_rss_kib(&stderr),
+        cpu: cpu_secs(&stderr),
+    }
+}
+
+fn sha256_file(p: &Path) -> [u8; 32] {
+    let mut f = std::fs::File::open(p).expect("open");
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    h.finalize().into()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let sizes: Vec<u64> = std::env::var("COFFER_BENCH_SIZES_MIB")
+        .unwrap_or_else(|_| "256,1024".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let base = std::env::var_os("COFFER_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+
+    // Reference: coffer-core's content encryption and decryption, parallel, in memory.
+    let key = SecretKey::generate(&mut rand_core::OsRng);
+    let mut plain = vec![0u8; CORE_SIZE];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut plain);
+    let mut buf = Vec::with_capacity(CORE_SIZE + (8 << 20));
+    let enc = best(|| {
+        buf.clear();
+        buf.extend_from_slice(&plain);
+        content::encrypt_in_place(&key, &mut buf, Parallelism::Auto, &mut rand_core::OsRng)
+            .expect("encrypt");
+    });
+    let ct = buf.clone();
+    let dec = best(|| {
+        buf.clear();
+        buf.extend_from_slice(&ct);
+        content::decrypt_in_place(&key, &mut buf, Parallelism::Auto).expect("decrypt");
+    });
+    drop((plain, ct, buf));
+    let core_enc = mbps(CORE_SIZE as u64, enc);
+    let core_dec = mbps(CORE_SIZE as u64, dec);
+    println!("core content (256 MiB in memory, parallel): encrypt {core_enc:.0} MB/s, decrypt {core_dec:.0} MB/s");
+
+    let server = start_server(&base);
+    let config = tempfile::tempdir_in(&base).expect("config dir");
+    let status = Command::new(coffer())
+        .args(["register", "bench"])
+        .env("COFFER_SERVER", &server.url)
+        .env("COFFER_CONFIG_DIR", config.path())
+        .env("COFFER_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .status()
+        .expect("register");
+    assert!(status.success(), "register failed");
+
+    println!(
+        "{:>9} {:>10} {:>10} {:>9} {:>9} {:>12} {:>12} {:>14}",
+        "size",
+        "put MB/s",
+        "get MB/s",
+        "put/enc",
+        "get/dec",
+        "put RSS MiB",
+        "get RSS MiB",
+        "server HWM MiB"
+    );
+    let work = tempfile::tempdir_in(&base).expect("work dir");
+    for mib in sizes {
+        let bytes = mib << 20;
+        let src = work.path().join(format!("src-{mib}.bin"));
+        {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&src).expect("create"));
+            let mut block = vec![0u8; 1 << 20];
+            for _ in 0..mib {
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut block);
+                f.write_all(&block).expect("write");
+            }
+            f.flush().expect("flush");
+        }
+        let remote = format!("/bench-{mib}.bin");
+        let dst = work.path().join(format!("dst-{mib}.bin"));
+        let put_run = timed_coffer(
+            &server.url,
+            config.path(),
+            &["put", src.to_str().expect("utf-8"), &remote],
+        );
+        let get_run = timed_coffer(
+            &server.url,
+            config.path(),
+            &["get", &remote, dst.to_str().expect("utf-8")],
+        );
+        assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
+        let hwm = vm_hwm_kib(server.child.id());
+        let put = mbps(bytes, put_run.wall);
+        let get = mbps(bytes, get_run.wall);
+        let kib = |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
+        let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.2}"));
+        println!(
+            "{:>5} MiB {put:>9.0} {get:>9.0} {:>7.0}% {:>7.0}% {:>10} {:>10} {:>12} {:>12} {:>15}",
+            mib,
+            100.0 * put / core_enc,
+            100.0 * get / core_dec,
+            secs(put_run.cpu),
+            secs(get_run.cpu),
+            kib(put_run.rss_kib),
+            kib(get_run.rss_kib),
+            kib(hwm),
+        );
+        let _ = std::fs::remove_file(&src);
+        let _ = std::fs::remove_file(&dst);
+    }
+}
