@@ -1093,3 +1093,35 @@ async fn stream_plaintext(
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_references_are_ids_or_urls() {
+        let secret = link::LinkSecret::generate(&mut OsRng);
+        let id = secret.link_id();
+        let url = LinkUrl::new("http://127.0.0.1:8080", secret, true)
+            .expect("url")
+            .to_string();
+        assert_eq!(parse_link_ref(&url).expect("url"), id);
+        assert_eq!(parse_link_ref(&id.to_b64()).expect("id"), id);
+        // A URL whose fragment does not derive its path's id, and garbage, are usage errors.
+        let other = LinkUrl::new(
+            "http://127.0.0.1:8080",
+            link::LinkSecret::generate(&mut OsRng),
+            true,
+        )
+        .expect("url")
+        .to_string();
+        let (head, _) = url.split_once('#').expect("fragment");
+        let (_, frag) = other.split_once('#').expect("fragment");
+        for bad in [format!("{head}#{frag}"), "nope".to_owned(), String::new()] {
+            assert!(
+                matches!(parse_link_ref(&bad), Err(Error::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+}

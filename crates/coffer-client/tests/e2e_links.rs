@@ -142,6 +142,28 @@ fn read_links_open_revoke_rotate_password_limits() {
     let err = stranger.fails(&["open", &eurl, "-o", s(&bad_out)], 6);
     assert!(err.contains("expired"), "{err}");
     assert!(!bad_out.exists());
+
+    // The server's storage holds no plaintext, no link secret and no link password.
+    let mut needles: Vec<(&str, Vec<u8>)> = vec![
+        ("report plaintext", report[5000..5064].to_vec()),
+        ("deep plaintext", deep[100..164].to_vec()),
+        ("note plaintext", note[..48].to_vec()),
+        ("link password", b"open sesame, link".to_vec()),
+    ];
+    for u in [&url, &furl, &rotated, &purl, &lurl, &eurl] {
+        needles.push(("link secret", secret_of(u)));
+    }
+    let refs: Vec<(&str, &[u8])> = needles.iter().map(|(w, n)| (*w, n.as_slice())).collect();
+    assert_absent(&server.data_dir(), &refs);
+}
+
+/// The 32-byte link secret in a URL's fragment (`#1.<secret>[.p]`).
+fn secret_of(url: &str) -> Vec<u8> {
+    let frag = url.split_once('#').expect("fragment").1;
+    let b64 = frag.split('.').nth(1).expect("secret");
+    let secret = coffer_core::encoding::b64url_decode(b64).expect("base64url");
+    assert_eq!(secret.len(), 32);
+    secret
 }
 
 #[test]

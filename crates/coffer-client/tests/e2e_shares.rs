@@ -66,6 +66,9 @@ fn share_read_remove_leave_and_pins() {
         a.json(&["fingerprint"])["fingerprint"]
     );
 
+    // A folder link to the shared folder, made before the removal.
+    let old_url = a.ok(&["link", "create", "/team"]).trim().to_owned();
+
     // A removes B: a new share generation.
     let removed = a.json(&["share", "remove", "/team", &bn]);
     assert_eq!(removed["generation"], 1);
@@ -75,6 +78,24 @@ fn share_read_remove_leave_and_pins() {
         s(&write(local.path(), "new.bin", &new)),
         "/team/inner",
     ]);
+    // The folder link moved to the new generation under a new URL and reads old and new files;
+    // the old URL is gone.
+    let moved = removed["links"][0]["url"]
+        .as_str()
+        .expect("moved link")
+        .to_owned();
+    let stranger = server.user("stranger");
+    stranger.fails(&["open", &old_url, "-o", s(&local.path().join("gone"))], 4);
+    let via = local.path().join("via-link");
+    stranger.ok(&["open", &moved, "-o", s(&via)]);
+    assert_eq!(
+        std::fs::read(via.join("inner").join("new.bin")).expect("new"),
+        new
+    );
+    assert_eq!(
+        std::fs::read(via.join("inner").join("old.bin")).expect("old"),
+        old
+    );
     // B reads nothing any more, least of all what was added afterwards.
     b.fails(
         &[

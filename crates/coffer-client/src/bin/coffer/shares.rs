@@ -59,10 +59,15 @@ pub(crate) async fn run(ctx: &Ctx, command: ShareCommand) -> anyhow::Result<()> 
         }
         ShareCommand::Remove { path, user } => {
             let p = RemotePath::parse(&path)?;
-            let generation = c.share_remove(&p, &user).await?;
+            let (generation, links) = c.share_remove(&p, &user).await?;
+            let mut human =
+                format!("removed {user} from {p}; its keys moved to generation {generation}");
+            for l in &links {
+                human.push_str(&format!("\nlink {} is now {}", l.old_link_id, l.url));
+            }
             ctx.emit(
-                &json!({ "path": p.to_string(), "removed": user, "generation": generation }),
-                &format!("removed {user} from {p}; its keys moved to generation {generation}"),
+                &json!({ "path": p.to_string(), "removed": user, "generation": generation, "links": links }),
+                &human,
             );
         }
         ShareCommand::List => {
