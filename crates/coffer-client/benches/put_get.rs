@@ -233,12 +233,14 @@ fn main() {
     assert!(status.success(), "register failed");
 
     println!(
-        "{:>9} {:>10} {:>10} {:>9} {:>9} {:>12} {:>12} {:>14}",
+        "{:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>15}",
         "size",
         "put MB/s",
         "get MB/s",
         "put/enc",
         "get/dec",
+        "put CPU s",
+        "get CPU s",
         "put RSS MiB",
         "get RSS MiB",
         "server HWM MiB"
