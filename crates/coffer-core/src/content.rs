@@ -1060,7 +1060,14 @@ mod tests {
     #[test]
     fn sealer_matches_one_shot_encryption_for_any_split() {
         let k = key(7);
-        for len in [0usize, 1, CHUNK_LEN, CHUNK_LEN + 1, 5 * CHUNK_LEN - 3, 8 * CHUNK_LEN] {
+        for len in [
+            0usize,
+            1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            5 * CHUNK_LEN - 3,
+            8 * CHUNK_LEN,
+        ] {
             let pt = pattern(len);
             let whole = encrypt(&k, &pt, &mut rng(9));
             let salt = ContentSealer::new_salt(&mut rng(9));
@@ -1107,7 +1114,9 @@ mod tests {
         let mut tail_short = vec![0u8; 9];
         assert!(sealer.seal_chunks_in_place(3, &mut tail_short).is_err());
         let mut tail = vec![0u8; 10];
-        sealer.seal_chunks_in_place(3, &mut tail).expect("final chunk");
+        sealer
+            .seal_chunks_in_place(3, &mut tail)
+            .expect("final chunk");
         assert_eq!(tail.len(), 10 + TAG_LEN);
         let mut empty = Vec::new();
         assert!(sealer.seal_chunks_in_place(0, &mut empty).is_err());
