@@ -59,11 +59,12 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use coffer_core::account::{self, OpaqueIdentities, UnlockedAccount};
 use coffer_core::api::{self, Body};
@@ -73,15 +74,22 @@ use coffer_core::link::{self, LinkOptions, LinkTarget, NodeKind};
 use coffer_core::metadata::{seal_metadata, Metadata};
 use coffer_core::primitives::SecretKey;
 use coffer_core::tree::{self, FileContent, FolderKey, NewNode, SealedMetadata};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::{Method as HMethod, Uri};
+use hyper_util::rt::TokioIo;
 use rand_core::{OsRng, RngCore};
 use reqwest::Method;
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     LinkResolve,
     UploadSmall,
     RegisterLogin,
+    Register,
+    Login,
     Overload,
 }
 
@@ -110,6 +118,9 @@ struct Args {
     /// Plaintext bytes per file in `upload-small`.
     #[arg(long, default_value_t = 4096)]
     file_size: usize,
+    /// The server's process id: its CPU time during the measurement is printed too.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -144,7 +155,6 @@ struct Http {
 
 struct Resp {
     status: u16,
-    retry_after: bool,
     body: Vec<u8>,
 }
 
@@ -179,13 +189,8 @@ impl Http {
         }
         let r = rb.send().await?;
         let status = r.status().as_u16();
-        let retry_after = r.headers().contains_key("retry-after");
         let body = r.bytes().await?.to_vec();
-        Ok(Resp {
-            status,
-            retry_after,
-            body,
-        })
+        Ok(Resp { status, body })
     }
 
     async fn cbor<B: Body, R: Body>(
@@ -241,11 +246,8 @@ fn folder_meta(node: &NewNode, name: &str) -> Result<SealedMetadata> {
     })
 }
 
-async fn register(http: &Http, name: &str, sid: &str) -> Result<()> {
-    let ids = OpaqueIdentities {
-        user_name: name,
-        server_identity: sid,
-    };
+/// A real registration, end to end. Returns its OPAQUE upload and export key.
+async fn register(http: &Http, name: &str, sid: &str) -> Result<(Vec<u8>, account::ExportKey)> {
     let (state, request) = account::registration_start(PASSWORD, &mut OsRng)?;
     let start = api::RegisterStartRequest {
         username: api::Username::new(name).map_err(|e| anyhow!("username: {e:?}"))?,
@@ -260,28 +262,20 @@ async fn register(http: &Http, name: &str, sid: &str) -> Result<()> {
             201,
         )
         .await?;
-    let (reg, resp) = {
+    let (upload, export_key) = {
         let name = name.to_owned();
         let sid = sid.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<_> {
+        let response = resp.registration_response.to_vec();
+        tokio::task::spawn_blocking(move || {
             let ids = OpaqueIdentities {
                 user_name: &name,
                 server_identity: &sid,
             };
-            let reg = account::register(
-                state,
-                PASSWORD,
-                &resp.registration_response,
-                &ids,
-                resp.account_id,
-                now(),
-                &mut OsRng,
-            )?;
-            Ok((reg, resp))
+            account::registration_finish(state, PASSWORD, &response, &ids, &mut OsRng)
         })
         .await??
     };
-    let _ = ids;
+    let reg = account::new_account(&export_key, name, resp.account_id, now(), &mut OsRng)?;
     let acct = &reg.account;
     let root = NewNode {
         node_id: acct.secrets.root_node_id,
@@ -295,7 +289,7 @@ async fn register(http: &Http, name: &str, sid: &str) -> Result<()> {
     )?;
     let finish = api::RegisterFinishRequest {
         account_id: resp.account_id,
-        registration_upload: ByteBuf::from(reg.registration_upload),
+        registration_upload: ByteBuf::from(upload.clone()),
         key_bundle: ByteBuf::from(reg.key_bundle.clone()),
         signed_identity: ByteBuf::from(reg.signed_identity),
         root_node: ByteBuf::from(encode(&signed_root)),
@@ -309,10 +303,19 @@ async fn register(http: &Http, name: &str, sid: &str) -> Result<()> {
             201,
         )
         .await?;
-    Ok(())
+    Ok((upload, export_key))
 }
 
 async fn login(http: &Http, name: &str, sid: &str) -> Result<Session> {
+    login_with(http, name, sid, None).await
+}
+
+async fn login_with(
+    http: &Http,
+    name: &str,
+    sid: &str,
+    memo: Option<&Arc<account::KsfMemo>>,
+) -> Result<Session> {
     let (state, request) = account::login_start(PASSWORD, &mut OsRng)?;
     let start = api::LoginStartRequest {
         username: api::Username::new(name).map_err(|e| anyhow!("username: {e:?}"))?,
@@ -325,12 +328,16 @@ async fn login(http: &Http, name: &str, sid: &str) -> Result<Session> {
         let name = name.to_owned();
         let sid = sid.to_owned();
         let cr = resp.credential_response.to_vec();
+        let memo = memo.cloned();
         tokio::task::spawn_blocking(move || {
             let ids = OpaqueIdentities {
                 user_name: &name,
                 server_identity: &sid,
             };
-            account::login_finish(state, PASSWORD, &cr, &ids, &mut OsRng)
+            match memo {
+                Some(m) => account::login_finish_memo(state, PASSWORD, &cr, &ids, &m, &mut OsRng),
+                None => account::login_finish(state, PASSWORD, &cr, &ids, &mut OsRng),
+            }
         })
         .await??
     };
@@ -436,87 +443,146 @@ async fn make_link(http: &Http, s: &Session) -> Result<LinkId> {
     Ok(link_id)
 }
 
-/// One small upload: create, the single part, finalize. Returns the statuses and latencies of the
-/// three requests.
-async fn upload_small(
-    http: &Http,
-    s: &Session,
-    plaintext: &[u8],
-    out: &mut Vec<(u16, Duration, bool)>,
-) -> Result<()> {
-    let node = NewNode::generate(&mut OsRng);
-    let file_key = SecretKey::generate(&mut OsRng);
-    let ct = coffer_core::content::encrypt(&file_key, plaintext, &mut OsRng);
-    let m = Metadata::file("f".into(), plaintext, now(), None)?;
-    let meta = SealedMetadata {
-        revision: 1,
-        sealed: seal_metadata(&node.node_key, &node.node_id, 1, &m, &mut OsRng),
-    };
-    let (_, signed) = tree::create_file(
-        &s.account.secrets.identity.signing,
-        &s.root_key(),
-        &node,
-        meta,
-        &FileContent {
-            file_key,
-            content_revision: 1,
-            ciphertext_length: ct.len() as u64,
-        },
-        now(),
-        &mut OsRng,
-    )?;
-    let create = api::UploadCreateRequest {
-        node_id: node.node_id,
-        parent_id: s.root.node_id,
-        content_revision: 1,
-        total_length: ct.len() as u64,
-        part_size: api::MIN_PART_SIZE,
-    };
-    let t = Instant::now();
-    let r = http
-        .send(
-            Method::POST,
-            "/v1/uploads",
-            Some(&s.token),
-            Some(api::CBOR_CONTENT_TYPE),
-            Some(create.to_bytes()),
-        )
-        .await?;
-    out.push((r.status, t.elapsed(), r.retry_after));
-    if r.status != 201 {
-        return Ok(());
+// ------------------------------------------------------------------------------------------
+// The measuring client: hyper's HTTP/1.1 connection API over one TCP connection each, on a
+// current-thread runtime, with requests built from pre-encoded parts.
+
+/// A request ready to send: everything pre-encoded; sending clones reference-counted parts.
+#[derive(Clone)]
+struct Req {
+    method: HMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Req {
+    fn new(
+        target: &Target,
+        method: HMethod,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Self> {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, target.host.clone());
+        if let Some(t) = token {
+            headers.insert(AUTHORIZATION, HeaderValue::try_from(format!("Bearer {t}"))?);
+        }
+        if let Some(ct) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::try_from(ct)?);
+        }
+        Ok(Req {
+            method,
+            uri: Uri::try_from(path)?,
+            headers,
+            body: Bytes::from(body),
+        })
     }
-    let st = api::UploadStatus::from_bytes(&r.body).map_err(|e| anyhow!("{e:?}"))?;
-    let t = Instant::now();
-    let r = http
-        .send(
-            Method::PUT,
-            &format!("/v1/uploads/{}/parts/0", st.upload_id),
-            Some(&s.token),
-            Some(api::OCTET_STREAM_CONTENT_TYPE),
-            Some(ct),
-        )
-        .await?;
-    out.push((r.status, t.elapsed(), r.retry_after));
-    if r.status != 200 {
-        return Ok(());
-    }
-    let fin = api::UploadFinalizeRequest {
-        expected_revision: None,
-        signed_node: ByteBuf::from(encode(&signed)),
-    };
-    let t = Instant::now();
-    let r = http
-        .send(
-            Method::POST,
-            &format!("/v1/uploads/{}/finalize", st.upload_id),
-            Some(&s.token),
+
+    fn cbor<B: Body>(target: &Target, path: &str, token: Option<&str>, body: &B) -> Result<Self> {
+        Req::new(
+            target,
+            HMethod::POST,
+            path,
+            token,
             Some(api::CBOR_CONTENT_TYPE),
-            Some(fin.to_bytes()),
+            body.to_bytes(),
         )
-        .await?;
-    out.push((r.status, t.elapsed(), r.retry_after));
-    Ok(())
+    }
+
+    fn build(&self) -> hyper::Request<Full<Bytes>> {
+        let mut r = hyper::Request::new(Full::new(self.body.clone()));
+        *r.method_mut() = self.method.clone();
+        *r.uri_mut() = self.uri.clone();
+        *r.headers_mut() = self.headers.clone();
+        r
+    }
+}
+
+/// Where the server is.
+#[derive(Clone)]
+struct Target {
+    addr: std::net::SocketAddr,
+    host: HeaderValue,
+}
+
+impl Target {
+    async fn parse(url: &str) -> Result<Self> {
+        let uri: Uri = url.parse().context("--url")?;
+        if uri.scheme_str() != Some("http") {
+            bail!("--url must be an http:// URL");
+        }
+        let auth = uri
+            .authority()
+            .ok_or_else(|| anyhow!("--url has no host"))?;
+        let port = auth.port_u16().unwrap_or(80);
+        let addr = tokio::net::lookup_host((auth.host(), port))
+            .await?
+            .next()
+            .ok_or_else(|| anyhow!("--url: {} does not resolve", auth.host()))?;
+        Ok(Target {
+            addr,
+            host: HeaderValue::try_from(auth.as_str())?,
+        })
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    tx: SendRequest<Full<Bytes>>,
+}
+
+/// A response: status, whether it carried `Retry-After`, the body.
+struct Answer {
+    status: u16,
+    retry_after: bool,
+    body: Bytes,
+}
+
+impl Conn {
+    async fn open(target: &Target) -> Result<Self> {
+        let stream = TcpStream::connect(target.addr).await?;
+        stream.set_nodelay(true)?;
+        let (tx, conn) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn { tx })
+    }
+
+    async fn send(&mut self, req: &Req) -> Result<Answer> {
+        self.tx.ready().await?;
+        let resp = self.tx.send_request(req.build()).await?;
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().contains_key(RETRY_AFTER);
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Sends and records one sample; `None` after a transport error (the connection is then
+    /// reopened).
+    async fn timed(&mut self, target: &Target, req: &Req, st: &mut Stats) -> Option<Answer> {
+        let t = Instant::now();
+        match self.send(req).await {
+            Ok(a) => {
+                st.samples.push((a.status, t.elapsed(), a.retry_after));
+                Some(a)
+            }
+            Err(_) => {
+                st.transport_errors += 1;
+                if let Ok(c) = Conn::open(target).await {
+                    *self = c;
+                }
+                None
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -526,21 +592,26 @@ async fn upload_small(
 struct Stats {
     samples: Vec<(u16, Duration, bool)>,
     transport_errors: u64,
+    /// Completed multi-request operations by name (files, registrations, logins).
+    done: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
     fn merge(&mut self, other: Stats) {
         self.samples.extend(other.samples);
         self.transport_errors += other.transport_errors;
+        for (k, v) in other.done {
+            *self.done.entry(k).or_default() += v;
+        }
     }
 
     fn print(&self, title: &str, elapsed: Duration) {
         let n = self.samples.len();
+        let secs = elapsed.as_secs_f64();
         println!("== {title}");
         println!(
-            "requests: {n} in {:.2}s = {:.0} req/s; transport errors: {}",
-            elapsed.as_secs_f64(),
-            n as f64 / elapsed.as_secs_f64(),
+            "requests: {n} in {secs:.2}s = {:.0} req/s; transport errors: {}",
+            n as f64 / secs,
             self.transport_errors
         );
         let mut by_status: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
@@ -577,51 +648,109 @@ impl Stats {
             .collect();
         pct(&mut ok, "admitted (2xx/3xx)");
         let ok_n = ok.len();
-        println!(
-            "  admitted: {ok_n} = {:.0} req/s",
-            ok_n as f64 / elapsed.as_secs_f64()
-        );
+        println!("  admitted: {ok_n} = {:.0} req/s", ok_n as f64 / secs);
+        for (k, v) in &self.done {
+            println!("  {k} completed: {v} = {:.0}/s", *v as f64 / secs);
+        }
     }
 }
 
-async fn closed_loop<F, Fut>(connections: usize, duration: Duration, make: F) -> (Stats, Duration)
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = Stats> + Send + 'static,
-{
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..connections).map(|i| tokio::spawn(make(i))).collect();
-    let mut stats = Stats::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            stats.merge(s);
+/// CPU seconds (user + system) a process has used so far, from `/proc/{pid}/stat`.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux configuration in use.
+    Some((utime + stime) / 100.0)
+}
+
+/// Measures CPU time of the load generator and (with `--server-pid`) of the server.
+struct CpuMeter {
+    server_pid: Option<u32>,
+    start: (Option<f64>, Option<f64>),
+}
+
+impl CpuMeter {
+    fn start(server_pid: Option<u32>) -> Self {
+        let server = server_pid.and_then(|p| cpu_secs(&p.to_string()));
+        CpuMeter {
+            server_pid,
+            start: (cpu_secs("self"), server),
         }
     }
-    let _ = duration;
+
+    fn print(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let (Some(a), Some(b)) = (self.start.0, cpu_secs("self")) {
+            println!(
+                "  cpu: load generator {:.2} s ({:.0}% of one core)",
+                b - a,
+                (b - a) / secs * 100.0
+            );
+        }
+        let now = self.server_pid.and_then(|p| cpu_secs(&p.to_string()));
+        if let (Some(a), Some(b)) = (self.start.1, now) {
+            println!(
+                "  cpu: server {:.2} s ({:.0}% of one core)",
+                b - a,
+                (b - a) / secs * 100.0
+            );
+        }
+    }
+}
+
+/// Runs `make(i)` for each of `connections` connections until it returns; merges the stats.
+async fn closed_loop<F, Fut>(args: &Args, make: F) -> (Stats, Duration)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Stats> + 'static,
+{
+    let start = Instant::now();
+    let local = tokio::task::LocalSet::new();
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|i| local.spawn_local(make(i)))
+        .collect();
+    let stats = local
+        .run_until(async move {
+            let mut stats = Stats::default();
+            for t in tasks {
+                if let Ok(s) = t.await {
+                    stats.merge(s);
+                }
+            }
+            stats
+        })
+        .await;
     (stats, start.elapsed())
 }
 
-async fn run_link_resolve(args: &Args, setup: &Http) -> Result<f64> {
+async fn run_link_resolve(args: &Args, target: &Target, setup: &Http) -> Result<()> {
     let s = new_session(setup, &args.server_identity).await?;
     let link_id = make_link(setup, &s).await?;
-    let path = format!("/v1/l/{link_id}");
+    let req = Rc::new(Req::new(
+        target,
+        HMethod::GET,
+        &format!("/v1/l/{link_id}"),
+        None,
+        None,
+        Vec::new(),
+    )?);
     let deadline = Instant::now() + args.duration;
-    let base = args.url.clone();
-    let (stats, elapsed) = closed_loop(args.connections, args.duration, |_| {
-        let path = path.clone();
-        let base = base.clone();
+    let cpu = CpuMeter::start(args.server_pid);
+    let (stats, elapsed) = closed_loop(args, |_| {
+        let req = req.clone();
+        let target = target.clone();
         async move {
             let mut st = Stats::default();
-            let Ok(http) = Http::new(&base, 1) else {
+            let Ok(mut c) = Conn::open(&target).await else {
                 st.transport_errors += 1;
                 return st;
             };
             while Instant::now() < deadline {
-                let t = Instant::now();
-                match http.send(Method::GET, &path, None, None, None).await {
-                    Ok(r) => st.samples.push((r.status, t.elapsed(), r.retry_after)),
-                    Err(_) => st.transport_errors += 1,
-                }
+                c.timed(&target, &req, &mut st).await;
             }
             st
         }
@@ -631,45 +760,115 @@ async fn run_link_resolve(args: &Args, setup: &Http) -> Result<f64> {
         &format!("link-resolve, {} connections", args.connections),
         elapsed,
     );
-    let ok = stats.samples.iter().filter(|s| s.0 == 200).count();
-    Ok(ok as f64 / elapsed.as_secs_f64())
+    cpu.print(elapsed);
+    Ok(())
 }
 
-async fn run_upload_small(args: &Args, setup: &Http) -> Result<()> {
-    let sessions: Vec<Arc<Session>> = {
-        let mut v = Vec::new();
-        for _ in 0..args.connections.clamp(1, 8) {
-            v.push(Arc::new(new_session(setup, &args.server_identity).await?));
-        }
-        v
+/// A small file ready to upload: the three requests minus the upload id.
+struct SmallFile {
+    create: Req,
+    part: Vec<u8>,
+    finalize: Vec<u8>,
+}
+
+fn small_file(target: &Target, s: &Session, plaintext: &[u8]) -> Result<SmallFile> {
+    let node = NewNode::generate(&mut OsRng);
+    let file_key = SecretKey::generate(&mut OsRng);
+    let ct = coffer_core::content::encrypt(&file_key, plaintext, &mut OsRng);
+    let m = Metadata::file("f".into(), plaintext, now(), None)?;
+    let meta = SealedMetadata {
+        revision: 1,
+        sealed: seal_metadata(&node.node_key, &node.node_id, 1, &m, &mut OsRng),
     };
+    let (_, signed) = tree::create_file(
+        &s.account.secrets.identity.signing,
+        &s.root_key(),
+        &node,
+        meta,
+        &FileContent {
+            file_key,
+            content_revision: 1,
+            ciphertext_length: ct.len() as u64,
+        },
+        now(),
+        &mut OsRng,
+    )?;
+    let create = api::UploadCreateRequest {
+        node_id: node.node_id,
+        parent_id: s.root.node_id,
+        content_revision: 1,
+        total_length: ct.len() as u64,
+        part_size: api::MIN_PART_SIZE,
+    };
+    let finalize = api::UploadFinalizeRequest {
+        expected_revision: None,
+        signed_node: ByteBuf::from(encode(&signed)),
+    };
+    Ok(SmallFile {
+        create: Req::cbor(target, "/v1/uploads", Some(&s.token), &create)?,
+        part: ct,
+        finalize: finalize.to_bytes(),
+    })
+}
+
+async fn run_upload_small(args: &Args, target: &Target, setup: &Http) -> Result<()> {
+    let mut sessions = Vec::new();
+    for _ in 0..args.connections.clamp(1, 8) {
+        sessions.push(Rc::new(new_session(setup, &args.server_identity).await?));
+    }
     let mut plaintext = vec![0u8; args.file_size];
     OsRng.fill_bytes(&mut plaintext);
-    let plaintext = Arc::new(plaintext);
+    let plaintext = Rc::new(plaintext);
     let deadline = Instant::now() + args.duration;
-    let base = args.url.clone();
-    let files = Arc::new(AtomicU64::new(0));
-    let (stats, elapsed) = closed_loop(args.connections, args.duration, |i| {
+    let cpu = CpuMeter::start(args.server_pid);
+    let (stats, elapsed) = closed_loop(args, |i| {
         let s = sessions[i % sessions.len()].clone();
-        let base = base.clone();
         let plaintext = plaintext.clone();
-        let files = files.clone();
+        let target = target.clone();
         async move {
             let mut st = Stats::default();
-            let Ok(http) = Http::new(&base, 1) else {
+            let Ok(mut c) = Conn::open(&target).await else {
                 st.transport_errors += 1;
                 return st;
             };
             while Instant::now() < deadline {
-                let before = st.samples.len();
-                if upload_small(&http, &s, &plaintext, &mut st.samples)
-                    .await
-                    .is_err()
-                {
+                // The client's encryption and signing happen outside the timed requests.
+                let Ok(f) = small_file(&target, &s, &plaintext) else {
                     st.transport_errors += 1;
+                    continue;
+                };
+                let Some(a) = c.timed(&target, &f.create, &mut st).await else {
+                    continue;
+                };
+                let Ok(status) = api::UploadStatus::from_bytes(&a.body) else {
+                    continue;
+                };
+                let base = format!("/v1/uploads/{}", status.upload_id);
+                let (Ok(part), Ok(fin)) = (
+                    Req::new(
+                        &target,
+                        HMethod::PUT,
+                        &format!("{base}/parts/0"),
+                        Some(&s.token),
+                        Some(api::OCTET_STREAM_CONTENT_TYPE),
+                        f.part,
+                    ),
+                    Req::new(
+                        &target,
+                        HMethod::POST,
+                        &format!("{base}/finalize"),
+                        Some(&s.token),
+                        Some(api::CBOR_CONTENT_TYPE),
+                        f.finalize,
+                    ),
+                ) else {
+                    continue;
+                };
+                if c.timed(&target, &part, &mut st).await.map(|a| a.status) != Some(200) {
+                    continue;
                 }
-                if st.samples.len() == before + 3 && st.samples.last().is_some_and(|x| x.0 == 201) {
-                    files.fetch_add(1, Ordering::Relaxed);
+                if c.timed(&target, &fin, &mut st).await.map(|a| a.status) == Some(201) {
+                    *st.done.entry("files").or_default() += 1;
                 }
             }
             st
@@ -683,142 +882,234 @@ async fn run_upload_small(args: &Args, setup: &Http) -> Result<()> {
         ),
         elapsed,
     );
-    let n = files.load(Ordering::Relaxed);
-    println!(
-        "  files finalized: {n} = {:.0} files/s",
-        n as f64 / elapsed.as_secs_f64()
-    );
+    cpu.print(elapsed);
     Ok(())
 }
 
-async fn run_register_login(args: &Args, setup: &Http) -> Result<()> {
+/// What the registration and login loops share.
+struct AccountLoad {
+    target: Target,
+    sid: String,
+    /// The upload and export key of one real registration (one Argon2id): every measured
+    /// registration sends this upload, and its key bundle wraps under this export key.
+    upload: Vec<u8>,
+    export_key: account::ExportKey,
+    /// A valid registration request (a blinded element).
+    reg_request: Vec<u8>,
+    /// Registered users with their password.
+    users: Vec<String>,
+    /// Argon2id once per user, reused by every login of that user.
+    memo: Arc<account::KsfMemo>,
+}
+
+/// One full registration: start with a fresh user name, then finish with the account's records.
+async fn one_registration(c: &mut Conn, l: &AccountLoad, st: &mut Stats) -> Option<()> {
+    let name = unique_name("r");
+    let start = api::RegisterStartRequest {
+        username: api::Username::new(&name).ok()?,
+        registration_request: ByteBuf::from(l.reg_request.clone()),
+    };
+    let req = Req::cbor(&l.target, "/v1/accounts/register/start", None, &start).ok()?;
+    let a = c.timed(&l.target, &req, st).await?;
+    let resp = api::RegisterStartResponse::from_bytes(&a.body).ok()?;
+    // The client's part: the account's keys and records for the server-chosen account id. (Its
+    // OPAQUE finish, which would run Argon2id, is the precomputed upload.)
+    let reg =
+        account::new_account(&l.export_key, &name, resp.account_id, now(), &mut OsRng).ok()?;
+    let acct = &reg.account;
+    let root = NewNode {
+        node_id: acct.secrets.root_node_id,
+        node_key: acct.secrets.root_node_key.clone(),
+    };
+    let (_, signed_root) = tree::create_root(
+        &acct.secrets.identity.signing,
+        &root,
+        folder_meta(&root, "root").ok()?,
+        now(),
+    )
+    .ok()?;
+    let finish = api::RegisterFinishRequest {
+        account_id: resp.account_id,
+        registration_upload: ByteBuf::from(l.upload.clone()),
+        key_bundle: ByteBuf::from(reg.key_bundle),
+        signed_identity: ByteBuf::from(reg.signed_identity),
+        root_node: ByteBuf::from(encode(&signed_root)),
+    };
+    let req = Req::cbor(&l.target, "/v1/accounts/register/finish", None, &finish).ok()?;
+    if c.timed(&l.target, &req, st).await?.status == 201 {
+        *st.done.entry("registrations").or_default() += 1;
+    }
+    Some(())
+}
+
+/// One full login of a registered user: KE1, KE2, KE3 and the session.
+async fn one_login(c: &mut Conn, l: &AccountLoad, k: usize, st: &mut Stats) -> Option<()> {
+    let name = &l.users[k % l.users.len()];
+    let (state, ke1) = account::login_start(PASSWORD, &mut OsRng).ok()?;
+    let start = api::LoginStartRequest {
+        username: api::Username::new(name).ok()?,
+        credential_request: ByteBuf::from(ke1),
+    };
+    let req = Req::cbor(&l.target, "/v1/sessions/login/start", None, &start).ok()?;
+    let a = c.timed(&l.target, &req, st).await?;
+    let resp = api::LoginStartResponse::from_bytes(&a.body).ok()?;
+    let ids = OpaqueIdentities {
+        user_name: name,
+        server_identity: &l.sid,
+    };
+    let fin = account::login_finish_memo(
+        state,
+        PASSWORD,
+        &resp.credential_response,
+        &ids,
+        &l.memo,
+        &mut OsRng,
+    )
+    .ok()?;
+    let finish = api::LoginFinishRequest {
+        login_id: resp.login_id,
+        credential_finalization: ByteBuf::from(fin.finalization.clone()),
+        session_label: "coffer-load".into(),
+    };
+    let req = Req::cbor(&l.target, "/v1/sessions/login/finish", None, &finish).ok()?;
+    if c.timed(&l.target, &req, st).await?.status == 200 {
+        *st.done.entry("logins").or_default() += 1;
+    }
+    Some(())
+}
+
+async fn run_accounts(args: &Args, target: &Target, setup: &Http) -> Result<()> {
     let sid = args.server_identity.clone();
-    // Setup: a few real accounts, each logged in once end to end (client Argon2id happens here).
+    // Setup: a few real accounts, each logged in once end to end (the memo stretches each
+    // user's password once, here).
+    let memo = account::KsfMemo::new();
     let mut users = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..8 {
         let name = unique_name("loadrl");
         register(setup, &name, &sid).await?;
-        login(setup, &name, &sid).await?;
+        login_with(setup, &name, &sid, Some(&memo)).await?;
         users.push(name);
     }
-    // Precomputed client messages: a registration request and login KE1 messages need no
-    // Argon2id; the server's work per message is the same whatever the blind.
+    // One real OPAQUE registration whose upload and export key the measured registrations
+    // reuse (the server cannot tell: it never runs the KSF).
+    let (upload, export_key) = register(setup, &unique_name("loadup"), &sid).await?;
     let (_, reg_request) = account::registration_start(PASSWORD, &mut OsRng)?;
-    let ke1: Vec<Vec<u8>> = (0..64)
-        .map(|_| account::login_start(PASSWORD, &mut OsRng).map(|(_, m)| m))
-        .collect::<std::result::Result<_, _>>()?;
-    let users = Arc::new(users);
-    let ke1 = Arc::new(ke1);
+    let load = Rc::new(AccountLoad {
+        target: target.clone(),
+        sid,
+        upload,
+        export_key,
+        reg_request,
+        users,
+        memo,
+    });
+    let scenario = args.scenario;
     let deadline = Instant::now() + args.duration;
-    let base = args.url.clone();
-    let (stats, elapsed) = closed_loop(args.connections, args.duration, |i| {
-        let users = users.clone();
-        let ke1 = ke1.clone();
-        let reg_request = reg_request.clone();
-        let base = base.clone();
+    let cpu = CpuMeter::start(args.server_pid);
+    let (stats, elapsed) = closed_loop(args, |i| {
+        let load = load.clone();
         async move {
             let mut st = Stats::default();
-            let Ok(http) = Http::new(&base, 1) else {
+            let Ok(mut c) = Conn::open(&load.target).await else {
                 st.transport_errors += 1;
                 return st;
             };
             let mut k = i;
             while Instant::now() < deadline {
                 k += 1;
-                let Ok(username) = api::Username::new(&unique_name("r")) else {
-                    continue;
-                };
-                let reg = api::RegisterStartRequest {
-                    username,
-                    registration_request: ByteBuf::from(reg_request.clone()),
-                };
-                let t = Instant::now();
-                match http
-                    .send(
-                        Method::POST,
-                        "/v1/accounts/register/start",
-                        None,
-                        Some(api::CBOR_CONTENT_TYPE),
-                        Some(reg.to_bytes()),
-                    )
-                    .await
-                {
-                    Ok(r) => st.samples.push((r.status, t.elapsed(), r.retry_after)),
-                    Err(_) => st.transport_errors += 1,
+                if scenario != Scenario::Login {
+                    let _ = one_registration(&mut c, &load, &mut st).await;
                 }
-                let Ok(username) = api::Username::new(&users[k % users.len()]) else {
-                    continue;
-                };
-                let login = api::LoginStartRequest {
-                    username,
-                    credential_request: ByteBuf::from(ke1[k % ke1.len()].clone()),
-                };
-                let t = Instant::now();
-                match http
-                    .send(
-                        Method::POST,
-                        "/v1/sessions/login/start",
-                        None,
-                        Some(api::CBOR_CONTENT_TYPE),
-                        Some(login.to_bytes()),
-                    )
-                    .await
-                {
-                    Ok(r) => st.samples.push((r.status, t.elapsed(), r.retry_after)),
-                    Err(_) => st.transport_errors += 1,
+                if scenario != Scenario::Register {
+                    let _ = one_login(&mut c, &load, k, &mut st).await;
                 }
             }
             st
         }
     })
     .await;
+    let what = match scenario {
+        Scenario::Register => "registrations (start + finish)",
+        Scenario::Login => "logins (start + finish)",
+        _ => "registrations and logins, interleaved (each start + finish)",
+    };
     stats.print(
-        &format!(
-            "register-start + login-start, {} connections",
-            args.connections
-        ),
+        &format!("{what}, {} connections", args.connections),
         elapsed,
     );
+    cpu.print(elapsed);
     Ok(())
 }
 
-async fn run_overload(args: &Args, setup: &Http) -> Result<()> {
+async fn run_overload(args: &Args, target: &Target, setup: &Http) -> Result<()> {
     if args.rate == 0 {
         bail!("overload needs --rate (offered requests per second)");
     }
     let s = new_session(setup, &args.server_identity).await?;
     let link_id = make_link(setup, &s).await?;
-    let path = Arc::new(format!("/v1/l/{link_id}"));
-    // A pool of clients; each request takes a permit (at most `connections` in flight).
-    let http = Http::new(&args.url, args.connections)?;
-    let permits = Arc::new(Semaphore::new(args.connections));
+    let req = Rc::new(Req::new(
+        target,
+        HMethod::GET,
+        &format!("/v1/l/{link_id}"),
+        None,
+        None,
+        Vec::new(),
+    )?);
+    // `connections` open connections; a request takes an idle one (at most `connections` in
+    // flight) and gives it back with its response.
+    let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel::<Conn>();
+    for _ in 0..args.connections {
+        idle_tx
+            .send(Conn::open(target).await?)
+            .map_err(|_| anyhow!("idle queue"))?;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let cpu = CpuMeter::start(args.server_pid);
+    let local = tokio::task::LocalSet::new();
     let start = Instant::now();
     let deadline = start + args.duration;
-    let mut next = start;
-    let mut not_sent = 0u64;
-    while Instant::now() < deadline {
-        next += interval;
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            not_sent += 1;
-            tokio::time::sleep_until(next.into()).await;
-            continue;
-        };
-        let http = http.clone();
-        let path = path.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let t = Instant::now();
-            let r = http.send(Method::GET, &path, None, None, None).await;
-            let _ = tx.send(r.map(|r| (r.status, t.elapsed(), r.retry_after)).ok());
-            drop(permit);
-        });
-        if next > Instant::now() {
-            tokio::time::sleep_until(next.into()).await;
-        }
-    }
+    let not_sent = local
+        .run_until(async {
+            let mut next = start;
+            let mut not_sent = 0u64;
+            while Instant::now() < deadline {
+                next += interval;
+                if let Ok(mut c) = idle_rx.try_recv() {
+                    let req = req.clone();
+                    let tx = tx.clone();
+                    let idle_tx = idle_tx.clone();
+                    let target = target.clone();
+                    tokio::task::spawn_local(async move {
+                        let t = Instant::now();
+                        let r = c.send(&req).await;
+                        let _ = tx.send(
+                            r.as_ref()
+                                .ok()
+                                .map(|a| (a.status, t.elapsed(), a.retry_after)),
+                        );
+                        if r.is_err() {
+                            // A broken connection is replaced.
+                            match Conn::open(&target).await {
+                                Ok(fresh) => c = fresh,
+                                Err(_) => return,
+                            }
+                        }
+                        let _ = idle_tx.send(c);
+                    });
+                } else {
+                    not_sent += 1;
+                }
+                if next > Instant::now() {
+                    tokio::time::sleep_until(next.into()).await;
+                }
+            }
+            not_sent
+        })
+        .await;
     drop(tx);
+    // Let the requests in flight finish.
+    local.await;
     let mut stats = Stats::default();
     while let Some(r) = rx.recv().await {
         match r {
@@ -834,37 +1125,46 @@ async fn run_overload(args: &Args, setup: &Http) -> Result<()> {
         ),
         elapsed,
     );
+    cpu.print(elapsed);
     println!("  not sent (client in-flight cap reached): {not_sent}");
     // Recovery: the server must answer normally at once.
-    let probe = Http::new(&args.url, 1)?;
+    let mut probe = Conn::open(target).await?;
     let mut rec = Stats::default();
     let t0 = Instant::now();
     for _ in 0..50 {
-        let t = Instant::now();
-        match probe.send(Method::GET, &path, None, None, None).await {
-            Ok(r) => rec.samples.push((r.status, t.elapsed(), r.retry_after)),
-            Err(_) => rec.transport_errors += 1,
-        }
+        probe.timed(target, &req, &mut rec).await;
     }
     rec.print("recovery probe right after the overload", t0.elapsed());
     let h = probe
-        .send(Method::GET, "/healthz", None, None, None)
+        .send(&Req::new(
+            target,
+            HMethod::GET,
+            "/healthz",
+            None,
+            None,
+            Vec::new(),
+        )?)
         .await?;
     println!("  /healthz after: {}", h.status);
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
-    let setup = Http::new(&args.url, 4)?;
-    match args.scenario {
-        Scenario::LinkResolve => {
-            run_link_resolve(&args, &setup).await?;
+    // One thread: the generator must leave the machine's other core to the server.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let target = Target::parse(&args.url).await?;
+        let setup = Http::new(&args.url, 4)?;
+        match args.scenario {
+            Scenario::LinkResolve => run_link_resolve(&args, &target, &setup).await,
+            Scenario::UploadSmall => run_upload_small(&args, &target, &setup).await,
+            Scenario::RegisterLogin | Scenario::Register | Scenario::Login => {
+                run_accounts(&args, &target, &setup).await
+            }
+            Scenario::Overload => run_overload(&args, &target, &setup).await,
         }
-        Scenario::UploadSmall => run_upload_small(&args, &setup).await?,
-        Scenario::RegisterLogin => run_register_login(&args, &setup).await?,
-        Scenario::Overload => run_overload(&args, &setup).await?,
-    }
-    Ok(())
+    })
 }
