@@ -106,6 +106,29 @@ pub struct FileConfig {
     pub quotas: Quotas,
     /// Rate limits (spec §11.13); every default is the spec's.
     pub rate_limits: RateLimits,
+    /// The embedded metadata store.
+    pub storage: Storage,
+}
+
+/// `[storage]`: settings of the embedded SQLite metadata store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Storage {
+    /// How commits become durable: `"group"` (default) or `"each"`. Both answer a write only
+    /// once it is on disk; `"group"` shares one `fsync` among the commits made while the
+    /// previous one ran (see the README, "Durability").
+    pub commit_sync: CommitSyncSetting,
+}
+
+/// Values of `[storage] commit-sync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitSyncSetting {
+    /// Group commit: one `fsync` of the write-ahead log covers every commit before it.
+    #[default]
+    Group,
+    /// One `fsync` per commit, inside SQLite (`synchronous=FULL`).
+    Each,
 }
 
 impl FileConfig {

@@ -72,7 +72,13 @@ pub async fn open_stores(
     let dir = &config.data_dir;
     let meta = store::sqlite::SqliteMetadataStore::open(
         dir.join(METADATA_FILE),
-        store::sqlite::SqliteOptions::default(),
+        store::sqlite::SqliteOptions {
+            commit_sync: match config.file.storage.commit_sync {
+                config::CommitSyncSetting::Group => store::sqlite::CommitSync::Group,
+                config::CommitSyncSetting::Each => store::sqlite::CommitSync::Each,
+            },
+            ..store::sqlite::SqliteOptions::default()
+        },
     )
     .await
     .map_err(|e| ServeError::Store(format!("metadata database in {}: {e}", dir.display())))?;

@@ -22,7 +22,7 @@
 //! query parameters on endpoints that define none, sets `Cache-Control: no-store` and records
 //! metrics.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -90,6 +90,7 @@ pub struct AppInner {
     pub opaque: ServerSetup,
     in_flight: Arc<Semaphore>,
     clock_offset: AtomicI64,
+    request_ids: AtomicU64,
 }
 
 impl AppState {
@@ -112,6 +113,8 @@ impl AppState {
             opaque,
             in_flight,
             clock_offset: AtomicI64::new(0),
+            // Random start: request ids of two runs do not collide in aggregated logs.
+            request_ids: AtomicU64::new(rand_core::OsRng.next_u64()),
         }))
     }
 
@@ -122,6 +125,12 @@ impl AppState {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         real.saturating_add_signed(self.clock_offset.load(Ordering::Relaxed))
+    }
+
+    /// A fresh request id for logs (a counter from a random start: no system call per
+    /// request).
+    pub fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Moves the server's clock forward (used by tests of expiry; never by the server itself).
@@ -188,12 +197,16 @@ const QUERY_ROUTES: [&str; 2] = [
 pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
-    let request_id = format!("{:016x}", rand_core::OsRng.next_u64());
-    let span = tracing::info_span!("request", id = %request_id, method = %method, route = %route);
+    // The template is shared (`MatchedPath` is reference-counted): no copy per request.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = state.next_request_id();
+    let span = tracing::info_span!(
+        "request",
+        id = %format_args!("{request_id:016x}"),
+        method = %method,
+        route = %route
+    );
     if let Some(len) = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -212,9 +225,7 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
             return ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
                 .into_response();
         };
-        if !QUERY_ROUTES.contains(&route.as_str())
-            && req.uri().query().is_some_and(|q| !q.is_empty())
-        {
+        if !QUERY_ROUTES.contains(&route) && req.uri().query().is_some_and(|q| !q.is_empty()) {
             return ApiError::invalid_parameter("this endpoint takes no query parameters")
                 .into_response();
         }
@@ -244,7 +255,7 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         resp = e.into_response();
     }
-    if route.starts_with("/v1/") || route == "<unmatched>" {
+    if route.starts_with("/v1/") || matched.is_none() {
         resp.headers_mut()
             .entry(CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
@@ -259,15 +270,18 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         state.metrics.bytes_out(len);
     }
     let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
     state
         .metrics
-        .request(method.as_str(), &route, status, started.elapsed());
+        .request(method.as_str(), route, status, elapsed);
+    // One line per request at `debug` (per-route counts and latencies are in `/metrics`);
+    // server errors at `info`.
     span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "request"
-        );
+        if status >= 500 {
+            tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
+        } else {
+            tracing::debug!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
+        }
     });
     resp
 }

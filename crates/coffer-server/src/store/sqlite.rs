@@ -10,9 +10,10 @@
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
 use super::expect_revision;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -180,6 +181,24 @@ CREATE INDEX drops_owner ON drops(owner);
 CREATE INDEX drops_link ON drops(link_id);
 ";
 
+/// How a committed write becomes durable (`[storage] commit-sync` of the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitSync {
+    /// Group commit (the default): SQLite commits without syncing (`synchronous=NORMAL`), and
+    /// the store answers only after an `fsync` of the write-ahead log that covers the commit;
+    /// one `fsync` covers every commit made while the previous one ran. What a caller has been
+    /// told is committed survives a crash of the process and of the machine, as with
+    /// [`CommitSync::Each`]; the difference is that a concurrent reader may see a commit up to
+    /// one `fsync` before it is durable, so after a power loss (not a process crash) such a
+    /// read may not be repeatable. Needs a database file ([`SqliteMetadataStore::open`]); a URL
+    /// opened with [`SqliteMetadataStore::open_url`] uses `Each`.
+    #[default]
+    Group,
+    /// One `fsync` per commit inside SQLite (`synchronous=FULL`): a commit is durable before
+    /// any other connection can see it. Writes are bounded by the disk's `fsync` rate.
+    Each,
+}
+
 /// Options of the SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -187,6 +206,8 @@ pub struct SqliteOptions {
     pub max_connections: u32,
     /// How long a statement waits for a lock before failing.
     pub busy_timeout: Duration,
+    /// How commits are made durable.
+    pub commit_sync: CommitSync,
 }
 
 impl Default for SqliteOptions {
@@ -194,6 +215,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(10),
+            commit_sync: CommitSync::default(),
         }
     }
 }
@@ -202,6 +224,207 @@ impl Default for SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
+    shared: Arc<Shared>,
+}
+
+/// Entries per read cache; a full cache is emptied and refilled.
+const CACHE_CAPACITY: usize = 8192;
+
+/// What every clone of the store shares: the writer queue, the group commit and the read cache.
+///
+/// # Read cache
+///
+/// Links and nodes read outside a write transaction (anonymous link resolves, authorization of
+/// node requests) are cached with the value of `epoch` read *before* the database read. Every
+/// write transaction that may change a link or a node increments `epoch` after its commit and
+/// before it returns, which invalidates every entry at once: a read that starts after a write
+/// returned never sees data older than that write. Expiry is compared with the clock at each
+/// access and download counts are consumed inside write transactions, so limits stay exact.
+struct Shared {
+    /// One write transaction at a time, queued in order (instead of SQLite's busy-wait backoff).
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// `Some` in [`CommitSync::Group`] mode.
+    group: Option<GroupSync>,
+    epoch: std::sync::atomic::AtomicU64,
+    links: Mutex<HashMap<LinkId, (u64, Option<Link>)>>,
+    nodes: Mutex<HashMap<NodeId, (u64, Option<Node>)>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("group_commit", &self.group.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn new(group: Option<GroupSync>) -> Self {
+        Shared {
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            group,
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            links: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn invalidate(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn cached<K: std::hash::Hash + Eq, V: Clone>(
+        &self,
+        map: &Mutex<HashMap<K, (u64, Option<V>)>>,
+        key: &K,
+    ) -> Option<Option<V>> {
+        let epoch = self.epoch();
+        let m = lock(map);
+        match m.get(key) {
+            Some((e, v)) if *e == epoch => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember<K: std::hash::Hash + Eq, V>(
+        map: &Mutex<HashMap<K, (u64, Option<V>)>>,
+        epoch: u64,
+        key: K,
+        value: Option<V>,
+    ) {
+        let mut m = lock(map);
+        if m.len() >= CACHE_CAPACITY {
+            m.clear();
+        }
+        m.insert(key, (epoch, value));
+    }
+}
+
+/// Group commit of [`CommitSync::Group`]: `fsync` of the write-ahead log, shared by every commit
+/// made before it started.
+struct GroupSync {
+    wal: std::path::PathBuf,
+    /// Commits made so far (tickets).
+    committed: std::sync::atomic::AtomicU64,
+    /// Every ticket up to this one is durable.
+    synced: std::sync::atomic::AtomicU64,
+    /// Held by the one task running an `fsync`; the others queue and usually find their ticket
+    /// covered when their turn comes.
+    syncing: tokio::sync::Mutex<Option<u64>>,
+}
+
+impl GroupSync {
+    fn new(db_file: &Path) -> Self {
+        let mut wal = db_file.as_os_str().to_owned();
+        wal.push("-wal");
+        GroupSync {
+            wal: wal.into(),
+            committed: std::sync::atomic::AtomicU64::new(0),
+            synced: std::sync::atomic::AtomicU64::new(0),
+            syncing: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Returns once the commit made just before the call is durable.
+    async fn barrier(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::AcqRel;
+        use std::sync::atomic::Ordering::Acquire;
+        let ticket = self.committed.fetch_add(1, AcqRel) + 1;
+        if self.synced.load(Acquire) >= ticket {
+            return Ok(());
+        }
+        // The guard holds the inode of the last log synced with its directory.
+        let mut last_inode = self.syncing.lock().await;
+        if self.synced.load(Acquire) >= ticket {
+            return Ok(());
+        }
+        let upto = self.committed.load(Acquire);
+        let wal = self.wal.clone();
+        let known = *last_inode;
+        let inode = tokio::task::spawn_blocking(move || sync_wal(&wal, known))
+            .await
+            .map_err(std::io::Error::other)??;
+        *last_inode = inode.or(known);
+        self.synced.fetch_max(upto, AcqRel);
+        Ok(())
+    }
+}
+
+/// `fsync` of the write-ahead log (and of its directory the first time a log file is seen).
+/// No log file means none is needed: SQLite removes it only after checkpointing it into the
+/// database file and syncing that.
+fn sync_wal(wal: &Path, known_inode: Option<u64>) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let f = match std::fs::File::open(wal) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    f.sync_data()?;
+    let inode = f.metadata()?.ino();
+    if known_inode != Some(inode) {
+        if let Some(dir) = wal.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(Some(inode))
+}
+
+/// A write transaction: holds the writer queue until it commits or is dropped (rolled back).
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    /// Commits, invalidates the read cache, lets the next writer in, and waits until the
+    /// commit is durable.
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        let WriteTx { tx, _turn, shared } = self;
+        let r = tx.commit().await;
+        shared.invalidate();
+        drop(_turn);
+        r?;
+        if let Some(g) = &shared.group {
+            g.barrier().await.map_err(sqlx::Error::Io)?;
+        }
+        Ok(())
+    }
+
+    /// Commits a change to transient state only (login and registration handshakes), which
+    /// neither links nor nodes depend on and which may be lost in a machine crash (a lost
+    /// handshake fails like an expired one): no cache invalidation, no wait for durability.
+    async fn commit_transient(self) -> Result<(), sqlx::Error> {
+        let WriteTx { tx, _turn, .. } = self;
+        tx.commit().await
+    }
 }
 
 type Conn = SqliteConnection;
@@ -1000,16 +1223,21 @@ impl SqliteMetadataStore {
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened, or holds a schema of another version.
     pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let path = path.as_ref();
+        let (synchronous, group) = match options.commit_sync {
+            CommitSync::Group => (SqliteSynchronous::Normal, Some(GroupSync::new(path))),
+            CommitSync::Each => (SqliteSynchronous::Full, None),
+        };
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             // Deleted content is overwritten, not left in free pages (account deletion, §9.5).
             .pragma("secure_delete", "ON")
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
-        Self::open_with(connect, options).await
+        Self::open_with(connect, options, group).await
     }
 
     /// Opens a database from a `sqlite:` URL (see sqlx's `SqliteConnectOptions`), with the same
@@ -1027,16 +1255,23 @@ impl SqliteMetadataStore {
             .pragma("secure_delete", "ON")
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
-        Self::open_with(connect, options).await
+        Self::open_with(connect, options, None).await
     }
 
-    async fn open_with(connect: SqliteConnectOptions, options: SqliteOptions) -> StoreResult<Self> {
+    async fn open_with(
+        connect: SqliteConnectOptions,
+        options: SqliteOptions,
+        group: Option<GroupSync>,
+    ) -> StoreResult<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect)
             .await
             .map_err(db)?;
-        let store = SqliteMetadataStore { pool };
+        let store = SqliteMetadataStore {
+            pool,
+            shared: Arc::new(Shared::new(group)),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -1115,8 +1350,14 @@ impl SqliteMetadataStore {
         Ok(out)
     }
 
-    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    async fn write(&self) -> StoreResult<WriteTx> {
+        let turn = Arc::clone(&self.shared.writer).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok(WriteTx {
+            tx,
+            _turn: turn,
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
@@ -1216,7 +1457,8 @@ impl MetadataStore for SqliteMetadataStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        commit!(tx, ())
+        tx.commit_transient().await.map_err(db)?;
+        Ok(())
     }
 
     async fn take_handshake(
@@ -1245,7 +1487,8 @@ impl MetadataStore for SqliteMetadataStore {
             .await
             .map_err(db)?;
         if expires_at <= now {
-            return commit!(tx, None);
+            tx.commit_transient().await.map_err(db)?;
+            return Ok(None);
         }
         let h = Handshake {
             id,
@@ -1256,7 +1499,8 @@ impl MetadataStore for SqliteMetadataStore {
             state: get_bytes(&row, "state")?,
             expires_at,
         };
-        commit!(tx, Some(h))
+        tx.commit_transient().await.map_err(db)?;
+        Ok(Some(h))
     }
 
     async fn create_account(&self, new: NewAccount, now: u64) -> StoreResult<Account> {
@@ -1776,7 +2020,13 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn node(&self, node_id: NodeId) -> StoreResult<Option<Node>> {
-        get_node(&mut *self.read().await?, &node_id).await
+        if let Some(n) = self.shared.cached(&self.shared.nodes, &node_id) {
+            return Ok(n);
+        }
+        let epoch = self.shared.epoch();
+        let n = get_node(&mut *self.read().await?, &node_id).await?;
+        Shared::remember(&self.shared.nodes, epoch, node_id, n.clone());
+        Ok(n)
     }
 
     async fn children(
@@ -2487,14 +2737,17 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn link(&self, link_id: LinkId) -> StoreResult<Option<Link>> {
-        get_link(&mut *self.read().await?, &link_id).await
+        if let Some(l) = self.shared.cached(&self.shared.links, &link_id) {
+            return Ok(l);
+        }
+        let epoch = self.shared.epoch();
+        let l = get_link(&mut *self.read().await?, &link_id).await?;
+        Shared::remember(&self.shared.links, epoch, link_id, l.clone());
+        Ok(l)
     }
 
     async fn link_access(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
-        Ok(link_access(
-            get_link(&mut *self.read().await?, &link_id).await?,
-            now,
-        ))
+        Ok(link_access(self.link(link_id).await?, now))
     }
 
     async fn consume_download(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
