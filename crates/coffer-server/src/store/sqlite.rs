@@ -51,6 +51,8 @@ CREATE TABLE identities (
     record BLOB NOT NULL,
     PRIMARY KEY (account_id, generation)
 ) STRICT;
+-- Unused: handshakes live in memory (see `Handshakes`). Kept so that schema version 1 files
+-- stay valid.
 CREATE TABLE handshakes (
     id BLOB PRIMARY KEY NOT NULL,
     kind INTEGER NOT NULL,
@@ -248,6 +250,72 @@ struct Shared {
     epoch: std::sync::atomic::AtomicU64,
     links: Mutex<HashMap<LinkId, (u64, Option<Link>)>>,
     nodes: Mutex<HashMap<NodeId, (u64, Option<Node>)>>,
+    handshakes: Mutex<Handshakes>,
+}
+
+/// Live handshakes (registration reservations, logins, re-authentications): in memory, not in
+/// the database. They live minutes (`HANDSHAKE_TTL_SECS`); a restart loses them and the
+/// client's next message fails like one to an expired handshake, so they need no durable
+/// write. A registration's uniqueness is still enforced by the database when the account is
+/// created (username `UNIQUE`, account id primary key).
+#[derive(Default)]
+struct Handshakes {
+    by_id: HashMap<HandshakeId, Handshake>,
+    /// Usernames reserved by registrations.
+    names: HashMap<String, HandshakeId>,
+    /// Account ids reserved by registrations.
+    accounts: HashMap<AccountId, HandshakeId>,
+    /// When expired handshakes were last swept.
+    swept_at: u64,
+}
+
+impl Handshakes {
+    fn remove(&mut self, id: &HandshakeId) -> Option<Handshake> {
+        let h = self.by_id.remove(id)?;
+        if h.kind == HandshakeKind::Registration {
+            if let Some(name) = &h.username {
+                if self.names.get(name) == Some(id) {
+                    self.names.remove(name);
+                }
+            }
+            if let Some(a) = &h.account_id {
+                if self.accounts.get(a) == Some(id) {
+                    self.accounts.remove(a);
+                }
+            }
+        }
+        Some(h)
+    }
+
+    /// Removes every handshake `f` selects; returns how many.
+    fn remove_where(&mut self, f: impl Fn(&Handshake) -> bool) -> u64 {
+        let ids: Vec<HandshakeId> = self.by_id.values().filter(|h| f(h)).map(|h| h.id).collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        ids.len() as u64
+    }
+
+    /// Removes expired handshakes (at most once a second from `put`: the sweep is linear).
+    fn sweep(&mut self, now: u64) -> u64 {
+        self.swept_at = now;
+        self.remove_where(|h| h.expires_at <= now)
+    }
+
+    /// The live registration reserving `name`.
+    fn reservation_of(&self, name: &str, now: u64) -> Option<&Handshake> {
+        self.names
+            .get(name)
+            .and_then(|id| self.by_id.get(id))
+            .filter(|h| h.expires_at > now)
+    }
+
+    fn account_reserved(&self, account: &AccountId, now: u64) -> bool {
+        self.accounts
+            .get(account)
+            .and_then(|id| self.by_id.get(id))
+            .is_some_and(|h| h.expires_at > now)
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -270,6 +338,7 @@ impl Shared {
             epoch: std::sync::atomic::AtomicU64::new(0),
             links: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
+            handshakes: Mutex::new(Handshakes::default()),
         }
     }
 
@@ -417,14 +486,6 @@ impl WriteTx {
         }
         Ok(())
     }
-
-    /// Commits a change to transient state only (login and registration handshakes), which
-    /// neither links nor nodes depend on and which may be lost in a machine crash (a lost
-    /// handshake fails like an expired one): no cache invalidation, no wait for durability.
-    async fn commit_transient(self) -> Result<(), sqlx::Error> {
-        let WriteTx { tx, _turn, .. } = self;
-        tx.commit().await
-    }
 }
 
 type Conn = SqliteConnection;
@@ -495,14 +556,6 @@ fn link_kind_code(k: LinkKind) -> i64 {
         LinkKind::File => 0,
         LinkKind::Folder => 1,
         LinkKind::Drop => 2,
-    }
-}
-
-fn handshake_code(k: HandshakeKind) -> i64 {
-    match k {
-        HandshakeKind::Registration => 0,
-        HandshakeKind::Login => 1,
-        HandshakeKind::Reauth(p) => 2 + i64::from(p),
     }
 }
 
@@ -1164,15 +1217,6 @@ async fn revoke_sessions(
     Ok(res.rows_affected())
 }
 
-async fn delete_account_handshakes(c: &mut Conn, account: &AccountId) -> StoreResult<()> {
-    sqlx::query("DELETE FROM handshakes WHERE account_id = ?")
-        .bind(&account.as_bytes()[..])
-        .execute(&mut *c)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
 async fn set_account_keys(
     c: &mut Conn,
     id: &AccountId,
@@ -1350,6 +1394,16 @@ impl SqliteMetadataStore {
         Ok(out)
     }
 
+    /// Ends the handshakes of an account (and those naming `username`): password change,
+    /// recovery, deletion. Done before the change commits; if it then fails, the handshakes
+    /// are lost as if expired.
+    fn drop_handshakes_of(&self, account: &AccountId, username: Option<&str>) {
+        lock(&self.shared.handshakes).remove_where(|h| {
+            h.account_id.as_ref() == Some(account)
+                || username.is_some_and(|u| h.username.as_deref() == Some(u))
+        });
+    }
+
     async fn write(&self) -> StoreResult<WriteTx> {
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
@@ -1397,67 +1451,72 @@ macro_rules! commit {
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     async fn put_handshake(&self, h: Handshake, now: u64) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM handshakes WHERE expires_at <= ?")
-            .bind(i(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if sqlx::query("SELECT 1 FROM handshakes WHERE id = ?")
-            .bind(&h.id[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some()
-        {
-            return Err(StoreError::AlreadyExists);
+        if h.kind != HandshakeKind::Registration {
+            let mut hs = lock(&self.shared.handshakes);
+            if now > hs.swept_at {
+                hs.sweep(now);
+            }
+            if hs.by_id.contains_key(&h.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            hs.by_id.insert(h.id, h);
+            return Ok(());
         }
-        if h.kind == HandshakeKind::Registration {
-            let (Some(name), Some(account)) = (&h.username, &h.account_id) else {
-                return Err(StoreError::Invalid(
-                    "registration needs a username and an account id",
-                ));
-            };
-            let taken = sqlx::query(
-                "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
-                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)
-                    OR EXISTS (SELECT 1 FROM handshakes WHERE kind = 0 AND username = ?1)",
-            )
-            .bind(name)
-            .bind(&username_hash(name)[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some();
-            if taken {
+        let (Some(name), Some(account)) = (h.username.clone(), h.account_id) else {
+            return Err(StoreError::Invalid(
+                "registration needs a username and an account id",
+            ));
+        };
+        // The writer's turn: no account can be created between the database check and the
+        // reservation.
+        let _turn = Arc::clone(&self.shared.writer).lock_owned().await;
+        {
+            let hs = lock(&self.shared.handshakes);
+            if hs.by_id.contains_key(&h.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            if hs.reservation_of(&name, now).is_some() {
                 return Err(StoreError::UsernameTaken);
             }
-            let id_used = sqlx::query(
-                "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
-                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1)
-                    OR EXISTS (SELECT 1 FROM handshakes WHERE kind = 0 AND account_id = ?1)",
-            )
-            .bind(&account.as_bytes()[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some();
-            if id_used {
+            if hs.account_reserved(&account, now) {
                 return Err(StoreError::AlreadyExists);
             }
         }
-        sqlx::query("INSERT INTO handshakes (id, kind, username, account_id, session_id, state, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&h.id[..])
-            .bind(handshake_code(h.kind))
-            .bind(&h.username)
-            .bind(h.account_id.map(|a| a.as_bytes().to_vec()))
-            .bind(h.session_id.map(|s| s.to_vec()))
-            .bind(&h.state)
-            .bind(i(h.expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit_transient().await.map_err(db)?;
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
+                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2),
+                    EXISTS (SELECT 1 FROM accounts WHERE account_id = ?3)
+                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?3)",
+        )
+        .bind(&name)
+        .bind(&username_hash(&name)[..])
+        .bind(&account.as_bytes()[..])
+        .fetch_one(&mut *self.read().await?)
+        .await
+        .map_err(db)?;
+        if row.try_get::<bool, _>(0).map_err(db)? {
+            return Err(StoreError::UsernameTaken);
+        }
+        if row.try_get::<bool, _>(1).map_err(db)? {
+            return Err(StoreError::AlreadyExists);
+        }
+        let mut hs = lock(&self.shared.handshakes);
+        if now > hs.swept_at {
+            hs.sweep(now);
+        }
+        // A stale reservation of the same name or id (expired, not yet swept) gives way.
+        for stale in [
+            hs.names.get(&name).copied(),
+            hs.accounts.get(&account).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            hs.remove(&stale);
+        }
+        hs.names.insert(name, h.id);
+        hs.accounts.insert(account, h.id);
+        hs.by_id.insert(h.id, h);
         Ok(())
     }
 
@@ -1467,40 +1526,18 @@ impl MetadataStore for SqliteMetadataStore {
         kind: HandshakeKind,
         now: u64,
     ) -> StoreResult<Option<Handshake>> {
-        let mut tx = self.write().await?;
-        let Some(row) = sqlx::query("SELECT kind, username, account_id, session_id, state, expires_at FROM handshakes WHERE id = ?")
-            .bind(&id[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
+        let mut hs = lock(&self.shared.handshakes);
+        let Some(h) = hs.by_id.get(&id) else {
             return Ok(None);
         };
-        let expires_at = get_u(&row, "expires_at")?;
-        let code = row.try_get::<i64, _>("kind").map_err(db)?;
-        if expires_at > now && code != handshake_code(kind) {
+        if h.expires_at <= now {
+            hs.remove(&id);
             return Ok(None);
         }
-        sqlx::query("DELETE FROM handshakes WHERE id = ?")
-            .bind(&id[..])
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if expires_at <= now {
-            tx.commit_transient().await.map_err(db)?;
+        if h.kind != kind {
             return Ok(None);
         }
-        let h = Handshake {
-            id,
-            kind,
-            username: row.try_get::<Option<String>, _>("username").map_err(db)?,
-            account_id: get_opt_id(&row, "account_id")?.map(AccountId::from_bytes),
-            session_id: get_opt_id(&row, "session_id")?,
-            state: get_bytes(&row, "state")?,
-            expires_at,
-        };
-        tx.commit_transient().await.map_err(db)?;
-        Ok(Some(h))
+        Ok(hs.remove(&id))
     }
 
     async fn create_account(&self, new: NewAccount, now: u64) -> StoreResult<Account> {
@@ -1518,17 +1555,13 @@ impl MetadataStore for SqliteMetadataStore {
         if exists {
             return Err(StoreError::AlreadyExists);
         }
-        let Some(res) = sqlx::query("SELECT id FROM handshakes WHERE kind = 0 AND account_id = ? AND username = ? AND expires_at > ?")
-            .bind(aid)
-            .bind(&new.username)
-            .bind(i(now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
-            return Err(StoreError::NotFound);
+        let reservation = {
+            let hs = lock(&self.shared.handshakes);
+            match hs.reservation_of(&new.username, now) {
+                Some(h) if h.account_id == Some(new.account_id) => h.id,
+                _ => return Err(StoreError::NotFound),
+            }
         };
-        let reservation = get_bytes(&res, "id")?;
         let taken = sqlx::query(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
                 OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)",
@@ -1553,11 +1586,6 @@ impl MetadataStore for SqliteMetadataStore {
         if node_exists(&mut tx, &new.root.node_id).await? {
             return Err(StoreError::AlreadyExists);
         }
-        sqlx::query("DELETE FROM handshakes WHERE id = ?")
-            .bind(reservation)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
         sqlx::query(
             "INSERT INTO accounts (account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets,
                                    identity_generation, root_node_id, created_at)
@@ -1583,7 +1611,9 @@ impl MetadataStore for SqliteMetadataStore {
         let account = get_account(&mut tx, &new.account_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        commit!(tx, account)
+        tx.commit().await.map_err(db)?;
+        lock(&self.shared.handshakes).remove(&reservation);
+        Ok(account)
     }
 
     async fn account(&self, account_id: AccountId) -> StoreResult<Option<Account>> {
@@ -1621,7 +1651,7 @@ impl MetadataStore for SqliteMetadataStore {
             None,
         )
         .await?;
-        delete_account_handshakes(&mut tx, &ch.account_id).await?;
+        self.drop_handshakes_of(&ch.account_id, None);
         let sessions_revoked =
             revoke_sessions(&mut tx, &ch.account_id, Some(&ch.keep_session)).await?;
         commit!(
@@ -1719,7 +1749,7 @@ impl MetadataStore for SqliteMetadataStore {
         let uploads = uploads_where(&mut tx, "creator = ?", &[&acc.as_bytes()[..]]).await?;
         delete_uploads(&mut tx, &uploads).await?;
         removed.uploads.extend(uploads);
-        delete_account_handshakes(&mut tx, &acc).await?;
+        self.drop_handshakes_of(&acc, None);
         let sessions_revoked = revoke_sessions(&mut tx, &acc, Some(&r.keep_session)).await?;
         commit!(
             tx,
@@ -1801,12 +1831,7 @@ impl MetadataStore for SqliteMetadataStore {
                     .map_err(db)?;
             }
         }
-        sqlx::query("DELETE FROM handshakes WHERE account_id = ? OR username = ?")
-            .bind(acc)
-            .bind(&a.username)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        self.drop_handshakes_of(&account_id, Some(&a.username));
         removed.sessions = revoke_sessions(&mut tx, &account_id, None).await?;
         sqlx::query("DELETE FROM accounts WHERE account_id = ?")
             .bind(acc)
@@ -2911,12 +2936,7 @@ impl MetadataStore for SqliteMetadataStore {
                 .await
                 .map_err(db)?
                 .rows_affected();
-        let handshakes = sqlx::query("DELETE FROM handshakes WHERE expires_at <= ?")
-            .bind(n)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
+        let handshakes = lock(&self.shared.handshakes).sweep(now);
         let link_tokens = sqlx::query("DELETE FROM link_tokens WHERE expires_at <= ?")
             .bind(n)
             .execute(&mut *tx)
