@@ -430,6 +430,17 @@ mod tests {
     }
 
     #[test]
+    fn storage_commit_sync() {
+        assert_eq!(
+            FileConfig::default().storage.commit_sync,
+            CommitSyncSetting::Group
+        );
+        let cfg = FileConfig::parse("[storage]\ncommit-sync = \"each\"\n").expect("parse");
+        assert_eq!(cfg.storage.commit_sync, CommitSyncSetting::Each);
+        assert!(FileConfig::parse("[storage]\ncommit-sync = \"never\"\n").is_err());
+    }
+
+    #[test]
     fn file_sets_limits_and_rates() {
         let cfg = FileConfig::parse(
             r#"

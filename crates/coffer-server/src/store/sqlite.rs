@@ -2961,3 +2961,124 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both commit modes: what a write returned survives closing and reopening the database, and
+    /// a read after a write sees it (the read cache is invalidated by the write).
+    #[tokio::test]
+    async fn commits_persist_and_reads_follow_writes_in_both_modes() {
+        for mode in [CommitSync::Group, CommitSync::Each] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("m.sqlite");
+            let options = SqliteOptions {
+                commit_sync: mode,
+                ..SqliteOptions::default()
+            };
+            let store = SqliteMetadataStore::open(&path, options.clone())
+                .await
+                .expect("open");
+            let now = 1_000;
+            let acc = super::super::testsuite::register(&store, "cache-user", now).await;
+            let root = acc.root_node_id;
+            let before = store.node(root).await.expect("node").expect("root");
+            let mut up = before.node.clone();
+            up.revision += 1;
+            up.record = b"changed".to_vec();
+            store
+                .update_node(NodeUpdate {
+                    node: up,
+                    expected_revision: before.node.revision,
+                })
+                .await
+                .expect("update");
+            let after = store.node(root).await.expect("node").expect("root");
+            assert_eq!(
+                after.node.record, b"changed",
+                "{mode:?}: cached read after write"
+            );
+            store.close().await;
+            let store = SqliteMetadataStore::open(&path, options)
+                .await
+                .expect("reopen");
+            let again = store.node(root).await.expect("node").expect("root");
+            assert_eq!(again.node.record, b"changed", "{mode:?}: after reopening");
+            assert!(store
+                .account_by_username("cache-user")
+                .await
+                .expect("account")
+                .is_some());
+        }
+    }
+
+    /// Handshakes are single use, typed and expire; a registration reserves its username.
+    #[tokio::test]
+    async fn handshakes_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            SqliteMetadataStore::open(dir.path().join("m.sqlite"), SqliteOptions::default())
+                .await
+                .expect("open");
+        let login = |id: u8, expires_at| Handshake {
+            id: [id; 16],
+            kind: HandshakeKind::Login,
+            username: Some("u".into()),
+            account_id: None,
+            session_id: None,
+            state: vec![id],
+            expires_at,
+        };
+        store.put_handshake(login(1, 100), 10).await.expect("put");
+        assert!(matches!(
+            store.put_handshake(login(1, 100), 10).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        let reg = |id: u8, name: &str| Handshake {
+            id: [id; 16],
+            kind: HandshakeKind::Registration,
+            username: Some(name.into()),
+            account_id: Some(AccountId::from_bytes([id; 16])),
+            session_id: None,
+            state: Vec::new(),
+            expires_at: 100,
+        };
+        store
+            .put_handshake(reg(2, "taken"), 10)
+            .await
+            .expect("reserve");
+        assert!(matches!(
+            store.put_handshake(reg(3, "taken"), 10).await,
+            Err(StoreError::UsernameTaken)
+        ));
+        // Wrong kind: left in place; right kind: taken once.
+        assert!(store
+            .take_handshake([1; 16], HandshakeKind::Registration, 20)
+            .await
+            .expect("take")
+            .is_none());
+        let h = store
+            .take_handshake([1; 16], HandshakeKind::Login, 20)
+            .await
+            .expect("take")
+            .expect("live");
+        assert_eq!(h.state, vec![1]);
+        assert!(store
+            .take_handshake([1; 16], HandshakeKind::Login, 20)
+            .await
+            .expect("take")
+            .is_none());
+        // Expired: gone, and its reservation with it.
+        store.put_handshake(login(4, 50), 10).await.expect("put");
+        assert!(store
+            .take_handshake([4; 16], HandshakeKind::Login, 50)
+            .await
+            .expect("take")
+            .is_none());
+        store
+            .put_handshake(reg(5, "taken"), 100)
+            .await
+            .expect("an expired reservation gives way");
+    }
+}
