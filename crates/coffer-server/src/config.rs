@@ -236,6 +236,12 @@ pub struct Limits {
     pub retry_after_max_secs: u64,
     /// Largest accepted ciphertext length of one file or drop (spec §11.9.1).
     pub max_content_length: u64,
+    /// Shed new requests (`503`) while ready tasks wait longer than this for a worker thread
+    /// (milliseconds; 0, the default, turns it off). `max-in-flight` bounds requests inside
+    /// handlers; when handlers are fast (cached link resolves) the queue forms before them, in
+    /// the runtime, and this bounds it instead. On a machine shared with other busy processes,
+    /// leave room for their scheduling stalls.
+    pub max_queue_delay_ms: u64,
 }
 
 impl Default for Limits {
@@ -246,6 +252,7 @@ impl Default for Limits {
             retry_after_min_secs: 1,
             retry_after_max_secs: 30,
             max_content_length: coffer_core::api::MAX_CONTENT_LENGTH,
+            max_queue_delay_ms: 0,
         }
     }
 }

@@ -234,6 +234,9 @@ pub async fn serve_with(
         .await
     });
 
+    let delay_state = state.clone();
+    let delay_stop = stop_rx.clone();
+    tokio::spawn(async move { delay_state.watch_queue_delay(delay_stop).await });
     let maintenance = tokio::spawn(maintain(state.clone(), stop_rx));
     Ok(ServerHandle {
         addr,

@@ -91,6 +91,8 @@ pub struct AppInner {
     in_flight: Arc<Semaphore>,
     clock_offset: AtomicI64,
     request_ids: AtomicU64,
+    /// Latest scheduling delay measured by [`AppState::watch_queue_delay`], in microseconds.
+    queue_delay_us: AtomicU64,
 }
 
 impl AppState {
@@ -115,6 +117,7 @@ impl AppState {
             clock_offset: AtomicI64::new(0),
             // Random start: request ids of two runs do not collide in aggregated logs.
             request_ids: AtomicU64::new(rand_core::OsRng.next_u64()),
+            queue_delay_us: AtomicU64::new(0),
         }))
     }
 
@@ -139,10 +142,36 @@ impl AppState {
         self.clock_offset.fetch_add(secs, Ordering::Relaxed);
     }
 
-    /// Whether the server is shedding load (no in-flight slot left).
+    /// Whether the server is shedding load (no in-flight slot left, or ready tasks waiting
+    /// longer than `limits.max-queue-delay-ms` for a worker).
     #[must_use]
     pub fn is_saturated(&self) -> bool {
-        self.in_flight.available_permits() == 0
+        self.in_flight.available_permits() == 0 || self.queue_too_long()
+    }
+
+    fn queue_too_long(&self) -> bool {
+        let max_ms = self.config.file.limits.max_queue_delay_ms;
+        max_ms > 0 && self.queue_delay_us.load(Ordering::Relaxed) > max_ms.saturating_mul(1000)
+    }
+
+    /// Measures, until `stop` turns true, how late the runtime wakes a task that sleeps a few
+    /// milliseconds: how long a ready task (a connection with a request to read) waits for a
+    /// worker. Used by `limits.max-queue-delay-ms`; does nothing when that is 0.
+    pub async fn watch_queue_delay(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        const PROBE: Duration = Duration::from_millis(5);
+        if self.config.file.limits.max_queue_delay_ms == 0 {
+            return;
+        }
+        loop {
+            let t = Instant::now();
+            tokio::select! {
+                () = tokio::time::sleep(PROBE) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let late = t.elapsed().saturating_sub(PROBE);
+            let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            self.queue_delay_us.store(us, Ordering::Relaxed);
+        }
     }
 
     /// A `Retry-After` for shedding: random within the configured range (spreads retries).
@@ -219,7 +248,12 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut resp = async {
         // Step 1 of §11.4.1: load shedding. The permit is held until the response head is
         // produced (and with it every change the handler applies).
-        let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        let permit = if state.queue_too_long() {
+            None
+        } else {
+            state.in_flight.clone().try_acquire_owned().ok()
+        };
+        let Some(_permit) = permit else {
             state.metrics.shed();
             tracing::warn!("shedding load");
             return ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
