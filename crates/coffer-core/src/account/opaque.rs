@@ -115,8 +115,11 @@ fn ksf() -> Result<CofferKsf> {
 /// has no use for it and must not keep one. Pass it to [`login_finish_memo`].
 #[derive(Default)]
 pub struct KsfMemo {
-    entries: Mutex<Vec<(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>)>>,
+    entries: Mutex<Vec<MemoEntry>>,
 }
+
+/// A stretched input and its output.
+type MemoEntry = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
 
 impl fmt::Debug for KsfMemo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
