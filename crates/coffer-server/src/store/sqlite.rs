@@ -26,14 +26,21 @@ use super::*;
 
 /// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
 /// at open by [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
 /// that opens it.
 const MIGRATIONS: &[&str] = &[
     // 2: a drop keeps its link's record once the link is revoked or rotated.
     "ALTER TABLE drops ADD COLUMN link_record BLOB",
+    // 3: secrets of the server itself (the pagination-cursor MAC key, §11.4.5).
+    SERVER_SECRETS,
 ];
+
+const SERVER_SECRETS: &str = "CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY NOT NULL,
+    secret BLOB NOT NULL
+) STRICT";
 
 const SCHEMA: &str = r"
 CREATE TABLE accounts (
@@ -1071,7 +1078,8 @@ impl SqliteMetadataStore {
             .map_err(db)?;
         match version {
             0 => {
-                for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let statements = SCHEMA.split(';').chain(std::iter::once(SERVER_SECRETS));
+                for statement in statements.map(str::trim).filter(|s| !s.is_empty()) {
                     sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
                 }
                 sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -2713,6 +2721,24 @@ impl MetadataStore for SqliteMetadataStore {
                 link_tokens
             }
         )
+    }
+
+    async fn server_secret(&self, name: &str, fresh: ServerSecret) -> StoreResult<ServerSecret> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, secret) VALUES (?, ?)")
+            .bind(name)
+            .bind(fresh.expose())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let stored: Vec<u8> = sqlx::query("SELECT secret FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)?;
+        commit!(tx, ServerSecret::new(stored))
     }
 
     async fn health(&self) -> StoreResult<()> {
