@@ -14,8 +14,8 @@ use crate::error::{DecodeError, Error, Result};
 use crate::ids::{NodeId, ShareId};
 use crate::primitives::{SecretKey, VerifyingKey};
 use crate::share::{
-    issue_grant, verify_share, Grant, GranterKeys, ShareRecord, SignedGrant, SignedShare,
-    LABEL_GRANT,
+    issue_grant, verify_share, Grant, GranterKeys, ShareOwner, ShareRecord, SignedGrant,
+    SignedShare, LABEL_GRANT,
 };
 use crate::tree::{
     seal_back_chain, seal_file_key, seal_node_key, verify_node, FileRef, FolderKey,
@@ -156,7 +156,7 @@ pub fn remove_member_lazy(
     params: &RemoveMember<'_>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<RotationOutput> {
-    rotate(params, None, rng)
+    rotate(&Plan::removal(params), None, rng)
 }
 
 /// Removes a member in eager mode: as [`remove_member_lazy`], and every file also gets a fresh
@@ -172,26 +172,123 @@ pub fn remove_member_eager(
     update: &mut dyn FnMut(&Rekeyed, &NodeRecord) -> Result<RekeyedFileUpdate>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<RotationOutput> {
-    rotate(params, Some(update), rng)
+    rotate(&Plan::removal(params), Some(update), rng)
+}
+
+/// The inputs of re-keying a share during compromise recovery (§9.4): the owner's identity key
+/// changes, nobody current is removed, and the share moves to a new generation signed under the
+/// owner's *new* identity.
+#[derive(Debug)]
+pub struct RecoverShare<'a> {
+    /// The owner's *new* identity (generation `n + 1`), which signs everything in the bundle.
+    pub owner: &'a GranterKeys<'a>,
+    /// The current, verified share record (signed by the owner's previous identity).
+    pub share: &'a ShareRecord,
+    /// User names of listed members who left or were deleted (§11.10 `departed`), rotated out.
+    pub departed: &'a [String],
+    /// The *new* key of the shared folder's parent (the parent was re-keyed by the recovery).
+    pub parent_key: &'a FolderKey,
+    /// The current key of the shared folder.
+    pub folder_key: &'a FolderKey,
+    /// The current, verified records of the shared folder and every node below it.
+    pub subtree: &'a [NodeRecord],
+    /// The time of the new records.
+    pub time: u64,
+}
+
+/// Re-keys a share for compromise recovery (§9.4 step 3, §11.6.8), in lazy mode: the same
+/// computation as [`remove_member_lazy`], except that nobody current is removed (`removed` is
+/// the empty string; members named in `departed` are left out), the new share record names the
+/// owner's new identity key, and every record and grant is signed by that key. Content is not
+/// re-encrypted (a recovery keeps every file's content revision).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] if the inputs are inconsistent (a `departed` name not a member,
+/// keys or subtree not matching the share, the signing key unchanged);
+/// [`Error::DecryptionFailed`] if a node key in the subtree does not open.
+pub fn rekey_share_for_recovery(
+    params: &RecoverShare<'_>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<RotationOutput> {
+    rotate(
+        &Plan {
+            owner: params.owner,
+            share: params.share,
+            removed: None,
+            departed: params.departed,
+            parent_key: params.parent_key,
+            folder_key: params.folder_key,
+            subtree: params.subtree,
+            time: params.time,
+        },
+        None,
+        rng,
+    )
+}
+
+/// What [`rotate`] computes: a member removal (`removed` set) or a recovery re-keying.
+struct Plan<'a> {
+    owner: &'a GranterKeys<'a>,
+    share: &'a ShareRecord,
+    removed: Option<&'a str>,
+    departed: &'a [String],
+    parent_key: &'a FolderKey,
+    folder_key: &'a FolderKey,
+    subtree: &'a [NodeRecord],
+    time: u64,
+}
+
+impl<'a> Plan<'a> {
+    fn removal(p: &RemoveMember<'a>) -> Self {
+        Plan {
+            owner: p.owner,
+            share: p.share,
+            removed: Some(p.removed),
+            departed: &[],
+            parent_key: p.parent_key,
+            folder_key: p.folder_key,
+            subtree: p.subtree,
+            time: p.time,
+        }
+    }
+
+    /// Whether `user_name` is left out of the new share record.
+    fn drops(&self, user_name: &str) -> bool {
+        self.removed == Some(user_name) || self.departed.iter().any(|d| d == user_name)
+    }
 }
 
 #[allow(clippy::type_complexity)]
 fn rotate(
-    p: &RemoveMember<'_>,
+    p: &Plan<'_>,
     mut eager: Option<&mut dyn FnMut(&Rekeyed, &NodeRecord) -> Result<RekeyedFileUpdate>>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<RotationOutput> {
     let share = p.share;
-    if p.share.member(p.removed).is_none() {
-        return Err(Error::InvalidArgument("removed user is not a member"));
+    for name in p
+        .removed
+        .iter()
+        .copied()
+        .chain(p.departed.iter().map(String::as_str))
+    {
+        if share.member(name).is_none() {
+            return Err(Error::InvalidArgument("removed user is not a member"));
+        }
     }
     if p.folder_key.folder_id != share.folder_id || p.folder_key.generation != share.generation {
         return Err(Error::InvalidArgument(
             "folder key is not the share's current key",
         ));
     }
-    if p.owner.signing_key.verifying_key().to_bytes() != share.owner.ed25519.0 {
+    let signer = p.owner.signing_key.verifying_key().to_bytes();
+    let same_owner = signer == share.owner.ed25519.0;
+    if p.removed.is_some() && !same_owner {
         return Err(Error::InvalidArgument("only the owner rotates a share"));
+    }
+    if p.removed.is_none() && same_owner {
+        return Err(Error::InvalidArgument(
+            "a recovery re-keys under a new identity key",
+        ));
     }
     let to_generation = share
         .generation
@@ -317,12 +414,15 @@ fn rotate(
     let new_share = ShareRecord {
         share_id: share.share_id,
         folder_id: share.folder_id,
-        owner: share.owner.clone(),
+        owner: ShareOwner {
+            user_name: share.owner.user_name.clone(),
+            ed25519: Bytes(signer),
+        },
         generation: to_generation,
         members: share
             .members
             .iter()
-            .filter(|m| m.user_name != p.removed)
+            .filter(|m| !p.drops(&m.user_name))
             .cloned()
             .collect(),
     };
@@ -343,7 +443,7 @@ fn rotate(
         folder_id: share.folder_id,
         from_generation: share.generation,
         to_generation,
-        removed: p.removed.into(),
+        removed: p.removed.unwrap_or_default().into(),
         mode: if eager.is_some() {
             MODE_EAGER
         } else {
@@ -389,9 +489,44 @@ impl ShareState {
     /// # Errors
     /// [`Error::Decode`], [`Error::BadSignature`], [`Error::InvalidPublicKey`], [`Error::Binding`].
     pub fn apply_rotation(&mut self, bundle: &[u8], owner: &VerifyingKey) -> Result<Vec<Vec<u8>>> {
+        self.apply(bundle, owner, false)
+    }
+
+    /// Verifies and applies a recovery rotation (§9.4 step 3, made by
+    /// [`rekey_share_for_recovery`]) signed by the owner's *new* identity key `new_owner`, which
+    /// the caller has verified as the successor of the pinned owner identity (§6.6). Either every
+    /// part verifies and the state moves to the new generation, or nothing changes. Returns the
+    /// new grants.
+    ///
+    /// Checks as [`ShareState::apply_rotation`], except: `removed` is the empty string and
+    /// `mode` is [`MODE_LAZY`]; the new share record names the same owner user name with the new
+    /// key (different from the old one), and lists the old members in order, possibly without
+    /// some of them (departed members rotated out; which ones may be left out is the server's
+    /// and the members' business: the server allows only departed ones); everything is signed
+    /// by `new_owner`.
+    ///
+    /// # Errors
+    /// As [`ShareState::apply_rotation`].
+    pub fn apply_recovery_rotation(
+        &mut self,
+        bundle: &[u8],
+        new_owner: &VerifyingKey,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.apply(bundle, new_owner, true)
+    }
+
+    fn apply(
+        &mut self,
+        bundle: &[u8],
+        owner: &VerifyingKey,
+        recovery: bool,
+    ) -> Result<Vec<Vec<u8>>> {
         let b: RotationBundle = decode_bounded(bundle, MAX_BUNDLE_LEN)?;
         if b.mode > MODE_EAGER {
             return Err(Error::Decode(DecodeError::InvalidValue));
+        }
+        if recovery && (b.mode != MODE_LAZY || !b.removed.is_empty()) {
+            return Err(Error::Binding("recovery bundle"));
         }
         let old = &self.share;
         if b.share_id != old.share_id || b.folder_id != old.folder_id {
@@ -404,19 +539,28 @@ impl ShareState {
             return Err(Error::Binding("bundle generation"));
         }
         let share = verify_share(&b.share, old.share_id, owner, b.to_generation)?;
-        if share.generation != b.to_generation
-            || share.folder_id != old.folder_id
-            || share.owner != old.owner
-        {
+        let owner_ok = if recovery {
+            share.owner.user_name == old.owner.user_name && share.owner.ed25519 != old.owner.ed25519
+        } else {
+            share.owner == old.owner
+        };
+        if share.generation != b.to_generation || share.folder_id != old.folder_id || !owner_ok {
             return Err(Error::Binding("bundle share record"));
         }
-        let expected_members: Vec<_> = old
-            .members
-            .iter()
-            .filter(|m| m.user_name != b.removed)
-            .cloned()
-            .collect();
-        if expected_members.len() + 1 != old.members.len() || share.members != expected_members {
+        let members_ok = if recovery {
+            // The old members in order, some possibly left out.
+            let mut rest = old.members.iter();
+            share.members.iter().all(|m| rest.by_ref().any(|o| o == m))
+        } else {
+            let expected_members: Vec<_> = old
+                .members
+                .iter()
+                .filter(|m| m.user_name != b.removed)
+                .cloned()
+                .collect();
+            expected_members.len() + 1 == old.members.len() && share.members == expected_members
+        };
+        if !members_ok {
             return Err(Error::Binding("bundle members"));
         }
         // Grants: one per member, in order, signed by the owner, for this share and generation.
@@ -779,6 +923,117 @@ mod tests {
         };
         assert!(open_grant(&grants[0], &exp, &w.carol.recipient()).is_err());
         let _ = (&w.grants, &w.root_rec);
+    }
+
+    #[test]
+    fn recovery_rekeys_a_share_under_the_new_identity() {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed([23; 32]);
+        let w = world(&mut rng);
+        let new_sign = SigningKey::generate(&mut rng);
+        let new_granter = GranterKeys {
+            signing_key: &new_sign,
+            user_name: "alice",
+            identity_generation: 1,
+        };
+        // The recovery gave the root a fresh key; the share folder is re-sealed under it.
+        let new_root = FolderKey {
+            folder_id: w.root.folder_id,
+            generation: w.root.generation,
+            key: SecretKey::generate(&mut rng),
+        };
+        let recover = |departed: &[String], signer: &GranterKeys<'_>, rng: &mut _| {
+            rekey_share_for_recovery(
+                &RecoverShare {
+                    owner: signer,
+                    share: &w.share,
+                    departed,
+                    parent_key: &new_root,
+                    folder_key: &w.share_key,
+                    subtree: &w.subtree,
+                    time: 10,
+                },
+                rng,
+            )
+        };
+        // The old key cannot make a recovery bundle.
+        assert!(recover(&[], &w.alice.granter(), &mut rng).is_err());
+        let out = recover(&[], &new_granter, &mut rng).expect("rekey");
+        assert_eq!(out.bundle.removed, "");
+        assert_eq!(out.bundle.mode, MODE_LAZY);
+        assert_eq!(out.share.members, w.share.members);
+        assert_eq!(
+            out.share.owner.ed25519.0,
+            new_sign.verifying_key().to_bytes()
+        );
+        let bundle = encode(&out.bundle);
+
+        // Neither the removal rules nor the old key accept it; failures change nothing.
+        let mut st = state(&w);
+        assert!(st
+            .apply_rotation(&bundle, &w.alice.sign.verifying_key())
+            .is_err());
+        assert!(st
+            .apply_recovery_rotation(&bundle, &w.alice.sign.verifying_key())
+            .is_err());
+        // A removal bundle is not a recovery bundle.
+        let g = w.alice.granter();
+        let removal = remove_member_lazy(&params(&w, &g, "carol"), &mut rng).expect("removal");
+        assert!(st
+            .apply_recovery_rotation(&encode(&removal.bundle), &w.alice.sign.verifying_key())
+            .is_err());
+        // Members may be left out (the server allows only departed ones), never reordered.
+        let mut reordered = out.clone();
+        let mut rec = out.share.clone();
+        rec.members.reverse();
+        reordered.bundle.share = ByteBuf::from(encode(&rec.sign(&new_sign).expect("sign")));
+        assert!(st
+            .apply_recovery_rotation(&encode(&reordered.bundle), &new_sign.verifying_key())
+            .is_err());
+        assert_eq!(st, state(&w));
+
+        let grants = st
+            .apply_recovery_rotation(&bundle, &new_sign.verifying_key())
+            .expect("apply");
+        assert_eq!(grants.len(), 2);
+        assert_eq!(st.share.generation, 1);
+        let exp = GrantExpectation {
+            share_id: w.share.share_id,
+            generation: 1,
+            granter: PinnedIdentity {
+                user_name: "alice".into(),
+                identity_generation: 1,
+                ed25519: new_sign.verifying_key(),
+                x25519: w.alice.agree.public_key(),
+            },
+        };
+        let (_, new_key) = open_grant(&grants[0], &exp, &w.bob.recipient()).expect("bob opens");
+        assert_eq!(new_key, out.folder_keys[0].key);
+        assert_ne!(new_key, w.share_key.key);
+        // Bob still reaches every old node key and file key through the new generation.
+        let keys = open_all(&st, &new_key).expect("open all");
+        for (id, fk) in &w.file_keys {
+            assert_eq!(&keys[id], &w.node_keys[id]);
+            assert_eq!(&st.nodes[id].open_file_key(&keys[id]).expect("fk"), fk);
+        }
+        // The share folder is sealed under the root's new key.
+        let folder = &st.nodes[&w.share.folder_id];
+        assert_eq!(folder.parent_generation, new_root.generation);
+        assert_eq!(
+            folder
+                .open_node_key(&w.root_rec, &new_root)
+                .expect("opens under the new root key"),
+            new_key
+        );
+
+        // Departed members are rotated out.
+        let out = recover(&["carol".into()], &new_granter, &mut rng).expect("rekey");
+        assert_eq!(out.share.members.len(), 1);
+        let mut st = state(&w);
+        let grants = st
+            .apply_recovery_rotation(&encode(&out.bundle), &new_sign.verifying_key())
+            .expect("apply");
+        assert_eq!(grants.len(), 1);
+        assert!(recover(&["dave".into()], &new_granter, &mut rng).is_err());
     }
 
     #[test]

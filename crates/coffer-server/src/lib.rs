@@ -207,7 +207,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
 /// Like [`serve`], with stores and setup supplied by the caller (other backends, tests).
 ///
 /// # Errors
-/// The address cannot be bound.
+/// The address cannot be bound; the metadata store cannot supply the cursor key.
 pub async fn serve_with(
     config: Config,
     meta: Arc<dyn MetadataStore>,
@@ -218,7 +218,10 @@ pub async fn serve_with(
         .await
         .map_err(io_err(format!("binding {}", config.listen)))?;
     let addr = listener.local_addr().map_err(io_err("local address"))?;
-    let state = AppState::new(config, meta, blobs, setup);
+    let cursor_key = http::cursor::CursorKey::load(&*meta)
+        .await
+        .map_err(|e| ServeError::Store(e.to_string()))?;
+    let state = AppState::new(config, meta, blobs, setup, cursor_key);
     let app = http::router(state.clone());
     let (stop, stop_rx) = watch::channel(false);
 

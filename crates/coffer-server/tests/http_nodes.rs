@@ -6,6 +6,7 @@ mod common;
 
 use coffer_core::api::{self, Body, ProblemKind};
 use coffer_core::encoding::ByteBuf;
+use coffer_core::link::{self, LinkOptions};
 use common::*;
 use reqwest::Method;
 
@@ -547,6 +548,41 @@ async fn upload_shapes_abort_and_pagination() {
         }
     }
     assert_eq!(seen, ids);
+    // Cursors are authenticated (§11.4.5): a bare node id, an altered cursor, or a cursor of
+    // another folder is 400, so a client cannot probe node ids.
+    let first: api::NodeList = http
+        .get(
+            &format!("/v1/nodes/{}/children?limit=2", alice.root.id),
+            alice.t(),
+        )
+        .await
+        .ok(200);
+    let cursor = first.next_cursor.expect("a second page").to_vec();
+    let b64 = coffer_core::encoding::b64url_encode;
+    let mut altered = cursor.clone();
+    altered[0] ^= 1;
+    let mut bad_tag = cursor.clone();
+    *bad_tag.last_mut().unwrap() ^= 1;
+    let sub = alice.mkdir(&http, &alice.root, "sub").await;
+    for forged in [
+        b64(ids[1].as_bytes()),
+        b64(&altered),
+        b64(&bad_tag),
+        b64(&cursor[..cursor.len() - 1]),
+    ] {
+        http.get(
+            &format!("/v1/nodes/{}/children?cursor={forged}", alice.root.id),
+            alice.t(),
+        )
+        .await
+        .expect(ProblemKind::InvalidParameter);
+    }
+    http.get(
+        &format!("/v1/nodes/{}/children?cursor={}", sub.id, b64(&cursor)),
+        alice.t(),
+    )
+    .await
+    .expect(ProblemKind::InvalidParameter);
     for bad in ["limit=0", "limit=1001", "limit=x", "cursor=!!", "foo=1"] {
         http.get(
             &format!("/v1/nodes/{}/children?{bad}", alice.root.id),
@@ -769,6 +805,123 @@ async fn reading_through_links_and_drops() {
     assert_not_found(
         &http
             .get(&format!("{base}/nodes/{}/content", file.id), None)
+            .await,
+    );
+}
+
+/// Drops one file of `plain` through the drop link `dl`; returns the drop id.
+async fn drop_file(http: &Http, dl: &MadeLink, plain: &[u8]) -> coffer_core::ids::UploadId {
+    let dbase = format!("/v1/l/{}", dl.id);
+    let resolved: api::LinkResolved = http.get(&dbase, None).await.ok(200);
+    let opened =
+        link::open_link(&dl.url, resolved.link_record.as_ref().unwrap(), None, now()).unwrap();
+    let drop = link::create_drop(&mut rand_core::OsRng, &opened, b"meta").unwrap();
+    let ct = coffer_core::content::encrypt(&drop.node_key, plain, &mut rand_core::OsRng);
+    let st: api::UploadStatus = http
+        .post(
+            &format!("{dbase}/drops"),
+            None,
+            &api::DropCreateRequest {
+                drop_envelope: ByteBuf::from(drop.envelope),
+                total_length: ct.len() as u64,
+                part_size: PART,
+            },
+        )
+        .await
+        .ok(201);
+    http.put_part(
+        &format!("{dbase}/uploads/{}/parts/0", st.upload_id),
+        None,
+        ct,
+    )
+    .await
+    .ok::<api::PartStored>(200);
+    http.send(
+        Method::POST,
+        &format!("{dbase}/uploads/{}/finalize", st.upload_id),
+        None,
+        None,
+        None,
+        &[],
+    )
+    .await
+    .empty(204);
+    st.upload_id
+}
+
+/// Drops outlive their link (§11.11.2, §11.11.7): after the link is revoked or rotated, the
+/// owner still lists each drop with the record of the link it came through, opens it with the
+/// folder key alone, and downloads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drops_outlive_a_revoked_or_rotated_link() {
+    let srv = TestServer::start().await;
+    let http = srv.http();
+    let alice = new_user(&http, "alice").await;
+    let inbox = alice.mkdir(&http, &alice.root, "inbox").await;
+    let upload_only = LinkOptions {
+        upload_only: true,
+        ..LinkOptions::default()
+    };
+    let revoked = alice.make_link(&http, &inbox, &upload_only).await;
+    let rotated = alice.make_link(&http, &inbox, &upload_only).await;
+    let d1 = drop_file(&http, &revoked, b"first drop").await;
+    let d2 = drop_file(&http, &rotated, b"second drop").await;
+
+    http.bare(
+        Method::DELETE,
+        &format!("/v1/links/{}", revoked.id),
+        alice.t(),
+    )
+    .await
+    .empty(204);
+    let (successor, params) = alice.link_params(&inbox, &upload_only);
+    http.post(
+        &format!("/v1/links/{}/rotate", rotated.id),
+        alice.t(),
+        &api::LinkRotateRequest { link: params },
+    )
+    .await
+    .ok::<api::LinkCreated>(201);
+    assert_not_found(&http.get(&format!("/v1/l/{}", revoked.id), None).await);
+    assert_not_found(&http.get(&format!("/v1/l/{}", rotated.id), None).await);
+    // A drop through the successor is listed with the successor's record.
+    let d3 = drop_file(&http, &successor, b"third drop").await;
+
+    let list: api::DropList = http.get("/v1/drops", alice.t()).await.ok(200);
+    for (id, link_id, plain) in [
+        (d1, revoked.id, &b"first drop"[..]),
+        (d2, rotated.id, b"second drop"),
+        (d3, successor.id, b"third drop"),
+    ] {
+        let info = list
+            .drops
+            .iter()
+            .find(|d| d.drop_id == id)
+            .expect("drop listed");
+        assert_eq!(info.link_id, link_id);
+        let record: link::LinkRecord =
+            coffer_core::encoding::decode(&info.link_record).expect("the link's record");
+        assert_eq!(record.link_id, link_id);
+        let secret = link::open_drop_secret(&record, &inbox.key).expect("drop secret opens");
+        let opened =
+            link::open_drop(&secret, link_id, inbox.id, &info.drop_envelope).expect("drop opens");
+        let got = http
+            .get(&format!("/v1/drops/{id}/content"), alice.t())
+            .await;
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            coffer_core::content::decrypt(&opened.node_key, &got.body).unwrap(),
+            plain
+        );
+    }
+    assert_eq!(list.drops.len(), 3);
+    // The owner still deletes them.
+    http.bare(Method::DELETE, &format!("/v1/drops/{d1}"), alice.t())
+        .await
+        .empty(204);
+    assert_not_found(
+        &http
+            .get(&format!("/v1/drops/{d1}/content"), alice.t())
             .await,
     );
 }

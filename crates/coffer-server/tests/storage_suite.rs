@@ -172,6 +172,7 @@ suite!(
     blob_basics,
     orphan_collection,
     concurrent_revisions,
+    server_secrets,
 );
 
 /// A database written by a newer schema version is refused rather than misread.
@@ -200,4 +201,58 @@ async fn sqlite_refuses_unknown_schema_version() {
     assert!(SqliteMetadataStore::open(&path, SqliteOptions::default())
         .await
         .is_err());
+}
+
+/// A database of schema version 1 (drops without `link_record`, no `server_secrets`) is
+/// migrated at open.
+#[tokio::test]
+async fn sqlite_migrates_version_1() {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("coffer.db");
+    let store = SqliteMetadataStore::open(&path, SqliteOptions::default())
+        .await
+        .expect("open");
+    store.close().await;
+    let url = format!("sqlite://{}", path.display());
+    let connect = || async {
+        sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    };
+    {
+        // Back to the version-1 shape.
+        let mut conn = connect().await;
+        sqlx::raw_sql("DROP TABLE server_secrets; ALTER TABLE drops DROP COLUMN link_record; PRAGMA user_version = 1")
+            .execute(&mut conn)
+            .await
+            .expect("downgrade");
+    }
+    let store = SqliteMetadataStore::open(&path, SqliteOptions::default())
+        .await
+        .expect("migrated");
+    store.close().await;
+    let mut conn = connect().await;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .expect("version");
+    assert_eq!(version, coffer_server::store::sqlite::SCHEMA_VERSION);
+    let has_column: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('drops') WHERE name = 'link_record'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("table info");
+    assert_eq!(has_column, 1);
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_secrets'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("tables");
+    assert_eq!(has_table, 1);
 }

@@ -116,28 +116,36 @@ pub(crate) async fn list_drops(
         .await
         .map_err(store_error)?;
     let mut out = Vec::with_capacity(drops.len());
-    let mut records = std::collections::BTreeMap::new();
+    let mut records: std::collections::BTreeMap<LinkId, Vec<u8>> =
+        std::collections::BTreeMap::new();
     for d in drops {
-        // The link's record opens the drop (§10.9.1). The store keeps it only while the link
-        // lives; a drop of a revoked link is listed with an empty record.
-        if let std::collections::btree_map::Entry::Vacant(slot) = records.entry(d.link_id) {
-            let rec = state
-                .meta
-                .link(d.link_id)
-                .await
-                .map_err(store_error)?
-                .filter(|l| l.link.owner == caller.account_id)
-                .map(|l| l.link.link_record)
-                .unwrap_or_default();
-            slot.insert(rec);
-        }
+        // The link's record opens the drop (§10.9.1): the live link's current record, or the
+        // one the drop kept when its link was revoked or rotated (§11.11.2).
+        let link_record = match d.link_record {
+            Some(kept) => kept,
+            None => match records.entry(d.link_id) {
+                std::collections::btree_map::Entry::Occupied(e) => e.get().clone(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    let rec = state
+                        .meta
+                        .link(d.link_id)
+                        .await
+                        .map_err(store_error)?
+                        .filter(|l| l.link.owner == caller.account_id)
+                        .map(|l| l.link.link_record)
+                        // Only a drop whose link was revoked before schema version 2 has none.
+                        .unwrap_or_default();
+                    slot.insert(rec).clone()
+                }
+            },
+        };
         out.push(api::DropInfo {
             drop_id: d.drop_id,
             link_id: d.link_id,
             created_at: d.created_at,
             total_length: d.total_length,
             drop_envelope: ByteBuf::from(d.envelope),
-            link_record: ByteBuf::from(records.get(&d.link_id).cloned().unwrap_or_default()),
+            link_record: ByteBuf::from(link_record),
         });
     }
     Ok(cbor(StatusCode::OK, &api::DropList { drops: out }))

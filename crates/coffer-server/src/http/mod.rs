@@ -44,6 +44,7 @@ use crate::store::{BlobStore, MetadataStore};
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod cursor;
 pub mod error;
 pub mod identities;
 pub mod links;
@@ -88,6 +89,8 @@ pub struct AppInner {
     pub metrics: metrics::Metrics,
     /// The OPAQUE server setup (keys and OPRF seed).
     pub opaque: ServerSetup,
+    /// The key that authenticates pagination cursors (§11.4.5).
+    pub cursor_key: cursor::CursorKey,
     in_flight: Arc<Semaphore>,
     clock_offset: AtomicI64,
     request_ids: AtomicU64,
@@ -103,6 +106,7 @@ impl AppState {
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
         opaque: ServerSetup,
+        cursor_key: cursor::CursorKey,
     ) -> Self {
         let limits = ratelimit::RateLimiters::new(&config.file.rate_limits);
         let in_flight = Arc::new(Semaphore::new(config.file.limits.max_in_flight));
@@ -113,6 +117,7 @@ impl AppState {
             limits,
             metrics: metrics::Metrics::default(),
             opaque,
+            cursor_key,
             in_flight,
             clock_offset: AtomicI64::new(0),
             // Random start: request ids of two runs do not collide in aggregated logs.

@@ -9,24 +9,30 @@
 //! transaction, which also ends every other session, handshake, unfinished upload, unreplaced
 //! link and link token of the account.
 //!
-//! Shares the account owns are re-keyed by `RotationBundle`s (§9.2); this server does not yet
-//! check and apply those, so an account that owns shares is refused with `422` rather than left
-//! with shares keyed under a compromised generation (a known gap, reported to the lead).
+//! Every share the account owns is re-keyed by its own `RotationBundle` (§9.2 shape, §9.4 rules:
+//! signed by the new identity, nobody current removed, lazy), checked with the protocol's rules
+//! (`rotation::ShareState::apply_recovery_rotation`) against the stored share and subtree; the
+//! nodes of an owned share are re-keyed by its bundle, every other node by `signed-nodes`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::extract::State;
 use coffer_core::account::{self, server_registration_finish};
 use coffer_core::api::{AccountUpdated, ReauthPurpose, RecoveryFinishRequest};
-use coffer_core::tree;
+use coffer_core::encoding::decode_bounded;
+use coffer_core::ids::{NodeId, ShareId};
+use coffer_core::rotation::{self, RotationBundle, ShareState};
+use coffer_core::tree::{self, NodeRecord};
 
 use super::accounts::reauth_finish;
 use super::auth::Session;
 use super::body::{Cbor, CborResponse};
 use super::error::{record_error, ApiError, ApiResult};
 use super::links::check_link_params;
+use super::nodes::{peek_record, stored_record};
+use super::shares::stored_share;
 use super::{delete_removed_blobs, AppState};
-use crate::store::{self, NodeUpdate, NodeWrite};
+use crate::store::{self, GrantWrite, NodeUpdate, NodeWrite, ShareRekey, ShareWrite};
 
 /// `POST /v1/account/recover/finish`.
 pub(crate) async fn recover_finish(
@@ -61,15 +67,12 @@ pub(crate) async fn recover_finish(
     .map_err(|e| record_error("key bundle or identity", &e))?;
     let new_key = head.signing_key.to_bytes();
 
-    if !state.meta.shares_owned(acc.account_id).await?.is_empty() || !req.rotations.is_empty() {
-        return Err(ApiError::invalid_record(
-            "recovery of an account that owns shares is not supported by this server",
-        ));
-    }
-
-    // Exactly one re-keyed record per node of the account's tree.
+    // The account's tree, and which of its nodes lie in a share it owns (shares are disjoint
+    // subtrees, §11.10): those are re-keyed by the share's rotation bundle, every other node by
+    // exactly one record of `signed-nodes`.
+    let owned = state.meta.shares_owned(acc.account_id).await?;
     let tree_ids = state.meta.subtree(acc.root_node_id).await?;
-    let mut current: HashMap<_, store::Node> = HashMap::with_capacity(tree_ids.len());
+    let mut current: HashMap<NodeId, store::Node> = HashMap::with_capacity(tree_ids.len());
     for id in &tree_ids {
         let node = state
             .meta
@@ -78,44 +81,132 @@ pub(crate) async fn recover_finish(
             .ok_or_else(|| ApiError::internal("recovery", "tree changed while reading it"))?;
         current.insert(*id, node);
     }
-    if req.signed_nodes.len() != current.len() {
+    let mut share_nodes: HashMap<ShareId, Vec<NodeId>> = HashMap::with_capacity(owned.len());
+    let mut in_share = HashSet::new();
+    for s in &owned {
+        let ids = state.meta.subtree(s.share.root_node_id).await?;
+        in_share.extend(ids.iter().copied());
+        share_nodes.insert(s.share.share_id, ids);
+    }
+    if req.signed_nodes.len() + in_share.len() != current.len() {
         return Err(ApiError::invalid_record(
-            "the re-keyed tree must hold exactly one record per node",
+            "the re-keyed tree must hold exactly one record per node outside the owned shares",
         ));
     }
-    let mut seen = HashSet::with_capacity(req.signed_nodes.len());
-    let mut nodes = Vec::with_capacity(req.signed_nodes.len());
+    let mut new_records: HashMap<NodeId, NodeRecord> = HashMap::with_capacity(current.len());
+    let mut nodes = Vec::with_capacity(current.len());
     for signed in &req.signed_nodes {
         let rec = tree::verify_node_signature(signed).map_err(|e| record_error("node", &e))?;
         let Some(stored) = current.get(&rec.node_id) else {
             return Err(ApiError::invalid_record("a node record outside the tree"));
         };
-        if !seen.insert(rec.node_id) {
-            return Err(ApiError::invalid_record("two records for one node"));
-        }
-        let old = tree::verify_node_signature(&stored.node.record)
-            .map_err(|e| ApiError::internal("stored node record", e.class()))?;
-        let same_place = rec.parent_id == stored.node.parent_id && rec.kind == old.kind;
-        let no_rollback = rec.metadata_revision >= old.metadata_revision;
-        let same_content = match (&rec.file, &old.file) {
-            (Some(a), Some(b)) => {
-                a.content_revision == b.content_revision
-                    && a.ciphertext_length == b.ciphertext_length
-            }
-            (None, None) => true,
-            _ => false,
-        };
-        if rec.author.0 != new_key || !same_place || !no_rollback || !same_content {
+        if in_share.contains(&rec.node_id) {
             return Err(ApiError::invalid_record(
-                "a re-keyed node must keep its place, kind and content and be signed by the new identity",
+                "a node of an owned share is re-keyed by the share's rotation bundle",
             ));
         }
-        nodes.push(NodeUpdate {
-            expected_revision: stored.node.revision,
-            node: NodeWrite {
-                revision: stored.node.revision + 1,
-                record: signed.to_vec(),
-                ..stored.node.clone()
+        if rec.author.0 != new_key {
+            return Err(ApiError::invalid_record(
+                "a re-keyed node must be signed by the new identity",
+            ));
+        }
+        nodes.push(rekeyed(stored, &rec, signed)?);
+        if new_records.insert(rec.node_id, rec).is_some() {
+            return Err(ApiError::invalid_record("two records for one node"));
+        }
+    }
+
+    // One rotation bundle per owned share, each checked as member removal checks it (§11.10),
+    // with the recovery rules of §9.4: signed by the new identity, nobody current removed,
+    // content kept.
+    if req.rotations.len() != owned.len() {
+        return Err(ApiError::invalid_record(
+            "recovery needs exactly one rotation bundle per share the account owns",
+        ));
+    }
+    let mut shares = Vec::with_capacity(owned.len());
+    let mut rotated = HashSet::with_capacity(owned.len());
+    for bytes in &req.rotations {
+        let bundle: RotationBundle = decode_bounded(bytes, rotation::MAX_BUNDLE_LEN)
+            .map_err(|_| ApiError::invalid_record("not a RotationBundle"))?;
+        let Some(s) = owned.iter().find(|s| s.share.share_id == bundle.share_id) else {
+            return Err(ApiError::invalid_record(
+                "a rotation bundle for a share the account does not own",
+            ));
+        };
+        if !rotated.insert(bundle.share_id) {
+            return Err(ApiError::invalid_record(
+                "two rotation bundles for one share",
+            ));
+        }
+        let old_share = stored_share(s)?;
+        let mut records = BTreeMap::new();
+        for id in share_nodes.get(&s.share.share_id).into_iter().flatten() {
+            let n = current
+                .get(id)
+                .ok_or_else(|| ApiError::internal("recovery", "share outside the tree"))?;
+            records.insert(*id, stored_record(n)?);
+        }
+        let mut st = ShareState {
+            share: old_share.clone(),
+            nodes: records,
+        };
+        st.apply_recovery_rotation(bytes, &head.signing_key)
+            .map_err(|_| {
+                ApiError::invalid_record("a rotation bundle does not verify against its share")
+            })?;
+        // Members may be left out only if they departed; the stored member list is in record
+        // order.
+        let mut members = Vec::with_capacity(s.share.members.len());
+        for (&(account, permission), m) in s.share.members.iter().zip(&old_share.members) {
+            if st.share.member(&m.user_name).is_some() {
+                members.push((account, permission));
+            } else if !s.departed.contains(&account) {
+                return Err(ApiError::invalid_record(
+                    "a recovery removes no current member (use member removal)",
+                ));
+            }
+        }
+        // The shared folder is sealed under its parent's new generation.
+        let folder = st
+            .nodes
+            .get(&s.share.root_node_id)
+            .ok_or_else(|| ApiError::internal("recovery", "share folder missing"))?;
+        let parent_ok = folder
+            .parent_id
+            .and_then(|p| new_records.get(&p))
+            .is_some_and(|p| p.key_generation == folder.parent_generation);
+        if !parent_ok {
+            return Err(ApiError::invalid_record(
+                "a shared folder must be sealed under its parent's new generation",
+            ));
+        }
+        for signed in &bundle.nodes {
+            let rec = peek_record(signed)?;
+            let stored = current
+                .get(&rec.node_id)
+                .ok_or_else(|| ApiError::internal("recovery", "bundle node outside the tree"))?;
+            nodes.push(rekeyed(stored, &rec, signed)?);
+        }
+        shares.push(ShareRekey {
+            grants: bundle
+                .grants
+                .iter()
+                .zip(&members)
+                .map(|(g, (member, _))| GrantWrite {
+                    share_id: bundle.share_id,
+                    member: *member,
+                    generation: bundle.to_generation,
+                    grant: g.to_vec(),
+                })
+                .collect(),
+            share: ShareWrite {
+                share_id: bundle.share_id,
+                root_node_id: s.share.root_node_id,
+                owner: acc.account_id,
+                generation: bundle.to_generation,
+                members,
+                record: bundle.share.to_vec(),
             },
         });
     }
@@ -158,7 +249,7 @@ pub(crate) async fn recover_finish(
             expected_generation: head.generation - 1,
             identity: req.signed_identity.to_vec(),
             nodes,
-            shares: Vec::new(),
+            shares,
             links,
         })
         .await?;
@@ -168,4 +259,32 @@ pub(crate) async fn recover_finish(
         identity_generation: updated.identity_generation,
         sessions_revoked: updated.sessions_revoked,
     }))
+}
+
+/// The update of one stored node to its re-keyed record: same node, parent and kind, no metadata
+/// rollback, the same content (a recovery does not re-encrypt; §11.6.8).
+fn rekeyed(stored: &store::Node, rec: &NodeRecord, signed: &[u8]) -> ApiResult<NodeUpdate> {
+    let old = stored_record(stored)?;
+    let same_place = rec.parent_id == stored.node.parent_id && rec.kind == old.kind;
+    let no_rollback = rec.metadata_revision >= old.metadata_revision;
+    let same_content = match (&rec.file, &old.file) {
+        (Some(a), Some(b)) => {
+            a.content_revision == b.content_revision && a.ciphertext_length == b.ciphertext_length
+        }
+        (None, None) => true,
+        _ => false,
+    };
+    if !same_place || !no_rollback || !same_content {
+        return Err(ApiError::invalid_record(
+            "a re-keyed node must keep its place, kind and content",
+        ));
+    }
+    Ok(NodeUpdate {
+        expected_revision: stored.node.revision,
+        node: NodeWrite {
+            revision: stored.node.revision + 1,
+            record: signed.to_vec(),
+            ..stored.node.clone()
+        },
+    })
 }

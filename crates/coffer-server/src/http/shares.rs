@@ -57,7 +57,7 @@ fn permission(p: u64) -> ApiResult<Permission> {
 }
 
 /// The stored share record, decoded (it was verified when written).
-fn stored_share(s: &Share) -> ApiResult<ShareRecord> {
+pub(crate) fn stored_share(s: &Share) -> ApiResult<ShareRecord> {
     let outer: share::SignedShare = decode_bounded(&s.share.record, share::MAX_SIGNED_SHARE_LEN)
         .map_err(|_| ApiError::internal("stored share record", "inconsistent state"))?;
     decode_bounded(&outer.record, share::MAX_SIGNED_SHARE_LEN)

@@ -31,6 +31,7 @@ struct State {
     links: HashMap<LinkId, Link>,
     link_tokens: HashMap<Digest, (LinkId, u64)>,
     drops: HashMap<UploadId, DropRecord>,
+    server_secrets: HashMap<String, ServerSecret>,
 }
 
 /// The SHA-256 of a retained username (usernames of deleted accounts are kept only as hashes).
@@ -112,8 +113,14 @@ impl State {
 
     fn revoke_link(&mut self, link_id: &LinkId) -> Removed {
         let mut removed = Removed::default();
-        if self.links.remove(link_id).is_some() {
+        if let Some(l) = self.links.remove(link_id) {
             removed.links.push(*link_id);
+            // Finished drops outlive the link: they keep its last record, which opens them.
+            for d in self.drops.values_mut() {
+                if d.link_id == *link_id && d.link_record.is_none() {
+                    d.link_record = Some(l.link.link_record.clone());
+                }
+            }
         }
         self.link_tokens.retain(|_, (l, _)| l != link_id);
         let drops: Vec<UploadId> = self
@@ -1088,6 +1095,7 @@ impl MetadataStore for MemoryMetadataStore {
                 total_length: u.upload.total_length,
                 envelope: envelope.clone(),
                 blob_key: u.blob_key.clone(),
+                link_record: None,
             };
             s.uploads.remove(&upload_id);
             s.drops.insert(upload_id, d.clone());
@@ -1490,6 +1498,15 @@ impl MetadataStore for MemoryMetadataStore {
             sessions: (a - s.sessions.len()) as u64,
             handshakes: (b - s.handshakes.len()) as u64,
             link_tokens: (c - s.link_tokens.len()) as u64,
+        })
+    }
+
+    async fn server_secret(&self, name: &str, fresh: ServerSecret) -> StoreResult<ServerSecret> {
+        self.tx(|s| {
+            Ok(s.server_secrets
+                .entry(name.to_owned())
+                .or_insert(fresh)
+                .clone())
         })
     }
 

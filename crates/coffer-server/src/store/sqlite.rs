@@ -25,8 +25,23 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use super::memory::{check_shape, username_hash, MAX_DEPTH};
 use super::*;
 
-/// The schema version this code writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
+/// at open by [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
+/// that opens it.
+const MIGRATIONS: &[&str] = &[
+    // 2: a drop keeps its link's record once the link is revoked or rotated.
+    "ALTER TABLE drops ADD COLUMN link_record BLOB",
+    // 3: secrets of the server itself (the pagination-cursor MAC key, §11.4.5).
+    SERVER_SECRETS,
+];
+
+const SERVER_SECRETS: &str = "CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY NOT NULL,
+    secret BLOB NOT NULL
+) STRICT";
 
 const SCHEMA: &str = r"
 CREATE TABLE accounts (
@@ -177,7 +192,8 @@ CREATE TABLE drops (
     created_at INTEGER NOT NULL,
     total_length INTEGER NOT NULL,
     envelope BLOB NOT NULL,
-    blob_key TEXT NOT NULL
+    blob_key TEXT NOT NULL,
+    link_record BLOB
 ) STRICT;
 CREATE INDEX drops_owner ON drops(owner);
 CREATE INDEX drops_link ON drops(link_id);
@@ -849,6 +865,14 @@ async fn insert_link(c: &mut Conn, l: &LinkWrite) -> StoreResult<Link> {
 /// Deletes a link, its tokens (cascade) and its unfinished drops.
 async fn revoke_link(c: &mut Conn, id: &LinkId) -> StoreResult<Removed> {
     let mut removed = Removed::default();
+    // Finished drops outlive the link: they keep its last record, which opens them.
+    sqlx::query(
+        "UPDATE drops SET link_record = (SELECT link_record FROM links WHERE link_id = ?1) WHERE link_id = ?1 AND link_record IS NULL",
+    )
+    .bind(&id.as_bytes()[..])
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
     let res = sqlx::query("DELETE FROM links WHERE link_id = ?")
         .bind(&id.as_bytes()[..])
         .execute(&mut *c)
@@ -1249,6 +1273,9 @@ fn drop_from_row(row: &SqliteRow) -> StoreResult<DropRecord> {
         total_length: get_u(row, "total_length")?,
         envelope: get_bytes(row, "envelope")?,
         blob_key: row.try_get::<String, _>("blob_key").map_err(db)?,
+        link_record: row
+            .try_get::<Option<Vec<u8>>, _>("link_record")
+            .map_err(db)?,
     })
 }
 
@@ -1330,7 +1357,8 @@ impl SqliteMetadataStore {
             .map_err(db)?;
         match version {
             0 => {
-                for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let statements = SCHEMA.split(';').chain(std::iter::once(SERVER_SECRETS));
+                for statement in statements.map(str::trim).filter(|s| !s.is_empty()) {
                     sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
                 }
                 sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -1339,6 +1367,20 @@ impl SqliteMetadataStore {
                     .map_err(db)?;
             }
             SCHEMA_VERSION => {}
+            v if (1..SCHEMA_VERSION).contains(&v) => {
+                for m in MIGRATIONS
+                    .iter()
+                    .skip(usize::try_from(v - 1).unwrap_or(usize::MAX))
+                {
+                    for statement in m.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                        sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
+                    }
+                }
+                sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
             v => {
                 return Err(StoreError::backend(format!(
                     "database schema version {v} is not supported (expected {SCHEMA_VERSION})"
@@ -2455,6 +2497,7 @@ impl MetadataStore for SqliteMetadataStore {
             total_length: up.upload.total_length,
             envelope: envelope.clone(),
             blob_key: up.blob_key.clone(),
+            link_record: None,
         };
         sqlx::query("INSERT INTO drops (drop_id, link_id, owner, created_at, total_length, envelope, blob_key) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .bind(&d.drop_id.as_bytes()[..])
@@ -2885,7 +2928,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn drops_of(&self, owner: AccountId) -> StoreResult<Vec<DropRecord>> {
         let mut c = self.read().await?;
         let rows = sqlx::query(
-            "SELECT drop_id, link_id, owner, created_at, total_length, envelope, blob_key FROM drops WHERE owner = ? ORDER BY created_at, drop_id",
+            "SELECT drop_id, link_id, owner, created_at, total_length, envelope, blob_key, link_record FROM drops WHERE owner = ? ORDER BY created_at, drop_id",
         )
         .bind(&owner.as_bytes()[..])
         .fetch_all(&mut *c)
@@ -2896,7 +2939,7 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn drop_info(&self, drop_id: UploadId) -> StoreResult<Option<DropRecord>> {
         let mut c = self.read().await?;
-        let row = sqlx::query("SELECT drop_id, link_id, owner, created_at, total_length, envelope, blob_key FROM drops WHERE drop_id = ?")
+        let row = sqlx::query("SELECT drop_id, link_id, owner, created_at, total_length, envelope, blob_key, link_record FROM drops WHERE drop_id = ?")
             .bind(&drop_id.as_bytes()[..])
             .fetch_optional(&mut *c)
             .await
@@ -2951,6 +2994,24 @@ impl MetadataStore for SqliteMetadataStore {
                 link_tokens
             }
         )
+    }
+
+    async fn server_secret(&self, name: &str, fresh: ServerSecret) -> StoreResult<ServerSecret> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, secret) VALUES (?, ?)")
+            .bind(name)
+            .bind(fresh.expose())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let stored: Vec<u8> = sqlx::query("SELECT secret FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)?;
+        commit!(tx, ServerSecret::new(stored))
     }
 
     async fn health(&self) -> StoreResult<()> {

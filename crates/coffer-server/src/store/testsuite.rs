@@ -1887,7 +1887,16 @@ pub async fn drops(h: &dyn Harness) {
             .collect::<Vec<_>>(),
         vec![d2.upload.upload_id]
     );
-    assert_eq!(m.drops_of(a.account_id).await.expect("list").len(), 1);
+    // The finished drop keeps the revoked link's record, which opens it.
+    let kept = DropRecord {
+        link_record: Some(lw.link_record.clone()),
+        ..done.clone()
+    };
+    assert_eq!(
+        m.drops_of(a.account_id).await.expect("list"),
+        vec![kept.clone()]
+    );
+    assert_eq!(m.drop_info(done.drop_id).await.expect("get"), Some(kept));
     let other = register(m, "quinn", T0).await;
     assert!(matches!(
         m.delete_drop(other.account_id, done.drop_id).await,
@@ -2596,4 +2605,37 @@ pub async fn concurrent_revisions(h: &dyn Harness) {
             .len(),
         2
     );
+}
+
+/// Server secrets: the first one stored for a name is returned to every later caller, also
+/// after a reopen; names are independent.
+pub async fn server_secrets(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let first = ServerSecret::new(vec![1; 32]);
+    let got = s
+        .meta
+        .server_secret("cursor", first.clone())
+        .await
+        .expect("secret");
+    assert_eq!(got, first);
+    let again = s
+        .meta
+        .server_secret("cursor", ServerSecret::new(vec![2; 32]))
+        .await
+        .expect("secret");
+    assert_eq!(again, first, "the stored secret wins");
+    let other = s
+        .meta
+        .server_secret("other", ServerSecret::new(vec![3; 32]))
+        .await
+        .expect("secret");
+    assert_eq!(other.expose(), &[3; 32]);
+    assert_eq!(format!("{first:?}"), "ServerSecret(..)");
+    let Some(s2) = h.reopen(s).await else { return };
+    let kept = s2
+        .meta
+        .server_secret("cursor", ServerSecret::new(vec![4; 32]))
+        .await
+        .expect("secret");
+    assert_eq!(kept, first, "kept across a reopen");
 }

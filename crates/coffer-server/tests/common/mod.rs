@@ -961,6 +961,23 @@ impl User {
         node: &Node,
         options: &coffer_core::link::LinkOptions<'_>,
     ) -> MadeLink {
+        let (made, params) = self.link_params(node, options);
+        http.post(
+            "/v1/links",
+            self.t(),
+            &api::LinkCreateRequest { link: params },
+        )
+        .await
+        .ok::<api::LinkCreated>(201);
+        made
+    }
+
+    /// Builds a link to `node` and its `LinkParams` (not sent).
+    pub fn link_params(
+        &self,
+        node: &Node,
+        options: &coffer_core::link::LinkOptions<'_>,
+    ) -> (MadeLink, api::LinkParams) {
         use coffer_core::link::{self, LinkTarget, NodeKind};
         let folder = node.record.is_folder();
         let target = LinkTarget {
@@ -1001,16 +1018,12 @@ impl User {
             expires_at: options.expires_at,
             max_downloads: options.max_downloads,
         };
-        http.post(
-            "/v1/links",
-            self.t(),
-            &api::LinkCreateRequest { link: params },
+        (
+            MadeLink {
+                url: created.url,
+                id,
+            },
+            params,
         )
-        .await
-        .ok::<api::LinkCreated>(201);
-        MadeLink {
-            url: created.url,
-            id,
-        }
     }
 }
