@@ -66,8 +66,8 @@ CREATE TABLE identities (
     record BLOB NOT NULL,
     PRIMARY KEY (account_id, generation)
 ) STRICT;
--- Unused: handshakes live in memory (see `Handshakes`). Kept so that schema version 1 files
--- stay valid.
+-- Unused: handshakes live in memory (see `Handshakes`). Kept so that existing files need no
+-- migration.
 CREATE TABLE handshakes (
     id BLOB PRIMARY KEY NOT NULL,
     kind INTEGER NOT NULL,
