@@ -1,61 +1,89 @@
 //! `coffer-load`: a load generator for `cofferd`.
 //!
-//! It drives N concurrent HTTP/1.1 connections (one client per connection, keep-alive) for a
-//! duration and prints requests per second, p50 and p99 latency, and the count of responses by
-//! status. Setup (accounts, folders, links) happens before the clock starts; what is measured is
-//! the server's work. Client-side costs are taken out of the loop: OPAQUE messages that need no
-//! Argon2id are precomputed, records are signed before they are sent.
+//! It drives N concurrent HTTP/1.1 keep-alive connections for a duration and prints requests per
+//! second, p50, p99 and max latency, the count of responses by status (and how many carried
+//! `Retry-After`), completed operations per second, and the CPU time of the generator and (with
+//! `--server-pid`) of the server. Setup (accounts, folders, links) happens before the clock
+//! starts.
+//!
+//! The generator is kept cheap so that it leaves the CPU to the server: the measured requests go
+//! through hyper's connection API (`hyper::client::conn::http1`) over one `TcpStream` each, all on
+//! one current-thread runtime, built from pre-encoded parts; reqwest is used for setup only.
 //!
 //! Scenarios:
 //! - `link-resolve`: `GET /v1/l/{link-id}` of a folder link (anonymous, no password).
 //! - `upload-small`: one small file per iteration: `POST /v1/uploads`, `PUT` its single part,
-//!   `POST .../finalize` with a signed record (three requests; latency is per request).
-//! - `register-login`: `POST /v1/accounts/register/start` with a fresh user name, then
-//!   `POST /v1/sessions/login/start` for one of the pre-registered users (the server's OPRF and
-//!   3DH work). The login finish needs a fresh Argon2id on the client per attempt, so it is not
-//!   in the loop; setup logs every pre-registered user in once, end to end.
-//! - `overload`: `link-resolve` offered open-loop at `--rate` requests per second (set it to about
-//!   5x the sustainable rate): the excess must be answered `503` with `Retry-After`, admitted
+//!   `POST .../finalize` with a signed record (three requests; latency is per request; the
+//!   client's encryption and signing happen between requests, outside the timings).
+//! - `register`: full registrations, `POST /v1/accounts/register/start` with a fresh user name
+//!   then `.../finish` with the account's records (key bundle, identity, root node) made for the
+//!   server-chosen account id. The client's OPAQUE finish (Argon2id, about 50 ms of client CPU)
+//!   is precomputed: every registration sends the upload of one real registration made during
+//!   setup, and wraps its key bundle under that registration's export key
+//!   (`coffer_core::account::new_account`). The server cannot tell (it never runs the KSF): its
+//!   work is the real work (OPRF evaluation, upload and record validation, signature checks, the
+//!   durable account creation).
+//! - `login`: full logins of 8 users registered in setup, `POST /v1/sessions/login/start` (KE1,
+//!   fresh per login) then `.../finish` (KE3, computed per login from the server's KE2). The
+//!   client's Argon2id runs once per user: `coffer_core::account::KsfMemo` reuses its output
+//!   (the client's 3DH still runs per login, in the generator's CPU figure).
+//! - `register-login`: both, interleaved on each connection.
+//! - `overload`: `link-resolve` offered open-loop at `--rate` requests per second, at most
+//!   `--connections` in flight: the excess must be answered `503` with `Retry-After`, admitted
 //!   requests keep a bounded p99, and the server answers normally at once afterwards (the
 //!   recovery probe printed last).
 //!
 //! Rate limits (spec §11.13) are per client address, and a load generator is one address: run the
-//! server with a configuration that raises them (`load.toml`: every `[rate-limits]` entry
-//! `{ count = 1000000, per-secs = 1 }`, and `[limits] max-in-flight` as below). Commands:
+//! server with `crates/coffer-server/load.toml` (every limit raised, `max-in-flight = 512`).
+//! Commands (from the repository root):
 //!
 //! ```text
-//! cargo build --release -p coffer-server     # (the figures below: the dev profile, see note)
-//! cofferd --listen 127.0.0.1:18480 --data /tmp/coffer-load --config load.toml &   # max-in-flight 512
-//! coffer-load --url http://127.0.0.1:18480 --connections 256 --duration 8s --scenario link-resolve
-//! coffer-load --url http://127.0.0.1:18480 --connections 16 --duration 8s --scenario upload-small
-//! coffer-load --url http://127.0.0.1:18480 --connections 16 --duration 8s --scenario register-login
-//! # restart with max-in-flight 64; offer 5x the sustainable link-resolve rate:
-//! coffer-load --url http://127.0.0.1:18480 --connections 512 --duration 8s --scenario overload --rate 23000
+//! cargo build --release -p coffer-server
+//! target/release/cofferd --listen 127.0.0.1:18480 --data /tmp/coffer-load \
+//!     --config crates/coffer-server/load.toml &
+//! L="target/release/coffer-load --url http://127.0.0.1:18480 --duration 8s --server-pid $!"
+//! $L --connections 256 --scenario link-resolve
+//! $L --connections 16 --scenario register
+//! $L --connections 16 --scenario login
+//! $L --connections 16 --scenario upload-small
+//! # overload: load.toml with max-in-flight = 64 and max-queue-delay-ms = 20
+//! $L --connections 512 --scenario overload --rate 100000
 //! ```
 //!
-//! Figures of 2026-11-28 (2 shared cores, server and load generator on the same machine, dev
-//! profile: dependencies at opt-level 3, this crate at opt-level 1; the release build did not
-//! finish in time on the shared box):
+//! # Figures
+//!
+//! 2026-11-28, release build, server and generator on the same 2 cores, shared with four other
+//! engineers' builds (load average 4 to 8 during the runs: absolute figures are noisy, so
+//! before and after ran back to back, each on a fresh data directory; the CPU columns show
+//! how little of the machine the server got). "Before" is the server of commit 68ca9fb, measured
+//! with this generator.
 //!
 //! ```text
-//! link-resolve, 256 conn:    4583 req/s, p50 56.4 ms, p99 94.2 ms, 37019 x 200, 0 errors
-//! upload-small, 16 conn:      140 files/s (420 req/s), p50 25.5 ms, p99 242 ms, all 2xx
-//! register+login start, 16:   440 req/s, p50 22.4 ms, p99 350 ms, all 2xx
-//! overload, 23000 req/s offered (5x), max-in-flight 64:
-//!   83289 x 503 (every one with Retry-After), 12419 x 200; admitted p50 44 ms, p99 316 ms,
-//!   max 396 ms; server up; recovery probe right after: 50/50 x 200, p99 1.5 ms; /healthz 200
+//!                          before                          after
+//! link-resolve, 256 conn   6925 req/s, p50 36 p99 69 ms    15376-20967 req/s, p50 10-14 ms,
+//!                          (server 0.96 core)              p99 31-70 ms (server 0.27-0.42 core)
+//! register (start+finish)  254 /s, p99 258 ms, max 2.2 s   566 /s, p99 36 ms, max 57 ms
+//! login (start+finish)     187 /s, p99 344 ms, max 1.3 s   647 /s, p99 34 ms, max 92 ms
+//! upload-small, 16 conn    141 files/s, p99 267 ms         297 files/s, p99 39 ms
+//! server CPU per op        resolve 140 us                  resolve 13-17 us
+//!                          registration 2.4 ms             registration 1.6-2.3 ms
+//!                          login 3.7 ms                    login 1.4-1.8 ms
 //! ```
 //!
-//! Release build, same machine and conditions (rate limits raised, max-in-flight 512; overload
-//! with max-in-flight 64):
+//! Overload (after; `max-in-flight = 64`, `max-queue-delay-ms = 20`, 512 connections, 100000 req/s
+//! asked): the one-thread generator could send only about 15500 req/s (its 512 connections
+//! stayed busy), all served: 124635 x 200, 345 x 503 (all with `Retry-After`), admitted p99
+//! 54 ms, max 85 ms; recovery probe 50/50 x 200, p99 2.7 ms; `/healthz` 200. Before (27000
+//! req/s asked, 24300 sent, `max-in-flight = 64`): 161623 x 503 (all with `Retry-After`),
+//! 33294 x 200 at 4154 req/s, admitted p99 132 ms; recovery 50/50 x 200. A cached resolve costs
+//! the server about 15 us, so on this machine the generator cannot offer 5x what the server
+//! sustains; with fast handlers `max-in-flight` is rarely reached, which is what
+//! `max-queue-delay-ms` is for.
 //!
-//! ```text
-//! link-resolve, 256 conn:    6692 req/s, p50 37.9 ms, p99 53.5 ms, 53796 x 200, 0 errors
-//! upload-small, 16 conn:      121 files/s (364 req/s), p50 29.2 ms, p99 267 ms (fsync-bound)
-//! register+login start, 16:   518 req/s, p50 16.5 ms, p99 249 ms
-//! overload, 33000 req/s offered: 112284 x 503 (all with Retry-After), 22895 x 200; admitted p99
-//!   93.9 ms, max 134 ms; recovery probe: 50/50 x 200, p99 5.1 ms; /healthz 200
-//! ```
+//! Not reached on this shared machine: link resolve p99 <= 20 ms at 256 connections (the server
+//! process got a third of a core), and 1000 registrations and logins per second (the server used
+//! 0.9 core for ~600/s: most of it is sqlx's hand-off of every statement to its SQLite worker
+//! thread, see the note in the report).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
