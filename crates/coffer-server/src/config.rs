@@ -106,6 +106,29 @@ pub struct FileConfig {
     pub quotas: Quotas,
     /// Rate limits (spec §11.13); every default is the spec's.
     pub rate_limits: RateLimits,
+    /// The embedded metadata store.
+    pub storage: Storage,
+}
+
+/// `[storage]`: settings of the embedded SQLite metadata store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
+pub struct Storage {
+    /// How commits become durable: `"group"` (default) or `"each"`. Both answer a write only
+    /// once it is on disk; `"group"` shares one `fsync` among the commits made while the
+    /// previous one ran (see the README, "Durability").
+    pub commit_sync: CommitSyncSetting,
+}
+
+/// Values of `[storage] commit-sync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CommitSyncSetting {
+    /// Group commit: one `fsync` of the write-ahead log covers every commit before it.
+    #[default]
+    Group,
+    /// One `fsync` per commit, inside SQLite (`synchronous=FULL`).
+    Each,
 }
 
 impl FileConfig {
@@ -213,6 +236,12 @@ pub struct Limits {
     pub retry_after_max_secs: u64,
     /// Largest accepted ciphertext length of one file or drop (spec §11.9.1).
     pub max_content_length: u64,
+    /// Shed new requests (`503`) while ready tasks wait longer than this for a worker thread
+    /// (milliseconds; 0, the default, turns it off). `max-in-flight` bounds requests inside
+    /// handlers; when handlers are fast (cached link resolves) the queue forms before them, in
+    /// the runtime, and this bounds it instead. On a machine shared with other busy processes,
+    /// leave room for their scheduling stalls.
+    pub max_queue_delay_ms: u64,
 }
 
 impl Default for Limits {
@@ -223,6 +252,7 @@ impl Default for Limits {
             retry_after_min_secs: 1,
             retry_after_max_secs: 30,
             max_content_length: coffer_core::api::MAX_CONTENT_LENGTH,
+            max_queue_delay_ms: 0,
         }
     }
 }
@@ -404,6 +434,17 @@ mod tests {
         assert_eq!(cli.listen.port(), 0);
         assert_eq!(cli.data, PathBuf::from("/tmp/x"));
         assert!(Cli::try_parse_from(["cofferd", "--listen", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn storage_commit_sync() {
+        assert_eq!(
+            FileConfig::default().storage.commit_sync,
+            CommitSyncSetting::Group
+        );
+        let cfg = FileConfig::parse("[storage]\ncommit-sync = \"each\"\n").expect("parse");
+        assert_eq!(cfg.storage.commit_sync, CommitSyncSetting::Each);
+        assert!(FileConfig::parse("[storage]\ncommit-sync = \"never\"\n").is_err());
     }
 
     #[test]

@@ -72,7 +72,13 @@ pub async fn open_stores(
     let dir = &config.data_dir;
     let meta = store::sqlite::SqliteMetadataStore::open(
         dir.join(METADATA_FILE),
-        store::sqlite::SqliteOptions::default(),
+        store::sqlite::SqliteOptions {
+            commit_sync: match config.file.storage.commit_sync {
+                config::CommitSyncSetting::Group => store::sqlite::CommitSync::Group,
+                config::CommitSyncSetting::Each => store::sqlite::CommitSync::Each,
+            },
+            ..store::sqlite::SqliteOptions::default()
+        },
     )
     .await
     .map_err(|e| ServeError::Store(format!("metadata database in {}: {e}", dir.display())))?;
@@ -201,7 +207,7 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ServeError> {
 /// Like [`serve`], with stores and setup supplied by the caller (other backends, tests).
 ///
 /// # Errors
-/// The address cannot be bound.
+/// The address cannot be bound; the metadata store cannot supply the cursor key.
 pub async fn serve_with(
     config: Config,
     meta: Arc<dyn MetadataStore>,
@@ -212,7 +218,10 @@ pub async fn serve_with(
         .await
         .map_err(io_err(format!("binding {}", config.listen)))?;
     let addr = listener.local_addr().map_err(io_err("local address"))?;
-    let state = AppState::new(config, meta, blobs, setup);
+    let cursor_key = http::cursor::CursorKey::load(&*meta)
+        .await
+        .map_err(|e| ServeError::Store(e.to_string()))?;
+    let state = AppState::new(config, meta, blobs, setup, cursor_key);
     let app = http::router(state.clone());
     let (stop, stop_rx) = watch::channel(false);
 
@@ -228,6 +237,9 @@ pub async fn serve_with(
         .await
     });
 
+    let delay_state = state.clone();
+    let delay_stop = stop_rx.clone();
+    tokio::spawn(async move { delay_state.watch_queue_delay(delay_stop).await });
     let maintenance = tokio::spawn(maintain(state.clone(), stop_rx));
     Ok(ServerHandle {
         addr,

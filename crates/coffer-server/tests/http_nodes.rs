@@ -548,6 +548,41 @@ async fn upload_shapes_abort_and_pagination() {
         }
     }
     assert_eq!(seen, ids);
+    // Cursors are authenticated (§11.4.5): a bare node id, an altered cursor, or a cursor of
+    // another folder is 400, so a client cannot probe node ids.
+    let first: api::NodeList = http
+        .get(
+            &format!("/v1/nodes/{}/children?limit=2", alice.root.id),
+            alice.t(),
+        )
+        .await
+        .ok(200);
+    let cursor = first.next_cursor.expect("a second page").to_vec();
+    let b64 = coffer_core::encoding::b64url_encode;
+    let mut altered = cursor.clone();
+    altered[0] ^= 1;
+    let mut bad_tag = cursor.clone();
+    *bad_tag.last_mut().unwrap() ^= 1;
+    let sub = alice.mkdir(&http, &alice.root, "sub").await;
+    for forged in [
+        b64(ids[1].as_bytes()),
+        b64(&altered),
+        b64(&bad_tag),
+        b64(&cursor[..cursor.len() - 1]),
+    ] {
+        http.get(
+            &format!("/v1/nodes/{}/children?cursor={forged}", alice.root.id),
+            alice.t(),
+        )
+        .await
+        .expect(ProblemKind::InvalidParameter);
+    }
+    http.get(
+        &format!("/v1/nodes/{}/children?cursor={}", sub.id, b64(&cursor)),
+        alice.t(),
+    )
+    .await
+    .expect(ProblemKind::InvalidParameter);
     for bad in ["limit=0", "limit=1001", "limit=x", "cursor=!!", "foo=1"] {
         http.get(
             &format!("/v1/nodes/{}/children?{bad}", alice.root.id),

@@ -172,6 +172,7 @@ suite!(
     blob_basics,
     orphan_collection,
     concurrent_revisions,
+    server_secrets,
 );
 
 /// A database written by a newer schema version is refused rather than misread.
@@ -202,7 +203,8 @@ async fn sqlite_refuses_unknown_schema_version() {
         .is_err());
 }
 
-/// A database of schema version 1 (drops without `link_record`) is migrated at open.
+/// A database of schema version 1 (drops without `link_record`, no `server_secrets`) is
+/// migrated at open.
 #[tokio::test]
 async fn sqlite_migrates_version_1() {
     use sqlx::ConnectOptions;
@@ -224,7 +226,7 @@ async fn sqlite_migrates_version_1() {
     {
         // Back to the version-1 shape.
         let mut conn = connect().await;
-        sqlx::raw_sql("ALTER TABLE drops DROP COLUMN link_record; PRAGMA user_version = 1")
+        sqlx::raw_sql("DROP TABLE server_secrets; ALTER TABLE drops DROP COLUMN link_record; PRAGMA user_version = 1")
             .execute(&mut conn)
             .await
             .expect("downgrade");
@@ -246,4 +248,11 @@ async fn sqlite_migrates_version_1() {
     .await
     .expect("table info");
     assert_eq!(has_column, 1);
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_secrets'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("tables");
+    assert_eq!(has_table, 1);
 }

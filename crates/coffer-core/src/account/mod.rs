@@ -40,10 +40,10 @@ pub use identity::{
     IdentityRecord, SignedIdentity, VerifiedIdentity,
 };
 pub use opaque::{
-    login_finish, login_start, registration_finish, registration_start, server_login_finish,
-    server_login_start, server_registration_finish, server_registration_start, ClientLogin,
-    ClientRegistration, ExportKey, LoginFinish, OpaqueIdentities, ServerLoginState, ServerSetup,
-    SessionKey,
+    login_finish, login_finish_memo, login_start, registration_finish, registration_start,
+    server_login_finish, server_login_start, server_registration_finish, server_registration_start,
+    ClientLogin, ClientRegistration, ExportKey, KsfMemo, LoginFinish, OpaqueIdentities,
+    ServerLoginState, ServerSetup, SessionKey,
 };
 
 /// Label of the key-encryption key derived from the OPAQUE export key.
@@ -469,11 +469,36 @@ pub fn register(
 ) -> Result<Registration> {
     let (registration_upload, export_key) =
         registration_finish(state, password, response, ids, rng)?;
+    let account = new_account(&export_key, ids.user_name, account_id, created, rng)?;
+    Ok(Registration {
+        registration_upload,
+        ..account
+    })
+}
+
+/// The account part of [`register`] (spec §6.8), after the OPAQUE registration: draws the master
+/// key (generation 0), the identity keys, the root folder's id and key, signs the identity record
+/// of generation 0 for `user_name` and wraps the key bundle under `export_key`. The returned
+/// `registration_upload` is empty: the caller pairs it with the upload of the registration that
+/// produced `export_key`.
+///
+/// [`register`] is this after [`registration_finish`]; a load generator calls it directly to
+/// build many accounts' records without one Argon2id per account.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for an invalid user name.
+pub fn new_account(
+    export_key: &ExportKey,
+    user_name: &str,
+    account_id: AccountId,
+    created: u64,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Registration> {
     let master_key = MasterKey::generate(0, rng);
     let identity = IdentityKeys::generate(rng);
     let root_node_id = NodeId::generate(rng);
     let root_node_key = SecretKey::generate(rng);
-    let signed_identity = create_identity(&identity, ids.user_name, created)?;
+    let signed_identity = create_identity(&identity, user_name, created)?;
     let account = UnlockedAccount {
         account_id,
         master_key,
@@ -484,9 +509,9 @@ pub fn register(
             root_node_key,
         },
     };
-    let key_bundle = account.key_bundle(&export_key, rng)?;
+    let key_bundle = account.key_bundle(export_key, rng)?;
     Ok(Registration {
-        registration_upload,
+        registration_upload: Vec::new(),
         key_bundle,
         signed_identity,
         account,

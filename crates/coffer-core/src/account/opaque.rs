@@ -15,10 +15,13 @@
 //! The server's state between its two login messages is a byte string
 //! ([`ServerLoginState`]) that the caller keeps: nothing in this module stores anything.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use std::sync::Mutex;
 
 use opaque_ke::argon2;
+use opaque_ke::generic_array::{ArrayLength, GenericArray};
 use rand_core::CryptoRngCore;
 use zeroize::Zeroizing;
 
@@ -61,17 +64,113 @@ struct Suite;
 impl opaque_ke::CipherSuite for Suite {
     type OprfCs = opaque_ke::Ristretto255;
     type KeyExchange = opaque_ke::TripleDh<opaque_ke::Ristretto255, sha2::Sha512>;
-    type Ksf = argon2::Argon2<'static>;
+    type Ksf = CofferKsf;
 }
 
-fn ksf() -> Result<argon2::Argon2<'static>> {
+fn argon2id() -> core::result::Result<argon2::Argon2<'static>, opaque_ke::errors::InternalError> {
     let params = argon2::Params::new(KSF_PARAMS.m_kib, KSF_PARAMS.t, KSF_PARAMS.p, None)
-        .map_err(|_| Error::Internal("argon2 parameters"))?;
+        .map_err(|_| opaque_ke::errors::InternalError::KsfError)?;
     Ok(argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
         params,
     ))
+}
+
+/// The suite's key-stretching function: Argon2id with [`KSF_PARAMS`], optionally through a
+/// [`KsfMemo`].
+#[derive(Default)]
+pub(crate) struct CofferKsf {
+    memo: Option<Arc<KsfMemo>>,
+}
+
+impl opaque_ke::ksf::Ksf for CofferKsf {
+    fn hash<L: ArrayLength<u8>>(
+        &self,
+        input: GenericArray<u8, L>,
+    ) -> core::result::Result<GenericArray<u8, L>, opaque_ke::errors::InternalError> {
+        if let Some(out) = self.memo.as_ref().and_then(|m| m.get(&input)) {
+            if out.len() == input.len() {
+                return Ok(GenericArray::clone_from_slice(&out));
+            }
+        }
+        let out = opaque_ke::ksf::Ksf::hash(&argon2id()?, input.clone())?;
+        if let Some(m) = &self.memo {
+            m.put(&input, &out);
+        }
+        Ok(out)
+    }
+}
+
+fn ksf() -> Result<CofferKsf> {
+    argon2id().map_err(|_| Error::Internal("argon2 parameters"))?;
+    Ok(CofferKsf::default())
+}
+
+/// A memo of the key-stretching function for a client that logs the *same* users in many times:
+/// each distinct stretched input runs Argon2id once, later logins of that user reuse the result.
+///
+/// Meant for load generators and test clients (the server never runs the KSF, so its work is
+/// unchanged). It keeps password-equivalent values in memory (zeroized on drop): a real client
+/// has no use for it and must not keep one. Pass it to [`login_finish_memo`].
+#[derive(Default)]
+pub struct KsfMemo {
+    entries: Mutex<Vec<MemoEntry>>,
+}
+
+/// A stretched input and its output.
+type MemoEntry = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for KsfMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KsfMemo({} entries)", self.len())
+    }
+}
+
+impl KsfMemo {
+    /// An empty memo.
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        Arc::new(KsfMemo::default())
+    }
+
+    /// How many distinct inputs have been stretched.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether nothing has been stretched yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let e = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        e.iter()
+            .find(|(i, _)| crate::primitives::ct_eq(i, input))
+            .map(|(_, o)| o.clone())
+    }
+
+    fn put(&self, input: &[u8], output: &[u8]) {
+        let mut e = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !e.iter().any(|(i, _)| crate::primitives::ct_eq(i, input)) {
+            e.push((
+                Zeroizing::new(input.to_vec()),
+                Zeroizing::new(output.to_vec()),
+            ));
+        }
+    }
 }
 
 /// The OPAQUE identities of spec §6.2: who is logging in, to which server.
@@ -458,6 +557,35 @@ pub fn login_finish(
     ids: &OpaqueIdentities<'_>,
     rng: &mut impl CryptoRngCore,
 ) -> Result<LoginFinish> {
+    login_finish_with(state, password, response, ids, ksf()?, rng)
+}
+
+/// [`login_finish`] through a [`KsfMemo`]: the same messages and keys, with Argon2id run once
+/// per distinct user and password of the memo (load generation; see [`KsfMemo`]).
+///
+/// # Errors
+/// As [`login_finish`].
+pub fn login_finish_memo(
+    state: ClientLogin,
+    password: &[u8],
+    response: &[u8],
+    ids: &OpaqueIdentities<'_>,
+    memo: &Arc<KsfMemo>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<LoginFinish> {
+    let mut ksf = ksf()?;
+    ksf.memo = Some(Arc::clone(memo));
+    login_finish_with(state, password, response, ids, ksf, rng)
+}
+
+fn login_finish_with(
+    state: ClientLogin,
+    password: &[u8],
+    response: &[u8],
+    ids: &OpaqueIdentities<'_>,
+    ksf: CofferKsf,
+    rng: &mut impl CryptoRngCore,
+) -> Result<LoginFinish> {
     ids.check()?;
     let msg = parse_message(
         response,
@@ -465,7 +593,6 @@ pub fn login_finish(
         opaque_ke::CredentialResponse::<Suite>::deserialize,
         opaque_ke::CredentialResponse::serialize,
     )?;
-    let ksf = ksf()?;
     let r = state
         .0
         .finish(

@@ -1114,3 +1114,61 @@ fn link_entries_key_is_bound_to_master_key_and_account() {
     let kek = crate::primitives::derive_key(&[7; 32], &[], LABEL_KEK, &[1; 16]);
     assert_ne!(k.expose(), kek.expose());
 }
+
+#[test]
+fn memoized_logins_match_plain_ones_and_stretch_once() {
+    let f = fixture();
+    let memo = KsfMemo::new();
+    assert!(memo.is_empty());
+    let mut keys = Vec::new();
+    for seed in [40u8, 41] {
+        let mut r = rng(seed);
+        let (state, request) = login_start(PASSWORD, &mut r).expect("login start");
+        let (server_state, response) =
+            server_login_start(&f.setup, Some(&f.password_file), &request, &ids(), &mut r)
+                .expect("server login start");
+        let client = login_finish_memo(state, PASSWORD, &response, &ids(), &memo, &mut r)
+            .expect("memoized login");
+        let server = server_login_finish(&server_state, &client.finalization).expect("server");
+        assert_eq!(client.session_key, server);
+        keys.push(client.export_key);
+    }
+    // One user and password: Argon2id ran once.
+    assert_eq!(memo.len(), 1);
+    // The same export key as a plain login, which opens the account.
+    let (plain, _) = login(&f.setup, Some(&f.password_file), PASSWORD, &ids(), 42);
+    let plain = plain.expect("plain login");
+    assert_eq!(plain.export_key, keys[0]);
+    assert_eq!(plain.export_key, keys[1]);
+    unlock(&keys[1], &f.account_id, &f.key_bundle).expect("unlock");
+    // A wrong password stretches a different input and fails, as without a memo.
+    let mut r = rng(43);
+    let (state, request) = login_start(b"wrong", &mut r).expect("login start");
+    let (_, response) =
+        server_login_start(&f.setup, Some(&f.password_file), &request, &ids(), &mut r)
+            .expect("server login start");
+    assert!(login_finish_memo(state, b"wrong", &response, &ids(), &memo, &mut r).is_err());
+    assert_eq!(memo.len(), 2);
+}
+
+#[test]
+fn new_account_records_open_under_the_export_key() {
+    let f = fixture();
+    let (client, _) = login(&f.setup, Some(&f.password_file), PASSWORD, &ids(), 44);
+    let export_key = client.expect("login").export_key;
+    let mut r = rng(45);
+    let other = AccountId::generate(&mut r);
+    let reg = new_account(&export_key, "bob@example.org", other, 1_700_000_000, &mut r)
+        .expect("new account");
+    assert!(reg.registration_upload.is_empty());
+    let identity = check_new_account(
+        &other,
+        "bob@example.org",
+        &reg.key_bundle,
+        &reg.signed_identity,
+    )
+    .expect("records check");
+    assert_eq!(identity.user_name, "bob@example.org");
+    let unlocked = unlock(&export_key, &other, &reg.key_bundle).expect("unlock");
+    assert_eq!(unlocked.master_key, reg.account.master_key);
+}

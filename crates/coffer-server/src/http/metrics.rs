@@ -21,11 +21,20 @@ struct Histogram {
     sum: f64,
 }
 
+/// Requests of one method on one route.
+#[derive(Default)]
+struct MethodStats {
+    /// Responses by status.
+    statuses: Vec<(u16, u64)>,
+    latency: Histogram,
+}
+
 /// The server's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// By route template, then method (looked up by `&str`: no allocation once a route and
+    /// method have been seen).
+    requests: Mutex<BTreeMap<String, BTreeMap<String, MethodStats>>>,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -47,14 +56,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Records one finished request.
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        *lock(&self.requests)
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
         let secs = elapsed.as_secs_f64();
-        let mut lat = lock(&self.latency);
-        let h = lat
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let mut requests = lock(&self.requests);
+        let by_method = match requests.get_mut(route) {
+            Some(m) => m,
+            None => requests.entry(route.to_owned()).or_default(),
+        };
+        let stats = match by_method.get_mut(method) {
+            Some(s) => s,
+            None => by_method.entry(method.to_owned()).or_default(),
+        };
+        match stats.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => stats.statuses.push((status, 1)),
+        }
+        let h = &mut stats.latency;
         h.count += 1;
         h.sum += secs;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -122,7 +138,19 @@ impl Metrics {
             "# HELP cofferd_http_requests_total HTTP requests by method, route template and status."
         );
         let _ = writeln!(out, "# TYPE cofferd_http_requests_total counter");
-        for ((method, route, status), n) in lock(&self.requests).iter() {
+        let requests = lock(&self.requests);
+        let mut counts: Vec<(&str, &str, u16, u64)> = requests
+            .iter()
+            .flat_map(|(route, by_method)| {
+                by_method.iter().flat_map(move |(method, st)| {
+                    st.statuses
+                        .iter()
+                        .map(move |(status, n)| (method.as_str(), route.as_str(), *status, *n))
+                })
+            })
+            .collect();
+        counts.sort_unstable();
+        for (method, route, status, n) in counts {
             let _ = writeln!(
                 out,
                 "cofferd_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
@@ -138,7 +166,16 @@ impl Metrics {
             out,
             "# TYPE cofferd_http_request_duration_seconds histogram"
         );
-        for ((method, route), h) in lock(&self.latency).iter() {
+        let mut hists: Vec<(&str, &str, &Histogram)> = requests
+            .iter()
+            .flat_map(|(route, by_method)| {
+                by_method
+                    .iter()
+                    .map(move |(method, st)| (method.as_str(), route.as_str(), &st.latency))
+            })
+            .collect();
+        hists.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for (method, route, h) in hists {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -163,6 +200,7 @@ impl Metrics {
                 h.count
             );
         }
+        drop(requests);
         let _ = writeln!(
             out,
             "# HELP cofferd_rate_limited_total Requests refused by a rate limit, by limit."

@@ -22,7 +22,7 @@
 //! query parameters on endpoints that define none, sets `Cache-Control: no-store` and records
 //! metrics.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +44,7 @@ use crate::store::{BlobStore, MetadataStore};
 pub mod accounts;
 pub mod auth;
 pub mod body;
+pub mod cursor;
 pub mod error;
 pub mod identities;
 pub mod links;
@@ -88,8 +89,13 @@ pub struct AppInner {
     pub metrics: metrics::Metrics,
     /// The OPAQUE server setup (keys and OPRF seed).
     pub opaque: ServerSetup,
+    /// The key that authenticates pagination cursors (§11.4.5).
+    pub cursor_key: cursor::CursorKey,
     in_flight: Arc<Semaphore>,
     clock_offset: AtomicI64,
+    request_ids: AtomicU64,
+    /// Latest scheduling delay measured by [`AppState::watch_queue_delay`], in microseconds.
+    queue_delay_us: AtomicU64,
 }
 
 impl AppState {
@@ -100,6 +106,7 @@ impl AppState {
         meta: Arc<dyn MetadataStore>,
         blobs: Arc<dyn BlobStore>,
         opaque: ServerSetup,
+        cursor_key: cursor::CursorKey,
     ) -> Self {
         let limits = ratelimit::RateLimiters::new(&config.file.rate_limits);
         let in_flight = Arc::new(Semaphore::new(config.file.limits.max_in_flight));
@@ -110,8 +117,12 @@ impl AppState {
             limits,
             metrics: metrics::Metrics::default(),
             opaque,
+            cursor_key,
             in_flight,
             clock_offset: AtomicI64::new(0),
+            // Random start: request ids of two runs do not collide in aggregated logs.
+            request_ids: AtomicU64::new(rand_core::OsRng.next_u64()),
+            queue_delay_us: AtomicU64::new(0),
         }))
     }
 
@@ -124,16 +135,48 @@ impl AppState {
         real.saturating_add_signed(self.clock_offset.load(Ordering::Relaxed))
     }
 
+    /// A fresh request id for logs (a counter from a random start: no system call per
+    /// request).
+    pub fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Moves the server's clock forward (used by tests of expiry; never by the server itself).
     pub fn advance_clock(&self, by: Duration) {
         let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
         self.clock_offset.fetch_add(secs, Ordering::Relaxed);
     }
 
-    /// Whether the server is shedding load (no in-flight slot left).
+    /// Whether the server is shedding load (no in-flight slot left, or ready tasks waiting
+    /// longer than `limits.max-queue-delay-ms` for a worker).
     #[must_use]
     pub fn is_saturated(&self) -> bool {
-        self.in_flight.available_permits() == 0
+        self.in_flight.available_permits() == 0 || self.queue_too_long()
+    }
+
+    fn queue_too_long(&self) -> bool {
+        let max_ms = self.config.file.limits.max_queue_delay_ms;
+        max_ms > 0 && self.queue_delay_us.load(Ordering::Relaxed) > max_ms.saturating_mul(1000)
+    }
+
+    /// Measures, until `stop` turns true, how late the runtime wakes a task that sleeps a few
+    /// milliseconds: how long a ready task (a connection with a request to read) waits for a
+    /// worker. Used by `limits.max-queue-delay-ms`; does nothing when that is 0.
+    pub async fn watch_queue_delay(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        const PROBE: Duration = Duration::from_millis(5);
+        if self.config.file.limits.max_queue_delay_ms == 0 {
+            return;
+        }
+        loop {
+            let t = Instant::now();
+            tokio::select! {
+                () = tokio::time::sleep(PROBE) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let late = t.elapsed().saturating_sub(PROBE);
+            let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            self.queue_delay_us.store(us, Ordering::Relaxed);
+        }
     }
 
     /// A `Retry-After` for shedding: random within the configured range (spreads retries).
@@ -200,12 +243,16 @@ fn malformed_path_id(route: &str, path: &str) -> Option<ApiError> {
 pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
-    let request_id = format!("{:016x}", rand_core::OsRng.next_u64());
-    let span = tracing::info_span!("request", id = %request_id, method = %method, route = %route);
+    // The template is shared (`MatchedPath` is reference-counted): no copy per request.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = state.next_request_id();
+    let span = tracing::info_span!(
+        "request",
+        id = %format_args!("{request_id:016x}"),
+        method = %method,
+        route = %route
+    );
     if let Some(len) = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -218,15 +265,18 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut resp = async {
         // Step 1 of §11.4.1: load shedding. The permit is held until the response head is
         // produced (and with it every change the handler applies).
-        let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        let permit = if state.queue_too_long() {
+            None
+        } else {
+            state.in_flight.clone().try_acquire_owned().ok()
+        };
+        let Some(_permit) = permit else {
             state.metrics.shed();
             tracing::warn!("shedding load");
             return ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
                 .into_response();
         };
-        if !QUERY_ROUTES.contains(&route.as_str())
-            && req.uri().query().is_some_and(|q| !q.is_empty())
-        {
+        if !QUERY_ROUTES.contains(&route) && req.uri().query().is_some_and(|q| !q.is_empty()) {
             return ApiError::invalid_parameter("this endpoint takes no query parameters")
                 .into_response();
         }
@@ -261,7 +311,7 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         resp = e.into_response();
     }
-    if route.starts_with("/v1/") || route == "<unmatched>" {
+    if route.starts_with("/v1/") || matched.is_none() {
         resp.headers_mut()
             .entry(CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
@@ -276,15 +326,18 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         state.metrics.bytes_out(len);
     }
     let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
     state
         .metrics
-        .request(method.as_str(), &route, status, started.elapsed());
+        .request(method.as_str(), route, status, elapsed);
+    // One line per request at `debug` (per-route counts and latencies are in `/metrics`);
+    // server errors at `info`.
     span.in_scope(|| {
-        tracing::info!(
-            status,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "request"
-        );
+        if status >= 500 {
+            tracing::info!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
+        } else {
+            tracing::debug!(status, elapsed_ms = elapsed.as_millis() as u64, "request");
+        }
     });
     resp
 }

@@ -388,11 +388,12 @@ pub(crate) async fn get_node(
     Ok(node_response(&headers, &node))
 }
 
-/// Parses `limit` and `cursor` of a children listing (§11.4.5).
-pub(crate) fn page_params(q: &Option<String>) -> ApiResult<(u32, Option<NodeId>)> {
+/// Parses `limit` and `cursor` of a children listing (§11.4.5). The cursor is returned as sent;
+/// [`children_page`] authenticates it.
+pub(crate) fn page_params(q: &Option<String>) -> ApiResult<(u32, Option<Vec<u8>>)> {
     let bad = || problem(ProblemKind::InvalidParameter, "invalid query parameter");
     let mut limit: Option<u32> = None;
-    let mut cursor: Option<NodeId> = None;
+    let mut cursor: Option<Vec<u8>> = None;
     if let Some(q) = q {
         for pair in q.split('&') {
             let (k, v) = pair.split_once('=').ok_or_else(bad)?;
@@ -408,7 +409,11 @@ pub(crate) fn page_params(q: &Option<String>) -> ApiResult<(u32, Option<NodeId>)
                     limit = Some(n);
                 }
                 "cursor" if cursor.is_none() => {
-                    cursor = Some(NodeId::from_b64(v).map_err(|_| bad())?);
+                    let c = coffer_core::encoding::b64url_decode(v).map_err(|_| bad())?;
+                    if c.is_empty() || c.len() > 64 {
+                        return Err(bad());
+                    }
+                    cursor = Some(c);
                 }
                 _ => return Err(bad()),
             }
@@ -417,13 +422,23 @@ pub(crate) fn page_params(q: &Option<String>) -> ApiResult<(u32, Option<NodeId>)
     Ok((limit.unwrap_or(api::DEFAULT_PAGE_LIMIT as u32), cursor))
 }
 
-/// One page of children as a `NodeList`.
+/// One page of children as a `NodeList`, continuing after the node an authentic `cursor` of
+/// this folder names (`400 invalid-parameter` for any other cursor, §11.4.5).
 pub(crate) async fn children_page(
     state: &AppState,
     parent: &Node,
     limit: u32,
-    after: Option<NodeId>,
+    cursor: Option<&[u8]>,
 ) -> ApiResult<api::NodeList> {
+    let after = match cursor {
+        Some(c) => Some(
+            state
+                .cursor_key
+                .open(parent.node.node_id, c)
+                .ok_or_else(|| problem(ProblemKind::InvalidParameter, "invalid cursor"))?,
+        ),
+        None => None,
+    };
     let mut kids = if parent.node.kind == NodeKind::Folder {
         state
             .meta
@@ -436,7 +451,7 @@ pub(crate) async fn children_page(
     let next_cursor = if kids.len() > limit as usize {
         kids.truncate(limit as usize);
         kids.last()
-            .map(|n| ByteBuf::from(n.node.node_id.as_bytes().to_vec()))
+            .map(|n| ByteBuf::from(state.cursor_key.seal(parent.node.node_id, n.node.node_id)))
     } else {
         None
     };
@@ -460,7 +475,7 @@ pub(crate) async fn get_children(
     let id = path_id::<NodeId>(&id)?;
     let (limit, after) = page_params(&q)?;
     let (node, _) = readable(&state, caller.account_id, id).await?;
-    let list = children_page(&state, &node, limit, after).await?;
+    let list = children_page(&state, &node, limit, after.as_deref()).await?;
     Ok(cbor(StatusCode::OK, &list))
 }
 
@@ -732,6 +747,6 @@ async fn link_children(
         return Err(not_found());
     }
     let node = link_scoped(&state, &link, node_id).await?;
-    let list = children_page(&state, &node, limit, after).await?;
+    let list = children_page(&state, &node, limit, after.as_deref()).await?;
     Ok(cbor(StatusCode::OK, &list))
 }

@@ -31,6 +31,7 @@ struct State {
     links: HashMap<LinkId, Link>,
     link_tokens: HashMap<Digest, (LinkId, u64)>,
     drops: HashMap<UploadId, DropRecord>,
+    server_secrets: HashMap<String, ServerSecret>,
 }
 
 /// The SHA-256 of a retained username (usernames of deleted accounts are kept only as hashes).
@@ -1497,6 +1498,15 @@ impl MetadataStore for MemoryMetadataStore {
             sessions: (a - s.sessions.len()) as u64,
             handshakes: (b - s.handshakes.len()) as u64,
             link_tokens: (c - s.link_tokens.len()) as u64,
+        })
+    }
+
+    async fn server_secret(&self, name: &str, fresh: ServerSecret) -> StoreResult<ServerSecret> {
+        self.tx(|s| {
+            Ok(s.server_secrets
+                .entry(name.to_owned())
+                .or_insert(fresh)
+                .clone())
         })
     }
 

@@ -710,6 +710,31 @@ pub struct Purged {
     pub link_tokens: u64,
 }
 
+/// A secret of the server itself kept in the metadata store (not an account's): zeroized on drop,
+/// redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerSecret(zeroize::Zeroizing<Vec<u8>>);
+
+impl ServerSecret {
+    /// Wraps secret bytes.
+    #[must_use]
+    pub fn new(bytes: Vec<u8>) -> Self {
+        ServerSecret(zeroize::Zeroizing::new(bytes))
+    }
+
+    /// The secret bytes.
+    #[must_use]
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerSecret(..)")
+    }
+}
+
 /// The metadata store. Every method is atomic on its own (one transaction).
 ///
 /// Authorization is the caller's: the store checks only what it must check *inside* the
@@ -1037,6 +1062,11 @@ pub trait MetadataStore: Send + Sync {
 
     /// Deletes expired sessions, handshakes and link tokens.
     async fn purge_expired(&self, now: u64, idle_ttl: u64) -> StoreResult<Purged>;
+
+    /// The server secret `name` (e.g. the pagination-cursor MAC key, §11.4.5), storing `fresh`
+    /// first if there is none: every caller, concurrent or after a restart, gets the first one
+    /// stored.
+    async fn server_secret(&self, name: &str, fresh: ServerSecret) -> StoreResult<ServerSecret>;
 
     /// Whether the store is reachable (for `/healthz`).
     async fn health(&self) -> StoreResult<()>;

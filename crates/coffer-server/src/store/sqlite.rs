@@ -10,9 +10,10 @@
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
 use super::expect_revision;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,14 +27,21 @@ use super::*;
 
 /// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
 /// at open by [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
 /// that opens it.
 const MIGRATIONS: &[&str] = &[
     // 2: a drop keeps its link's record once the link is revoked or rotated.
     "ALTER TABLE drops ADD COLUMN link_record BLOB",
+    // 3: secrets of the server itself (the pagination-cursor MAC key, §11.4.5).
+    SERVER_SECRETS,
 ];
+
+const SERVER_SECRETS: &str = "CREATE TABLE server_secrets (
+    name TEXT PRIMARY KEY NOT NULL,
+    secret BLOB NOT NULL
+) STRICT";
 
 const SCHEMA: &str = r"
 CREATE TABLE accounts (
@@ -58,6 +66,8 @@ CREATE TABLE identities (
     record BLOB NOT NULL,
     PRIMARY KEY (account_id, generation)
 ) STRICT;
+-- Unused: handshakes live in memory (see `Handshakes`). Kept so that existing files need no
+-- migration.
 CREATE TABLE handshakes (
     id BLOB PRIMARY KEY NOT NULL,
     kind INTEGER NOT NULL,
@@ -189,6 +199,24 @@ CREATE INDEX drops_owner ON drops(owner);
 CREATE INDEX drops_link ON drops(link_id);
 ";
 
+/// How a committed write becomes durable (`[storage] commit-sync` of the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitSync {
+    /// Group commit (the default): SQLite commits without syncing (`synchronous=NORMAL`), and
+    /// the store answers only after an `fsync` of the write-ahead log that covers the commit;
+    /// one `fsync` covers every commit made while the previous one ran. What a caller has been
+    /// told is committed survives a crash of the process and of the machine, as with
+    /// [`CommitSync::Each`]; the difference is that a concurrent reader may see a commit up to
+    /// one `fsync` before it is durable, so after a power loss (not a process crash) such a
+    /// read may not be repeatable. Needs a database file ([`SqliteMetadataStore::open`]); a URL
+    /// opened with [`SqliteMetadataStore::open_url`] uses `Each`.
+    #[default]
+    Group,
+    /// One `fsync` per commit inside SQLite (`synchronous=FULL`): a commit is durable before
+    /// any other connection can see it. Writes are bounded by the disk's `fsync` rate.
+    Each,
+}
+
 /// Options of the SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
@@ -196,6 +224,8 @@ pub struct SqliteOptions {
     pub max_connections: u32,
     /// How long a statement waits for a lock before failing.
     pub busy_timeout: Duration,
+    /// How commits are made durable.
+    pub commit_sync: CommitSync,
 }
 
 impl Default for SqliteOptions {
@@ -203,6 +233,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(10),
+            commit_sync: CommitSync::default(),
         }
     }
 }
@@ -211,6 +242,266 @@ impl Default for SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteMetadataStore {
     pool: SqlitePool,
+    shared: Arc<Shared>,
+}
+
+/// Entries per read cache; a full cache is emptied and refilled.
+const CACHE_CAPACITY: usize = 8192;
+
+/// What every clone of the store shares: the writer queue, the group commit and the read cache.
+///
+/// # Read cache
+///
+/// Links and nodes read outside a write transaction (anonymous link resolves, authorization of
+/// node requests) are cached with the value of `epoch` read *before* the database read. Every
+/// write transaction that may change a link or a node increments `epoch` after its commit and
+/// before it returns, which invalidates every entry at once: a read that starts after a write
+/// returned never sees data older than that write. Expiry is compared with the clock at each
+/// access and download counts are consumed inside write transactions, so limits stay exact.
+struct Shared {
+    /// One write transaction at a time, queued in order (instead of SQLite's busy-wait backoff).
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// `Some` in [`CommitSync::Group`] mode.
+    group: Option<GroupSync>,
+    epoch: std::sync::atomic::AtomicU64,
+    links: Mutex<HashMap<LinkId, (u64, Option<Link>)>>,
+    nodes: Mutex<HashMap<NodeId, (u64, Option<Node>)>>,
+    handshakes: Mutex<Handshakes>,
+}
+
+/// Live handshakes (registration reservations, logins, re-authentications): in memory, not in
+/// the database. They live minutes (`HANDSHAKE_TTL_SECS`); a restart loses them and the
+/// client's next message fails like one to an expired handshake, so they need no durable
+/// write. A registration's uniqueness is still enforced by the database when the account is
+/// created (username `UNIQUE`, account id primary key).
+#[derive(Default)]
+struct Handshakes {
+    by_id: HashMap<HandshakeId, Handshake>,
+    /// Usernames reserved by registrations.
+    names: HashMap<String, HandshakeId>,
+    /// Account ids reserved by registrations.
+    accounts: HashMap<AccountId, HandshakeId>,
+    /// When expired handshakes were last swept.
+    swept_at: u64,
+}
+
+impl Handshakes {
+    fn remove(&mut self, id: &HandshakeId) -> Option<Handshake> {
+        let h = self.by_id.remove(id)?;
+        if h.kind == HandshakeKind::Registration {
+            if let Some(name) = &h.username {
+                if self.names.get(name) == Some(id) {
+                    self.names.remove(name);
+                }
+            }
+            if let Some(a) = &h.account_id {
+                if self.accounts.get(a) == Some(id) {
+                    self.accounts.remove(a);
+                }
+            }
+        }
+        Some(h)
+    }
+
+    /// Removes every handshake `f` selects; returns how many.
+    fn remove_where(&mut self, f: impl Fn(&Handshake) -> bool) -> u64 {
+        let ids: Vec<HandshakeId> = self.by_id.values().filter(|h| f(h)).map(|h| h.id).collect();
+        for id in &ids {
+            self.remove(id);
+        }
+        ids.len() as u64
+    }
+
+    /// Removes expired handshakes (at most once a second from `put`: the sweep is linear).
+    fn sweep(&mut self, now: u64) -> u64 {
+        self.swept_at = now;
+        self.remove_where(|h| h.expires_at <= now)
+    }
+
+    /// The live registration reserving `name`.
+    fn reservation_of(&self, name: &str, now: u64) -> Option<&Handshake> {
+        self.names
+            .get(name)
+            .and_then(|id| self.by_id.get(id))
+            .filter(|h| h.expires_at > now)
+    }
+
+    fn account_reserved(&self, account: &AccountId, now: u64) -> bool {
+        self.accounts
+            .get(account)
+            .and_then(|id| self.by_id.get(id))
+            .is_some_and(|h| h.expires_at > now)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("group_commit", &self.group.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    fn new(group: Option<GroupSync>) -> Self {
+        Shared {
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            group,
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            links: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
+            handshakes: Mutex::new(Handshakes::default()),
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn invalidate(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn cached<K: std::hash::Hash + Eq, V: Clone>(
+        &self,
+        map: &Mutex<HashMap<K, (u64, Option<V>)>>,
+        key: &K,
+    ) -> Option<Option<V>> {
+        let epoch = self.epoch();
+        let m = lock(map);
+        match m.get(key) {
+            Some((e, v)) if *e == epoch => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember<K: std::hash::Hash + Eq, V>(
+        map: &Mutex<HashMap<K, (u64, Option<V>)>>,
+        epoch: u64,
+        key: K,
+        value: Option<V>,
+    ) {
+        let mut m = lock(map);
+        if m.len() >= CACHE_CAPACITY {
+            m.clear();
+        }
+        m.insert(key, (epoch, value));
+    }
+}
+
+/// Group commit of [`CommitSync::Group`]: `fsync` of the write-ahead log, shared by every commit
+/// made before it started.
+struct GroupSync {
+    wal: std::path::PathBuf,
+    /// Commits made so far (tickets).
+    committed: std::sync::atomic::AtomicU64,
+    /// Every ticket up to this one is durable.
+    synced: std::sync::atomic::AtomicU64,
+    /// Held by the one task running an `fsync`; the others queue and usually find their ticket
+    /// covered when their turn comes.
+    syncing: tokio::sync::Mutex<Option<u64>>,
+}
+
+impl GroupSync {
+    fn new(db_file: &Path) -> Self {
+        let mut wal = db_file.as_os_str().to_owned();
+        wal.push("-wal");
+        GroupSync {
+            wal: wal.into(),
+            committed: std::sync::atomic::AtomicU64::new(0),
+            synced: std::sync::atomic::AtomicU64::new(0),
+            syncing: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Returns once the commit made just before the call is durable.
+    async fn barrier(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::AcqRel;
+        use std::sync::atomic::Ordering::Acquire;
+        let ticket = self.committed.fetch_add(1, AcqRel) + 1;
+        if self.synced.load(Acquire) >= ticket {
+            return Ok(());
+        }
+        // The guard holds the inode of the last log synced with its directory.
+        let mut last_inode = self.syncing.lock().await;
+        if self.synced.load(Acquire) >= ticket {
+            return Ok(());
+        }
+        let upto = self.committed.load(Acquire);
+        let wal = self.wal.clone();
+        let known = *last_inode;
+        let inode = tokio::task::spawn_blocking(move || sync_wal(&wal, known))
+            .await
+            .map_err(std::io::Error::other)??;
+        *last_inode = inode.or(known);
+        self.synced.fetch_max(upto, AcqRel);
+        Ok(())
+    }
+}
+
+/// `fsync` of the write-ahead log (and of its directory the first time a log file is seen).
+/// No log file means none is needed: SQLite removes it only after checkpointing it into the
+/// database file and syncing that.
+fn sync_wal(wal: &Path, known_inode: Option<u64>) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let f = match std::fs::File::open(wal) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    f.sync_data()?;
+    let inode = f.metadata()?.ino();
+    if known_inode != Some(inode) {
+        if let Some(dir) = wal.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(Some(inode))
+}
+
+/// A write transaction: holds the writer queue until it commits or is dropped (rolled back).
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    shared: Arc<Shared>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    /// Commits, invalidates the read cache, lets the next writer in, and waits until the
+    /// commit is durable.
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        let WriteTx { tx, _turn, shared } = self;
+        let r = tx.commit().await;
+        shared.invalidate();
+        drop(_turn);
+        r?;
+        if let Some(g) = &shared.group {
+            g.barrier().await.map_err(sqlx::Error::Io)?;
+        }
+        Ok(())
+    }
 }
 
 type Conn = SqliteConnection;
@@ -281,14 +572,6 @@ fn link_kind_code(k: LinkKind) -> i64 {
         LinkKind::File => 0,
         LinkKind::Folder => 1,
         LinkKind::Drop => 2,
-    }
-}
-
-fn handshake_code(k: HandshakeKind) -> i64 {
-    match k {
-        HandshakeKind::Registration => 0,
-        HandshakeKind::Login => 1,
-        HandshakeKind::Reauth(p) => 2 + i64::from(p),
     }
 }
 
@@ -958,15 +1241,6 @@ async fn revoke_sessions(
     Ok(res.rows_affected())
 }
 
-async fn delete_account_handshakes(c: &mut Conn, account: &AccountId) -> StoreResult<()> {
-    sqlx::query("DELETE FROM handshakes WHERE account_id = ?")
-        .bind(&account.as_bytes()[..])
-        .execute(&mut *c)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
-
 async fn set_account_keys(
     c: &mut Conn,
     id: &AccountId,
@@ -1020,16 +1294,21 @@ impl SqliteMetadataStore {
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened, or holds a schema of another version.
     pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<Self> {
+        let path = path.as_ref();
+        let (synchronous, group) = match options.commit_sync {
+            CommitSync::Group => (SqliteSynchronous::Normal, Some(GroupSync::new(path))),
+            CommitSync::Each => (SqliteSynchronous::Full, None),
+        };
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             // Deleted content is overwritten, not left in free pages (account deletion, §9.5).
             .pragma("secure_delete", "ON")
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
-        Self::open_with(connect, options).await
+        Self::open_with(connect, options, group).await
     }
 
     /// Opens a database from a `sqlite:` URL (see sqlx's `SqliteConnectOptions`), with the same
@@ -1047,16 +1326,23 @@ impl SqliteMetadataStore {
             .pragma("secure_delete", "ON")
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
-        Self::open_with(connect, options).await
+        Self::open_with(connect, options, None).await
     }
 
-    async fn open_with(connect: SqliteConnectOptions, options: SqliteOptions) -> StoreResult<Self> {
+    async fn open_with(
+        connect: SqliteConnectOptions,
+        options: SqliteOptions,
+        group: Option<GroupSync>,
+    ) -> StoreResult<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .connect_with(connect)
             .await
             .map_err(db)?;
-        let store = SqliteMetadataStore { pool };
+        let store = SqliteMetadataStore {
+            pool,
+            shared: Arc::new(Shared::new(group)),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -1071,7 +1357,8 @@ impl SqliteMetadataStore {
             .map_err(db)?;
         match version {
             0 => {
-                for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let statements = SCHEMA.split(';').chain(std::iter::once(SERVER_SECRETS));
+                for statement in statements.map(str::trim).filter(|s| !s.is_empty()) {
                     sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
                 }
                 sqlx::query(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -1149,8 +1436,24 @@ impl SqliteMetadataStore {
         Ok(out)
     }
 
-    async fn write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// Ends the handshakes of an account (and those naming `username`): password change,
+    /// recovery, deletion. Done before the change commits; if it then fails, the handshakes
+    /// are lost as if expired.
+    fn drop_handshakes_of(&self, account: &AccountId, username: Option<&str>) {
+        lock(&self.shared.handshakes).remove_where(|h| {
+            h.account_id.as_ref() == Some(account)
+                || username.is_some_and(|u| h.username.as_deref() == Some(u))
+        });
+    }
+
+    async fn write(&self) -> StoreResult<WriteTx> {
+        let turn = Arc::clone(&self.shared.writer).lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok(WriteTx {
+            tx,
+            _turn: turn,
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
@@ -1190,67 +1493,73 @@ macro_rules! commit {
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
     async fn put_handshake(&self, h: Handshake, now: u64) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM handshakes WHERE expires_at <= ?")
-            .bind(i(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if sqlx::query("SELECT 1 FROM handshakes WHERE id = ?")
-            .bind(&h.id[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some()
-        {
-            return Err(StoreError::AlreadyExists);
+        if h.kind != HandshakeKind::Registration {
+            let mut hs = lock(&self.shared.handshakes);
+            if now > hs.swept_at {
+                hs.sweep(now);
+            }
+            if hs.by_id.contains_key(&h.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            hs.by_id.insert(h.id, h);
+            return Ok(());
         }
-        if h.kind == HandshakeKind::Registration {
-            let (Some(name), Some(account)) = (&h.username, &h.account_id) else {
-                return Err(StoreError::Invalid(
-                    "registration needs a username and an account id",
-                ));
-            };
-            let taken = sqlx::query(
-                "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
-                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)
-                    OR EXISTS (SELECT 1 FROM handshakes WHERE kind = 0 AND username = ?1)",
-            )
-            .bind(name)
-            .bind(&username_hash(name)[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some();
-            if taken {
+        let (Some(name), Some(account)) = (h.username.clone(), h.account_id) else {
+            return Err(StoreError::Invalid(
+                "registration needs a username and an account id",
+            ));
+        };
+        // The writer's turn: no account can be created between the database check and the
+        // reservation.
+        let _turn = Arc::clone(&self.shared.writer).lock_owned().await;
+        {
+            let hs = lock(&self.shared.handshakes);
+            if hs.by_id.contains_key(&h.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            if hs.reservation_of(&name, now).is_some() {
                 return Err(StoreError::UsernameTaken);
             }
-            let id_used = sqlx::query(
-                "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
-                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1)
-                    OR EXISTS (SELECT 1 FROM handshakes WHERE kind = 0 AND account_id = ?1)",
-            )
-            .bind(&account.as_bytes()[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some();
-            if id_used {
+            if hs.account_reserved(&account, now) {
                 return Err(StoreError::AlreadyExists);
             }
         }
-        sqlx::query("INSERT INTO handshakes (id, kind, username, account_id, session_id, state, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&h.id[..])
-            .bind(handshake_code(h.kind))
-            .bind(&h.username)
-            .bind(h.account_id.map(|a| a.as_bytes().to_vec()))
-            .bind(h.session_id.map(|s| s.to_vec()))
-            .bind(&h.state)
-            .bind(i(h.expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        commit!(tx, ())
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
+                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2),
+                    EXISTS (SELECT 1 FROM accounts WHERE account_id = ?3)
+                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?3)",
+        )
+        .bind(&name)
+        .bind(&username_hash(&name)[..])
+        .bind(&account.as_bytes()[..])
+        .fetch_one(&mut *self.read().await?)
+        .await
+        .map_err(db)?;
+        if row.try_get::<bool, _>(0).map_err(db)? {
+            return Err(StoreError::UsernameTaken);
+        }
+        if row.try_get::<bool, _>(1).map_err(db)? {
+            return Err(StoreError::AlreadyExists);
+        }
+        let mut hs = lock(&self.shared.handshakes);
+        if now > hs.swept_at {
+            hs.sweep(now);
+        }
+        // A stale reservation of the same name or id (expired, not yet swept) gives way.
+        for stale in [
+            hs.names.get(&name).copied(),
+            hs.accounts.get(&account).copied(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            hs.remove(&stale);
+        }
+        hs.names.insert(name, h.id);
+        hs.accounts.insert(account, h.id);
+        hs.by_id.insert(h.id, h);
+        Ok(())
     }
 
     async fn take_handshake(
@@ -1259,38 +1568,18 @@ impl MetadataStore for SqliteMetadataStore {
         kind: HandshakeKind,
         now: u64,
     ) -> StoreResult<Option<Handshake>> {
-        let mut tx = self.write().await?;
-        let Some(row) = sqlx::query("SELECT kind, username, account_id, session_id, state, expires_at FROM handshakes WHERE id = ?")
-            .bind(&id[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
+        let mut hs = lock(&self.shared.handshakes);
+        let Some(h) = hs.by_id.get(&id) else {
             return Ok(None);
         };
-        let expires_at = get_u(&row, "expires_at")?;
-        let code = row.try_get::<i64, _>("kind").map_err(db)?;
-        if expires_at > now && code != handshake_code(kind) {
+        if h.expires_at <= now {
+            hs.remove(&id);
             return Ok(None);
         }
-        sqlx::query("DELETE FROM handshakes WHERE id = ?")
-            .bind(&id[..])
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if expires_at <= now {
-            return commit!(tx, None);
+        if h.kind != kind {
+            return Ok(None);
         }
-        let h = Handshake {
-            id,
-            kind,
-            username: row.try_get::<Option<String>, _>("username").map_err(db)?,
-            account_id: get_opt_id(&row, "account_id")?.map(AccountId::from_bytes),
-            session_id: get_opt_id(&row, "session_id")?,
-            state: get_bytes(&row, "state")?,
-            expires_at,
-        };
-        commit!(tx, Some(h))
+        Ok(hs.remove(&id))
     }
 
     async fn create_account(&self, new: NewAccount, now: u64) -> StoreResult<Account> {
@@ -1308,17 +1597,13 @@ impl MetadataStore for SqliteMetadataStore {
         if exists {
             return Err(StoreError::AlreadyExists);
         }
-        let Some(res) = sqlx::query("SELECT id FROM handshakes WHERE kind = 0 AND account_id = ? AND username = ? AND expires_at > ?")
-            .bind(aid)
-            .bind(&new.username)
-            .bind(i(now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
-            return Err(StoreError::NotFound);
+        let reservation = {
+            let hs = lock(&self.shared.handshakes);
+            match hs.reservation_of(&new.username, now) {
+                Some(h) if h.account_id == Some(new.account_id) => h.id,
+                _ => return Err(StoreError::NotFound),
+            }
         };
-        let reservation = get_bytes(&res, "id")?;
         let taken = sqlx::query(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
                 OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)",
@@ -1343,11 +1628,6 @@ impl MetadataStore for SqliteMetadataStore {
         if node_exists(&mut tx, &new.root.node_id).await? {
             return Err(StoreError::AlreadyExists);
         }
-        sqlx::query("DELETE FROM handshakes WHERE id = ?")
-            .bind(reservation)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
         sqlx::query(
             "INSERT INTO accounts (account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets,
                                    identity_generation, root_node_id, created_at)
@@ -1373,7 +1653,9 @@ impl MetadataStore for SqliteMetadataStore {
         let account = get_account(&mut tx, &new.account_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        commit!(tx, account)
+        tx.commit().await.map_err(db)?;
+        lock(&self.shared.handshakes).remove(&reservation);
+        Ok(account)
     }
 
     async fn account(&self, account_id: AccountId) -> StoreResult<Option<Account>> {
@@ -1411,7 +1693,7 @@ impl MetadataStore for SqliteMetadataStore {
             None,
         )
         .await?;
-        delete_account_handshakes(&mut tx, &ch.account_id).await?;
+        self.drop_handshakes_of(&ch.account_id, None);
         let sessions_revoked =
             revoke_sessions(&mut tx, &ch.account_id, Some(&ch.keep_session)).await?;
         commit!(
@@ -1509,7 +1791,7 @@ impl MetadataStore for SqliteMetadataStore {
         let uploads = uploads_where(&mut tx, "creator = ?", &[&acc.as_bytes()[..]]).await?;
         delete_uploads(&mut tx, &uploads).await?;
         removed.uploads.extend(uploads);
-        delete_account_handshakes(&mut tx, &acc).await?;
+        self.drop_handshakes_of(&acc, None);
         let sessions_revoked = revoke_sessions(&mut tx, &acc, Some(&r.keep_session)).await?;
         commit!(
             tx,
@@ -1591,12 +1873,7 @@ impl MetadataStore for SqliteMetadataStore {
                     .map_err(db)?;
             }
         }
-        sqlx::query("DELETE FROM handshakes WHERE account_id = ? OR username = ?")
-            .bind(acc)
-            .bind(&a.username)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        self.drop_handshakes_of(&account_id, Some(&a.username));
         removed.sessions = revoke_sessions(&mut tx, &account_id, None).await?;
         sqlx::query("DELETE FROM accounts WHERE account_id = ?")
             .bind(acc)
@@ -1810,7 +2087,13 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn node(&self, node_id: NodeId) -> StoreResult<Option<Node>> {
-        get_node(&mut *self.read().await?, &node_id).await
+        if let Some(n) = self.shared.cached(&self.shared.nodes, &node_id) {
+            return Ok(n);
+        }
+        let epoch = self.shared.epoch();
+        let n = get_node(&mut *self.read().await?, &node_id).await?;
+        Shared::remember(&self.shared.nodes, epoch, node_id, n.clone());
+        Ok(n)
     }
 
     async fn children(
@@ -2522,14 +2805,17 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn link(&self, link_id: LinkId) -> StoreResult<Option<Link>> {
-        get_link(&mut *self.read().await?, &link_id).await
+        if let Some(l) = self.shared.cached(&self.shared.links, &link_id) {
+            return Ok(l);
+        }
+        let epoch = self.shared.epoch();
+        let l = get_link(&mut *self.read().await?, &link_id).await?;
+        Shared::remember(&self.shared.links, epoch, link_id, l.clone());
+        Ok(l)
     }
 
     async fn link_access(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
-        Ok(link_access(
-            get_link(&mut *self.read().await?, &link_id).await?,
-            now,
-        ))
+        Ok(link_access(self.link(link_id).await?, now))
     }
 
     async fn consume_download(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
@@ -2693,12 +2979,7 @@ impl MetadataStore for SqliteMetadataStore {
                 .await
                 .map_err(db)?
                 .rows_affected();
-        let handshakes = sqlx::query("DELETE FROM handshakes WHERE expires_at <= ?")
-            .bind(n)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
+        let handshakes = lock(&self.shared.handshakes).sweep(now);
         let link_tokens = sqlx::query("DELETE FROM link_tokens WHERE expires_at <= ?")
             .bind(n)
             .execute(&mut *tx)
@@ -2715,11 +2996,150 @@ impl MetadataStore for SqliteMetadataStore {
         )
     }
 
+    async fn server_secret(&self, name: &str, fresh: ServerSecret) -> StoreResult<ServerSecret> {
+        let mut tx = self.write().await?;
+        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, secret) VALUES (?, ?)")
+            .bind(name)
+            .bind(fresh.expose())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let stored: Vec<u8> = sqlx::query("SELECT secret FROM server_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)?;
+        commit!(tx, ServerSecret::new(stored))
+    }
+
     async fn health(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both commit modes: what a write returned survives closing and reopening the database, and
+    /// a read after a write sees it (the read cache is invalidated by the write).
+    #[tokio::test]
+    async fn commits_persist_and_reads_follow_writes_in_both_modes() {
+        for mode in [CommitSync::Group, CommitSync::Each] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("m.sqlite");
+            let options = SqliteOptions {
+                commit_sync: mode,
+                ..SqliteOptions::default()
+            };
+            let store = SqliteMetadataStore::open(&path, options.clone())
+                .await
+                .expect("open");
+            let now = 1_000;
+            let acc = super::super::testsuite::register(&store, "cache-user", now).await;
+            let root = acc.root_node_id;
+            let before = store.node(root).await.expect("node").expect("root");
+            let mut up = before.node.clone();
+            up.revision += 1;
+            up.record = b"changed".to_vec();
+            store
+                .update_node(NodeUpdate {
+                    node: up,
+                    expected_revision: before.node.revision,
+                })
+                .await
+                .expect("update");
+            let after = store.node(root).await.expect("node").expect("root");
+            assert_eq!(
+                after.node.record, b"changed",
+                "{mode:?}: cached read after write"
+            );
+            store.close().await;
+            let store = SqliteMetadataStore::open(&path, options)
+                .await
+                .expect("reopen");
+            let again = store.node(root).await.expect("node").expect("root");
+            assert_eq!(again.node.record, b"changed", "{mode:?}: after reopening");
+            assert!(store
+                .account_by_username("cache-user")
+                .await
+                .expect("account")
+                .is_some());
+        }
+    }
+
+    /// Handshakes are single use, typed and expire; a registration reserves its username.
+    #[tokio::test]
+    async fn handshakes_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            SqliteMetadataStore::open(dir.path().join("m.sqlite"), SqliteOptions::default())
+                .await
+                .expect("open");
+        let login = |id: u8, expires_at| Handshake {
+            id: [id; 16],
+            kind: HandshakeKind::Login,
+            username: Some("u".into()),
+            account_id: None,
+            session_id: None,
+            state: vec![id],
+            expires_at,
+        };
+        store.put_handshake(login(1, 100), 10).await.expect("put");
+        assert!(matches!(
+            store.put_handshake(login(1, 100), 10).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        let reg = |id: u8, name: &str| Handshake {
+            id: [id; 16],
+            kind: HandshakeKind::Registration,
+            username: Some(name.into()),
+            account_id: Some(AccountId::from_bytes([id; 16])),
+            session_id: None,
+            state: Vec::new(),
+            expires_at: 100,
+        };
+        store
+            .put_handshake(reg(2, "taken"), 10)
+            .await
+            .expect("reserve");
+        assert!(matches!(
+            store.put_handshake(reg(3, "taken"), 10).await,
+            Err(StoreError::UsernameTaken)
+        ));
+        // Wrong kind: left in place; right kind: taken once.
+        assert!(store
+            .take_handshake([1; 16], HandshakeKind::Registration, 20)
+            .await
+            .expect("take")
+            .is_none());
+        let h = store
+            .take_handshake([1; 16], HandshakeKind::Login, 20)
+            .await
+            .expect("take")
+            .expect("live");
+        assert_eq!(h.state, vec![1]);
+        assert!(store
+            .take_handshake([1; 16], HandshakeKind::Login, 20)
+            .await
+            .expect("take")
+            .is_none());
+        // Expired: gone, and its reservation with it.
+        store.put_handshake(login(4, 50), 10).await.expect("put");
+        assert!(store
+            .take_handshake([4; 16], HandshakeKind::Login, 50)
+            .await
+            .expect("take")
+            .is_none());
+        store
+            .put_handshake(reg(5, "taken"), 100)
+            .await
+            .expect("an expired reservation gives way");
     }
 }

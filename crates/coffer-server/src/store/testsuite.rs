@@ -2606,3 +2606,36 @@ pub async fn concurrent_revisions(h: &dyn Harness) {
         2
     );
 }
+
+/// Server secrets: the first one stored for a name is returned to every later caller, also
+/// after a reopen; names are independent.
+pub async fn server_secrets(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let first = ServerSecret::new(vec![1; 32]);
+    let got = s
+        .meta
+        .server_secret("cursor", first.clone())
+        .await
+        .expect("secret");
+    assert_eq!(got, first);
+    let again = s
+        .meta
+        .server_secret("cursor", ServerSecret::new(vec![2; 32]))
+        .await
+        .expect("secret");
+    assert_eq!(again, first, "the stored secret wins");
+    let other = s
+        .meta
+        .server_secret("other", ServerSecret::new(vec![3; 32]))
+        .await
+        .expect("secret");
+    assert_eq!(other.expose(), &[3; 32]);
+    assert_eq!(format!("{first:?}"), "ServerSecret(..)");
+    let Some(s2) = h.reopen(s).await else { return };
+    let kept = s2
+        .meta
+        .server_secret("cursor", ServerSecret::new(vec![4; 32]))
+        .await
+        .expect("secret");
+    assert_eq!(kept, first, "kept across a reopen");
+}
