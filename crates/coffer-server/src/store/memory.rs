@@ -289,7 +289,7 @@ impl MemoryMetadataStore {
             push("accounts", a.account_id.as_bytes());
             push("accounts", a.username.as_bytes());
             push("accounts", &a.password_file);
-            push("accounts", &a.wrapped_master_key);
+            push("accounts", &a.key_bundle);
             push("accounts", &a.sealed_account_secrets);
         }
         for r in &s.retained {
@@ -433,7 +433,7 @@ impl MetadataStore for MemoryMetadataStore {
                 username: new.username,
                 revision: 0,
                 password_file: new.password_file,
-                wrapped_master_key: new.wrapped_master_key,
+                key_bundle: new.key_bundle,
                 sealed_account_secrets: new.sealed_account_secrets,
                 identity_generation: 0,
                 root_node_id: new.root.node_id,
@@ -487,7 +487,7 @@ impl MetadataStore for MemoryMetadataStore {
             expect_revision(a.revision, c.expected_revision)?;
             a.revision += 1;
             a.password_file = c.password_file;
-            a.wrapped_master_key = c.wrapped_master_key;
+            a.key_bundle = c.key_bundle;
             let (revision, identity_generation) = (a.revision, a.identity_generation);
             s.handshakes
                 .retain(|_, h| h.account_id != Some(c.account_id));
@@ -512,7 +512,7 @@ impl MetadataStore for MemoryMetadataStore {
             a.revision += 1;
             a.identity_generation += 1;
             a.password_file = r.password_file;
-            a.wrapped_master_key = r.wrapped_master_key;
+            a.key_bundle = r.key_bundle;
             a.sealed_account_secrets = r.sealed_account_secrets;
             let (revision, identity_generation) = (a.revision, a.identity_generation);
             s.identities

@@ -224,10 +224,11 @@ pub struct NewAccount {
     pub username: String,
     /// The OPAQUE password file (serialised `ServerRegistration`).
     pub password_file: Vec<u8>,
-    /// The account's key material: the §6.4 `KeyBundle` bytes (before the spec review: the
-    /// wrapped master key; `sealed_account_secrets` then held the rest and is now empty).
-    pub wrapped_master_key: Vec<u8>,
-    /// The sealed account secrets (§6).
+    /// The account's key material: the §6.4 `KeyBundle` bytes (the wrapped master key and the
+    /// sealed account secrets, with their generations).
+    pub key_bundle: Vec<u8>,
+    /// Empty: the sealed account secrets travel inside `key_bundle` (a leftover of the
+    /// pre-review shape, kept so the stores need no migration for it).
     pub sealed_account_secrets: Vec<u8>,
     /// The `SignedIdentity` of generation 0.
     pub identity: Vec<u8>,
@@ -248,8 +249,8 @@ pub struct Account {
     pub revision: u64,
     /// The OPAQUE password file.
     pub password_file: Vec<u8>,
-    /// The wrapped master key.
-    pub wrapped_master_key: Vec<u8>,
+    /// The §6.4 `KeyBundle`.
+    pub key_bundle: Vec<u8>,
     /// The sealed account secrets.
     pub sealed_account_secrets: Vec<u8>,
     /// The last identity generation.
@@ -271,8 +272,8 @@ pub struct PasswordChange {
     pub expected_revision: u64,
     /// The new OPAQUE password file.
     pub password_file: Vec<u8>,
-    /// The new wrapped master key.
-    pub wrapped_master_key: Vec<u8>,
+    /// The new §6.4 `KeyBundle`.
+    pub key_bundle: Vec<u8>,
 }
 
 /// A share re-keyed by compromise recovery.
@@ -295,8 +296,8 @@ pub struct Recovery {
     pub expected_revision: u64,
     /// The new OPAQUE password file.
     pub password_file: Vec<u8>,
-    /// The new wrapped master key.
-    pub wrapped_master_key: Vec<u8>,
+    /// The new §6.4 `KeyBundle`.
+    pub key_bundle: Vec<u8>,
     /// The new sealed account secrets.
     pub sealed_account_secrets: Vec<u8>,
     /// The identity generation the chain must end at now.

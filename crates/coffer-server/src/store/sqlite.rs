@@ -26,7 +26,7 @@ use super::*;
 
 /// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
 /// at open by [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
 /// that opens it.
@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE drops ADD COLUMN link_record BLOB",
     // 3: secrets of the server itself (the pagination-cursor MAC key, §11.4.5).
     SERVER_SECRETS,
+    // 4: the account column holds the whole §6.4 KeyBundle; named for it.
+    "ALTER TABLE accounts RENAME COLUMN wrapped_master_key TO key_bundle",
 ];
 
 const SERVER_SECRETS: &str = "CREATE TABLE server_secrets (
@@ -48,7 +50,7 @@ CREATE TABLE accounts (
     username TEXT NOT NULL UNIQUE,
     revision INTEGER NOT NULL,
     password_file BLOB NOT NULL,
-    wrapped_master_key BLOB NOT NULL,
+    key_bundle BLOB NOT NULL,
     sealed_account_secrets BLOB NOT NULL,
     identity_generation INTEGER NOT NULL,
     root_node_id BLOB NOT NULL,
@@ -875,7 +877,7 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
 }
 
 const ACCOUNT_COLS: &str =
-    "account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets, \
+    "account_id, username, revision, password_file, key_bundle, sealed_account_secrets, \
      identity_generation, root_node_id, created_at";
 
 fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
@@ -884,7 +886,7 @@ fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
         username: row.try_get::<String, _>("username").map_err(db)?,
         revision: get_u(row, "revision")?,
         password_file: get_bytes(row, "password_file")?,
-        wrapped_master_key: get_bytes(row, "wrapped_master_key")?,
+        key_bundle: get_bytes(row, "key_bundle")?,
         sealed_account_secrets: get_bytes(row, "sealed_account_secrets")?,
         identity_generation: get_u(row, "identity_generation")?,
         root_node_id: NodeId::from_bytes(get_id(row, "root_node_id")?),
@@ -979,16 +981,16 @@ async fn set_account_keys(
     id: &AccountId,
     revision: u64,
     pf: &[u8],
-    wmk: &[u8],
+    key_bundle: &[u8],
     sas: Option<&[u8]>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE accounts SET revision = ?, password_file = ?, wrapped_master_key = ?,
+        "UPDATE accounts SET revision = ?, password_file = ?, key_bundle = ?,
                 sealed_account_secrets = COALESCE(?, sealed_account_secrets) WHERE account_id = ?",
     )
     .bind(i(revision))
     .bind(pf)
-    .bind(wmk)
+    .bind(key_bundle)
     .bind(sas.map(<[u8]>::to_vec))
     .bind(&id.as_bytes()[..])
     .execute(&mut *c)
@@ -1357,14 +1359,14 @@ impl MetadataStore for SqliteMetadataStore {
             .await
             .map_err(db)?;
         sqlx::query(
-            "INSERT INTO accounts (account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets,
+            "INSERT INTO accounts (account_id, username, revision, password_file, key_bundle, sealed_account_secrets,
                                    identity_generation, root_node_id, created_at)
              VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?)",
         )
         .bind(aid)
         .bind(&new.username)
         .bind(&new.password_file)
-        .bind(&new.wrapped_master_key)
+        .bind(&new.key_bundle)
         .bind(&new.sealed_account_secrets)
         .bind(&new.root.node_id.as_bytes()[..])
         .bind(i(new.created_at))
@@ -1415,7 +1417,7 @@ impl MetadataStore for SqliteMetadataStore {
             &ch.account_id,
             a.revision + 1,
             &ch.password_file,
-            &ch.wrapped_master_key,
+            &ch.key_bundle,
             None,
         )
         .await?;
@@ -1446,7 +1448,7 @@ impl MetadataStore for SqliteMetadataStore {
             &acc,
             a.revision + 1,
             &r.password_file,
-            &r.wrapped_master_key,
+            &r.key_bundle,
             Some(&r.sealed_account_secrets),
         )
         .await?;
