@@ -499,8 +499,6 @@ async fn link_authorization_matrix() {
         cases.push((kind, live, revoked, revoked_upload, expired, expired_upload));
     }
     srv.handle
-        .as_ref()
-        .expect("running")
         .state()
         .advance_clock(std::time::Duration::from_secs(60));
 
