@@ -1103,3 +1103,36 @@ impl User {
         )
     }
 }
+
+/// Starts an anonymous drop of `total_length` ciphertext bytes through the drop link `l`
+/// (§11.11.6): resolves and opens the link, seals a `DropEnvelope`, creates the upload. Returns
+/// the upload's status and the drop's keys.
+pub async fn start_drop(
+    http: &Http,
+    l: &MadeLink,
+    total_length: u64,
+) -> (api::UploadStatus, coffer_core::link::DropUpload) {
+    use coffer_core::link;
+    let resolved: api::LinkResolved = http.get(&format!("/v1/l/{}", l.id), None).await.ok(200);
+    let opened = link::open_link(
+        &l.url,
+        resolved.link_record.as_ref().expect("record"),
+        None,
+        now(),
+    )
+    .expect("link opens");
+    let drop = link::create_drop(&mut OsRng, &opened, b"meta").expect("drop");
+    let st: api::UploadStatus = http
+        .post(
+            &format!("/v1/l/{}/drops", l.id),
+            None,
+            &api::DropCreateRequest {
+                drop_envelope: ByteBuf::from(drop.envelope.clone()),
+                total_length,
+                part_size: PART,
+            },
+        )
+        .await
+        .ok(201);
+    (st, drop)
+}
