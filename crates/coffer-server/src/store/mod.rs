@@ -1218,3 +1218,52 @@ pub(crate) fn expect_revision(current: u64, expected: u64) -> StoreResult<()> {
         Err(StoreError::RevisionMismatch { current })
     }
 }
+
+/// The first finalize checks every backend makes inside its transaction (§11.9.5): the upload
+/// is a node upload for `f`'s node and parent, `f` is a file, and every part is present.
+/// Returns the node id, parent id and content revision of the upload.
+pub(crate) fn finalize_target(
+    upload: &Upload,
+    f: &FinalizeNode,
+) -> StoreResult<(NodeId, NodeId, u64)> {
+    let UploadTarget::Node {
+        node_id,
+        parent_id,
+        content_revision,
+    } = upload.upload.target
+    else {
+        return Err(StoreError::Invalid("not a node upload"));
+    };
+    if f.node.node_id != node_id
+        || f.node.parent_id != Some(parent_id)
+        || f.node.kind != NodeKind::File
+    {
+        return Err(StoreError::Invalid(
+            "the record is not for the upload's node and parent",
+        ));
+    }
+    if !upload.is_complete() {
+        return Err(StoreError::UploadIncomplete);
+    }
+    Ok((node_id, parent_id, content_revision))
+}
+
+/// The finalize check against the stored node `old` (§11.4.3, §11.9.5): a new file needs no
+/// expected revision and no existing node; a new content revision needs the expected record
+/// revision and a content revision above the stored one.
+pub(crate) fn check_finalize_over(
+    old: Option<&Node>,
+    expected_revision: Option<u64>,
+    content_revision: u64,
+) -> StoreResult<()> {
+    match (old, expected_revision) {
+        (Some(_), None) => Err(StoreError::AlreadyExists),
+        (None, Some(_)) => Err(StoreError::NotFound),
+        (Some(n), Some(r)) if n.node.revision != r || n.content_revision >= content_revision => {
+            Err(StoreError::RevisionMismatch {
+                current: n.node.revision,
+            })
+        }
+        _ => Ok(()),
+    }
+}

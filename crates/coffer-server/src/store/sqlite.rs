@@ -9,7 +9,7 @@
 //! compares them in SQL only where they are server-chosen (times) or bounded (lengths), and
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
-use super::expect_revision;
+use super::{check_finalize_over, expect_revision, finalize_target};
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
@@ -2101,41 +2101,9 @@ impl MetadataStore for SqliteMetadataStore {
         let up = live_upload(&mut tx, &upload_id, now)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let UploadTarget::Node {
-            node_id,
-            parent_id,
-            content_revision,
-        } = up.upload.target
-        else {
-            return Err(StoreError::Invalid("not a node upload"));
-        };
-        if f.node.node_id != node_id
-            || f.node.parent_id != Some(parent_id)
-            || f.node.kind != NodeKind::File
-        {
-            return Err(StoreError::Invalid(
-                "the record is not for the upload's node and parent",
-            ));
-        }
-        if !up.is_complete() {
-            return Err(StoreError::UploadIncomplete);
-        }
+        let (node_id, parent_id, content_revision) = finalize_target(&up, &f)?;
         let old = get_node(&mut tx, &node_id).await?;
-        match (&old, f.expected_revision) {
-            (Some(_), None) => return Err(StoreError::AlreadyExists),
-            (None, Some(_)) => return Err(StoreError::NotFound),
-            (Some(n), Some(r)) if n.node.revision != r => {
-                return Err(StoreError::RevisionMismatch {
-                    current: n.node.revision,
-                })
-            }
-            (Some(n), Some(_)) if n.content_revision >= content_revision => {
-                return Err(StoreError::RevisionMismatch {
-                    current: n.node.revision,
-                })
-            }
-            _ => {}
-        }
+        check_finalize_over(old.as_ref(), f.expected_revision, content_revision)?;
         if !node_exists(&mut tx, &parent_id).await? {
             return Err(StoreError::NotFound);
         }
