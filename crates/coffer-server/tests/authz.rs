@@ -429,28 +429,6 @@ fn link_requests(
     out
 }
 
-/// Starts an unfinished drop through the drop link `l`.
-async fn start_drop(http: &Http, l: &MadeLink) -> UploadId {
-    use coffer_core::link;
-    let resolved: api::LinkResolved = http.get(&format!("/v1/l/{}", l.id), None).await.ok(200);
-    let opened = link::open_link(&l.url, resolved.link_record.as_ref().unwrap(), None, now())
-        .expect("link opens");
-    let drop = link::create_drop(&mut OsRng, &opened, b"m").expect("drop");
-    let st: api::UploadStatus = http
-        .post(
-            &format!("/v1/l/{}/drops", l.id),
-            None,
-            &api::DropCreateRequest {
-                drop_envelope: ByteBuf::from(drop.envelope),
-                total_length: 100,
-                part_size: PART,
-            },
-        )
-        .await
-        .ok(201);
-    st.upload_id
-}
-
 /// The link rows of the matrix: every endpoint reachable through a link, for a revoked link
 /// (exactly the `404` of a link that never existed) and an expired one (`410 link-expired`,
 /// naming nothing), for file, folder and drop links; a live link of each kind works.
@@ -480,8 +458,8 @@ async fn link_authorization_matrix() {
         let expired = alice.make_link(&http, node, &mk(Some(soon))).await;
         let (revoked_upload, expired_upload) = if upload_only {
             (
-                start_drop(&http, &revoked).await,
-                start_drop(&http, &expired).await,
+                start_drop(&http, &revoked, 100).await.0.upload_id,
+                start_drop(&http, &expired, 100).await.0.upload_id,
             )
         } else {
             (
@@ -499,8 +477,6 @@ async fn link_authorization_matrix() {
         cases.push((kind, live, revoked, revoked_upload, expired, expired_upload));
     }
     srv.handle
-        .as_ref()
-        .expect("running")
         .state()
         .advance_clock(std::time::Duration::from_secs(60));
 

@@ -2,7 +2,7 @@
 //! deletion, identities, framing (problem documents, limits, shedding, shutdown, metrics).
 //! Every test starts the real server on 127.0.0.1:0 with a temporary data directory.
 
-mod http_support;
+mod common;
 
 use std::time::Duration;
 
@@ -15,13 +15,14 @@ use coffer_core::api::{
 };
 use coffer_core::encoding::ByteBuf;
 use coffer_server::config::{FileConfig, Rate};
-use http_support::*;
+use common::accounts::*;
+use common::TestServer;
 use rand_core::OsRng;
 use reqwest::Method;
 
 #[tokio::test]
 async fn register_login_sessions_account_lookup() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = register(&srv, "alice", "correct horse").await;
     let s1 = login(&srv, "alice", "correct horse").await;
     assert_eq!(s1.response.account_id, alice.account_id);
@@ -39,20 +40,20 @@ async fn register_login_sessions_account_lookup() {
     assert_eq!(info.username.as_str(), "alice");
     assert_eq!(info.storage_quota, None);
     let r = srv.get("/v1/account", Some(&s1.token)).await;
-    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
 
     // User lookup.
     let u: UserLookupResponse = srv.get("/v1/users/alice", Some(&s1.token)).await.body(200);
     assert_eq!(u.account_id, alice.account_id);
     srv.get("/v1/users/nobody", Some(&s1.token))
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     srv.get("/v1/users/Alice", Some(&s1.token))
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
     srv.get("/v1/users/alice", None)
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
 
     // The identity directory is public.
     let chain: IdentityChain = srv
@@ -85,7 +86,7 @@ async fn register_login_sessions_account_lookup() {
     );
     srv.get("/v1/account", Some(&s2.token))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     assert_eq!(srv.get("/v1/account", Some(&s1.token)).await.status, 200);
 
     // Revoking one session by id.
@@ -96,10 +97,10 @@ async fn register_login_sessions_account_lookup() {
     assert_eq!(srv.delete(&path, Some(&s1.token)).await.status, 204);
     srv.get("/v1/account", Some(&s3.token))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     srv.delete(&path, Some(&s1.token))
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
 
     // Another account cannot revoke alice's sessions (404, not 403).
     register(&srv, "bob", "bob's password").await;
@@ -111,7 +112,7 @@ async fn register_login_sessions_account_lookup() {
     );
     srv.delete(&p4, Some(&bob.token))
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     assert_eq!(srv.get("/v1/account", Some(&s4.token)).await.status, 200);
 
     // Revoke others.
@@ -122,7 +123,7 @@ async fn register_login_sessions_account_lookup() {
     assert_eq!(revoked.revoked, 1);
     srv.get("/v1/account", Some(&s4.token))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     assert_eq!(srv.get("/v1/account", Some(&bob.token)).await.status, 200);
 }
 
@@ -143,7 +144,7 @@ async fn registration_conflicts_and_replay() {
     };
     srv.post("/v1/accounts/register/start", None, &start)
         .await
-        .problem(ProblemKind::UsernameTaken);
+        .expect(ProblemKind::UsernameTaken);
     // Finish, then the identical finish again: the replay rule answers the same.
     let a = srv.post("/v1/accounts/register/finish", None, &req).await;
     let b = srv.post("/v1/accounts/register/finish", None, &req).await;
@@ -153,7 +154,7 @@ async fn registration_conflicts_and_replay() {
     // The username is taken now.
     srv.post("/v1/accounts/register/start", None, &start)
         .await
-        .problem(ProblemKind::UsernameTaken);
+        .expect(ProblemKind::UsernameTaken);
     // A finish for an account id without a reservation.
     let (mut other, _) = register_request(&srv, "dave", "pw-dave").await;
     other.account_id = coffer_core::ids::AccountId::from_bytes([9; 16]);
@@ -165,13 +166,13 @@ async fn registration_conflicts_and_replay() {
     bad.root_node = good_for_other.root_node.clone();
     srv.post("/v1/accounts/register/finish", None, &bad)
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     // A garbage key bundle is refused.
     let mut bad = good_for_other.clone();
     bad.key_bundle = ByteBuf::from(vec![0x82, 0x01, 0x02]);
     srv.post("/v1/accounts/register/finish", None, &bad)
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     srv.assert_healthy().await;
 }
 
@@ -196,8 +197,13 @@ async fn registration_starts_are_rate_limited_per_address() {
             )
             .await;
         if name == "cid" {
-            r.problem(ProblemKind::RateLimited);
-            let secs: u64 = r.header("retry-after").expect("header").parse().expect("n");
+            r.expect(ProblemKind::RateLimited);
+            let secs: u64 = r
+                .header("retry-after")
+                .as_deref()
+                .expect("header")
+                .parse()
+                .expect("n");
             assert!((1..=1800).contains(&secs), "{secs}");
         } else {
             assert_eq!(r.status, 201);
@@ -207,14 +213,14 @@ async fn registration_starts_are_rate_limited_per_address() {
 
 #[tokio::test]
 async fn wrong_password_unknown_user_and_used_login_ids() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     register(&srv, "alice", "right").await;
     failed_login(&srv, "alice", "wrong")
         .await
-        .problem(ProblemKind::AuthenticationFailed);
+        .expect(ProblemKind::AuthenticationFailed);
     // An unknown user still gets a login id and a (fake) credential response.
     let r = failed_login(&srv, "nobody", "whatever").await;
-    r.problem(ProblemKind::AuthenticationFailed);
+    r.expect(ProblemKind::AuthenticationFailed);
     // A login id is single-use.
     let (start, finish) = login_start(&srv, "alice", "right").await;
     let finish = finish.expect("right password");
@@ -231,7 +237,7 @@ async fn wrong_password_unknown_user_and_used_login_ids() {
     );
     srv.post("/v1/sessions/login/finish", None, &req)
         .await
-        .problem(ProblemKind::AuthenticationFailed);
+        .expect(ProblemKind::AuthenticationFailed);
 }
 
 #[tokio::test]
@@ -246,7 +252,7 @@ async fn login_failures_lock_the_username_for_the_window() {
     for _ in 0..2 {
         failed_login(&srv, "alice", "wrong")
             .await
-            .problem(ProblemKind::AuthenticationFailed);
+            .expect(ProblemKind::AuthenticationFailed);
     }
     let (_, req) = account::login_start(b"right", &mut OsRng).expect("start");
     let r = srv
@@ -259,9 +265,10 @@ async fn login_failures_lock_the_username_for_the_window() {
             },
         )
         .await;
-    let p = r.problem(ProblemKind::RateLimited);
+    let p = r.expect(ProblemKind::RateLimited);
     let retry: u64 = r
         .header("retry-after")
+        .as_deref()
         .expect("retry-after")
         .parse()
         .expect("secs");
@@ -322,7 +329,7 @@ async fn reauth(
 
 #[tokio::test]
 async fn password_change_revokes_other_sessions() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     register(&srv, "alice", "old password").await;
     let s1 = login(&srv, "alice", "old password").await;
     let s2 = login(&srv, "alice", "old password").await;
@@ -359,7 +366,7 @@ async fn password_change_revokes_other_sessions() {
     };
     srv.post("/v1/account/password/finish", Some(&s1.token), &bad)
         .await
-        .problem(ProblemKind::ReauthFailed);
+        .expect(ProblemKind::ReauthFailed);
 
     // The right password, but a proof started by another session is refused.
     let (resp, finish, reg) = reauth(
@@ -393,7 +400,7 @@ async fn password_change_revokes_other_sessions() {
     };
     srv.post("/v1/account/password/finish", Some(&s1.token), &req)
         .await
-        .problem(ProblemKind::ReauthFailed);
+        .expect(ProblemKind::ReauthFailed);
 
     // The same flow from the right session succeeds.
     let (resp, finish, reg) = reauth(
@@ -433,18 +440,18 @@ async fn password_change_revokes_other_sessions() {
     assert_eq!(updated.sessions_revoked, 1);
     srv.get("/v1/account", Some(&s2.token))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     assert_eq!(srv.get("/v1/account", Some(&s1.token)).await.status, 200);
     // The reauth id was consumed.
     req.expected_account_revision = 1;
     srv.post("/v1/account/password/finish", Some(&s1.token), &req)
         .await
-        .problem(ProblemKind::ReauthFailed);
+        .expect(ProblemKind::ReauthFailed);
 
     // The old password fails, the new one works and opens the same master key.
     failed_login(&srv, "alice", "old password")
         .await
-        .problem(ProblemKind::AuthenticationFailed);
+        .expect(ProblemKind::AuthenticationFailed);
     let s3 = login(&srv, "alice", "new password").await;
     assert_eq!(s3.response.account_revision, 1);
     assert_eq!(
@@ -455,7 +462,7 @@ async fn password_change_revokes_other_sessions() {
 
 #[tokio::test]
 async fn reauth_purpose_must_match_the_endpoint() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     register(&srv, "alice", "pw").await;
     let s = login(&srv, "alice", "pw").await;
     let (_, credential_request) = account::login_start(b"pw", &mut OsRng).expect("start");
@@ -466,15 +473,15 @@ async fn reauth_purpose_must_match_the_endpoint() {
     };
     srv.post("/v1/account/password/start", Some(&s.token), &req)
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
     srv.post("/v1/account/delete/start", None, &req)
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
 }
 
 #[tokio::test]
 async fn account_deletion_removes_everything() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = register(&srv, "alice", "pw").await;
     let s1 = login(&srv, "alice", "pw").await;
     let s2 = login(&srv, "alice", "pw").await;
@@ -497,7 +504,7 @@ async fn account_deletion_removes_everything() {
     };
     srv.post("/v1/account/delete/finish", Some(&s1.token), &wrong)
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
 
     let (resp, finish, _) = reauth(
         &srv,
@@ -523,11 +530,11 @@ async fn account_deletion_removes_everything() {
     for t in [&s1.token, &s2.token] {
         srv.get("/v1/account", Some(t))
             .await
-            .problem(ProblemKind::Unauthenticated);
+            .expect(ProblemKind::Unauthenticated);
     }
     failed_login(&srv, "alice", "pw")
         .await
-        .problem(ProblemKind::AuthenticationFailed);
+        .expect(ProblemKind::AuthenticationFailed);
     // The identity chain is kept (records alice signed must still verify); the name is retained.
     let chain: IdentityChain = srv
         .get(&format!("/v1/identities/{}", alice.account_id), None)
@@ -544,7 +551,7 @@ async fn account_deletion_removes_everything() {
         },
     )
     .await
-    .problem(ProblemKind::UsernameTaken);
+    .expect(ProblemKind::UsernameTaken);
     // Nothing of the account is left in the store.
     let meta = &srv.handle.state().meta;
     assert!(meta
@@ -561,7 +568,7 @@ async fn account_deletion_removes_everything() {
 
 #[tokio::test]
 async fn identity_append_checks_the_chain() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = register(&srv, "alice", "pw").await;
     register(&srv, "bob", "pw").await;
     let s = login(&srv, "alice", "pw").await;
@@ -582,7 +589,7 @@ async fn identity_append_checks_the_chain() {
     // Only the account itself.
     srv.send(Method::PUT, &path, Some(&bob.token), &req)
         .await
-        .problem(ProblemKind::Forbidden);
+        .expect(ProblemKind::Forbidden);
     // A stale expected generation.
     let stale = IdentityAppendRequest {
         expected_generation: 5,
@@ -591,7 +598,7 @@ async fn identity_append_checks_the_chain() {
     let p = srv
         .send(Method::PUT, &path, Some(&s.token), &stale)
         .await
-        .problem(ProblemKind::RevisionMismatch);
+        .expect(ProblemKind::RevisionMismatch);
     assert_eq!(p.current_revision, Some(0));
     // A record that does not chain (generation 0 of someone else).
     let other = IdentityAppendRequest {
@@ -602,7 +609,7 @@ async fn identity_append_checks_the_chain() {
     };
     srv.send(Method::PUT, &path, Some(&s.token), &other)
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     // The real next generation, then its replay.
     let chain: IdentityChain = srv
         .send(Method::PUT, &path, Some(&s.token), &req)
@@ -618,12 +625,12 @@ async fn identity_append_checks_the_chain() {
     assert_eq!(v.generation, 1);
     srv.get("/v1/identities/AAAAAAAAAAAAAAAAAAAAAA", None)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
 }
 
 #[tokio::test]
 async fn bad_input_gets_problem_documents_and_the_server_keeps_serving() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = register(&srv, "alice", "pw").await;
     let s = login(&srv, "alice", "pw").await;
     let (_, reg_req) = account::registration_start(b"x", &mut OsRng).expect("start");
@@ -640,38 +647,38 @@ async fn bad_input_gets_problem_documents_and_the_server_keeps_serving() {
     // Garbage, truncated, trailing bytes, non-canonical, wrong type code.
     post(b"\xff\x00garbage".to_vec(), Some(CBOR_CONTENT_TYPE))
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
     post(bytes[..bytes.len() - 3].to_vec(), Some(CBOR_CONTENT_TYPE))
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
     let mut trailing = bytes.clone();
     trailing.push(0);
     post(trailing, Some(CBOR_CONTENT_TYPE))
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
     // Non-canonical: the type code 100 as a two-byte integer (0x18 0x64 → 0x19 0x00 0x64).
     assert_eq!(&bytes[1..3], &[0x18, 0x64]);
     let mut noncanon = vec![bytes[0], 0x19, 0x00, 0x64];
     noncanon.extend_from_slice(&bytes[3..]);
     post(noncanon, Some(CBOR_CONTENT_TYPE))
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
     let mut wrong_type = bytes.clone();
     wrong_type[2] = 0x65;
     post(wrong_type, Some(CBOR_CONTENT_TYPE))
         .await
-        .problem(ProblemKind::MalformedBody);
+        .expect(ProblemKind::MalformedBody);
     // Wrong media type, no media type.
     post(bytes.clone(), Some("application/json"))
         .await
-        .problem(ProblemKind::UnsupportedMediaType);
+        .expect(ProblemKind::UnsupportedMediaType);
     post(bytes.clone(), None)
         .await
-        .problem(ProblemKind::UnsupportedMediaType);
+        .expect(ProblemKind::UnsupportedMediaType);
     // Oversized: declared and streamed.
     post(vec![0u8; 70_000], Some(CBOR_CONTENT_TYPE))
         .await
-        .problem(ProblemKind::PayloadTooLarge);
+        .expect(ProblemKind::PayloadTooLarge);
     let stream = futures_util::stream::iter(
         (0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 8192]))),
     );
@@ -693,7 +700,7 @@ async fn bad_input_gets_problem_documents_and_the_server_keeps_serving() {
         Some(vec![0x80]),
     )
     .await
-    .problem(ProblemKind::MalformedBody);
+    .expect(ProblemKind::MalformedBody);
     // Authentication comes before the body.
     srv.raw(
         Method::POST,
@@ -703,32 +710,35 @@ async fn bad_input_gets_problem_documents_and_the_server_keeps_serving() {
         Some(b"hello".to_vec()),
     )
     .await
-    .problem(ProblemKind::Unauthenticated);
+    .expect(ProblemKind::Unauthenticated);
     // Malformed and unknown tokens are treated alike.
     for t in ["abc", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ""] {
         let r = srv.get("/v1/account", Some(t)).await;
-        r.problem(ProblemKind::Unauthenticated);
+        r.expect(ProblemKind::Unauthenticated);
         assert_eq!(
-            r.header("www-authenticate"),
+            r.header("www-authenticate").as_deref(),
             Some("Bearer realm=\"coffer\"")
         );
     }
     // Paths, methods, queries.
     srv.get("/v1/nothing-here", None)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     let r = srv.get("/v1/accounts/register/start", None).await;
-    r.problem(ProblemKind::MethodNotAllowed);
-    assert!(r.header("allow").is_some_and(|a| a.contains("POST")));
+    r.expect(ProblemKind::MethodNotAllowed);
+    assert!(r
+        .header("allow")
+        .as_deref()
+        .is_some_and(|a| a.contains("POST")));
     srv.get("/v1/identities/not-an-id", None)
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
     srv.get(&format!("/v1/identities/{}?x=1", alice.account_id), None)
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
     srv.delete("/v1/sessions/AAAA", Some(&s.token))
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
     // Still serving, and the good request works.
     srv.assert_healthy().await;
     assert_eq!(post(bytes, Some(CBOR_CONTENT_TYPE)).await.status, 201);
@@ -772,9 +782,10 @@ async fn load_shedding_answers_503_with_retry_after() {
         }
     }
     let r = shed.expect("a second request is shed");
-    let p = r.problem(ProblemKind::Unavailable);
+    let p = r.expect(ProblemKind::Unavailable);
     let retry: u64 = r
         .header("retry-after")
+        .as_deref()
         .expect("retry-after")
         .parse()
         .expect("secs");
@@ -788,7 +799,7 @@ async fn load_shedding_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_requests() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let addr = srv.handle.local_addr();
     let (task, release) = held_request(&srv);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -819,10 +830,10 @@ async fn metrics_need_the_operator_token_and_use_route_templates() {
         .body::<IdentityChain>(200);
     srv.get("/metrics", None)
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     srv.get("/metrics", Some("wrong"))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     let r = srv.get("/metrics", Some("operator-secret")).await;
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).expect("utf-8");
@@ -836,16 +847,16 @@ async fn metrics_need_the_operator_token_and_use_route_templates() {
         "no ids in metrics"
     );
     // Without a configured token the endpoint does not exist.
-    let plain = TestServer::start().await;
+    let plain = TestServer::start_with(FileConfig::default()).await;
     plain
         .get("/metrics", None)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
 }
 
 #[tokio::test]
 async fn the_opaque_setup_survives_a_restart() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     register(&srv, "alice", "pw").await;
     let TestServer { handle, dir, .. } = srv;
     handle.shutdown().await.expect("shutdown");
@@ -880,7 +891,7 @@ async fn compromise_recovery_rekeys_the_tree_and_the_identity() {
     use coffer_core::metadata::{seal_metadata, Metadata};
     use coffer_core::tree::{self, NewNode, SealedMetadata};
 
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = register(&srv, "alice", "old").await;
     let s1 = login(&srv, "alice", "old").await;
     let s2 = login(&srv, "alice", "old").await;
@@ -950,7 +961,7 @@ async fn compromise_recovery_rekeys_the_tree_and_the_identity() {
     let bad = build(&resp, finish.expect("right"), reg.expect("reg"), false);
     srv.post("/v1/account/recover/finish", Some(&s1.token), &bad)
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     assert_eq!(srv.get("/v1/account", Some(&s2.token)).await.status, 200);
 
     let (resp, finish, reg) = reauth(
@@ -972,7 +983,7 @@ async fn compromise_recovery_rekeys_the_tree_and_the_identity() {
     assert_eq!(updated.sessions_revoked, 1);
     srv.get("/v1/account", Some(&s2.token))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     let chain: IdentityChain = srv
         .get(&format!("/v1/identities/{}", alice.account_id), None)
         .await
@@ -980,7 +991,7 @@ async fn compromise_recovery_rekeys_the_tree_and_the_identity() {
     assert_eq!(chain.generations.len(), 2);
     failed_login(&srv, "alice", "old")
         .await
-        .problem(ProblemKind::AuthenticationFailed);
+        .expect(ProblemKind::AuthenticationFailed);
     let s3 = login(&srv, "alice", "new").await;
     assert_eq!(s3.response.identity_generation, 1);
     assert_eq!(s3.account.master_key.generation, 1);

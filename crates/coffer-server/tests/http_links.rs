@@ -1,7 +1,7 @@
 //! Link HTTP tests (spec §11.11): owner endpoints, anonymous resolve, password unlock with its
 //! rate limit, rotation, expiry and download limits, bad input.
 
-mod http_support;
+mod common;
 
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use coffer_core::link::{self, CreatedLink, LinkOptions, LinkTarget, NewLinkPassw
 use coffer_core::primitives::{Argon2Params, SecretKey};
 use coffer_server::config::{FileConfig, Rate};
 use coffer_server::store::{self, LinkAccess, NodeWrite};
-use http_support::*;
+use common::accounts::*;
+use common::TestServer;
 use rand_core::OsRng;
 
 const ORIGIN: &str = "https://coffer.example";
@@ -78,7 +79,7 @@ fn lpath(p: &LinkParams) -> String {
 
 #[tokio::test]
 async fn folder_link_create_list_resolve_revoke() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = owner(&srv, "alice").await;
     let bob = owner(&srv, "bob").await;
     let (_, params) = make_link(&alice, None, &LinkOptions::default(), srv.now());
@@ -99,11 +100,11 @@ async fn folder_link_create_list_resolve_revoke() {
     // Bob cannot link alice's folder (404: he may not learn it exists), nor reuse the id.
     srv.post("/v1/links", Some(&bob.session.token), &req)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
 
     // Anonymous resolve: the record and the folder's node record, not counted.
     let r = srv.get(&lpath(&params), None).await;
-    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
     let resolved: LinkResolved = r.body(200);
     assert_eq!(resolved.kind, LinkKind::Folder);
     assert_eq!(resolved.password, None);
@@ -142,22 +143,22 @@ async fn folder_link_create_list_resolve_revoke() {
     let path = format!("/v1/links/{}", params.link_id);
     srv.delete(&path, Some(&bob.session.token))
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     assert_eq!(
         srv.delete(&path, Some(&alice.session.token)).await.status,
         204
     );
     srv.get(&lpath(&params), None)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     srv.delete(&path, Some(&alice.session.token))
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
 }
 
 #[tokio::test]
 async fn file_links_name_files() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = owner(&srv, "alice").await;
     // A file node placed directly in the store (uploads are the data plane's).
     let file_id = NodeId::generate(&mut OsRng);
@@ -211,7 +212,7 @@ async fn file_links_name_files() {
     }
     srv.get(&lpath(&params), None)
         .await
-        .problem(ProblemKind::LinkExhausted);
+        .expect(ProblemKind::LinkExhausted);
     let list: LinkList = srv
         .get("/v1/links", Some(&alice.session.token))
         .await
@@ -232,7 +233,7 @@ async fn file_links_name_files() {
         &LinkCreateRequest { link: wrong },
     )
     .await
-    .problem(ProblemKind::InvalidRecord);
+    .expect(ProblemKind::InvalidRecord);
 }
 
 #[tokio::test]
@@ -274,9 +275,9 @@ async fn password_link_unlock_and_rate_limit() {
             Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
         )
         .await;
-    r.problem(ProblemKind::LinkLocked);
+    r.expect(ProblemKind::LinkLocked);
     assert_eq!(
-        r.header("www-authenticate"),
+        r.header("www-authenticate").as_deref(),
         Some("Bearer realm=\"coffer-link\"")
     );
 
@@ -299,7 +300,7 @@ async fn password_link_unlock_and_rate_limit() {
     // A link token is not a session token.
     srv.get("/v1/account", Some(&token))
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
 
     // Wrong verifiers: 403 until the per-link limit, then 429 even for the right one.
     let bad = LinkUnlockRequest {
@@ -308,11 +309,11 @@ async fn password_link_unlock_and_rate_limit() {
     for _ in 0..3 {
         srv.post(&unlock_path, None, &bad)
             .await
-            .problem(ProblemKind::LinkUnlockFailed);
+            .expect(ProblemKind::LinkUnlockFailed);
     }
     let r = srv.post(&unlock_path, None, &good).await;
-    r.problem(ProblemKind::RateLimited);
-    assert!(r.header("retry-after").is_some());
+    r.expect(ProblemKind::RateLimited);
+    assert!(r.header("retry-after").as_deref().is_some());
 
     // Rotation kills the old link and its tokens; the new one starts locked.
     let (_, new_params) = make_link(&alice, None, &opts, srv.now());
@@ -329,12 +330,12 @@ async fn password_link_unlock_and_rate_limit() {
     assert_eq!(rotated.link_id, new_params.link_id);
     srv.get(&lpath(&params), Some(&token))
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     let r: LinkResolved = srv.get(&lpath(&new_params), None).await.body(200);
     assert!(r.link_record.is_none());
     srv.get(&lpath(&new_params), Some(&token))
         .await
-        .problem(ProblemKind::LinkLocked);
+        .expect(ProblemKind::LinkLocked);
     // Replay of the rotation answers the same.
     let again: LinkCreated = srv
         .post(
@@ -351,7 +352,7 @@ async fn password_link_unlock_and_rate_limit() {
 
 #[tokio::test]
 async fn unlock_of_a_link_without_password_is_400() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = owner(&srv, "alice").await;
     let (_, params) = make_link(&alice, None, &LinkOptions::default(), srv.now());
     srv.post(
@@ -371,12 +372,12 @@ async fn unlock_of_a_link_without_password_is_400() {
         },
     )
     .await
-    .problem(ProblemKind::InvalidParameter);
+    .expect(ProblemKind::InvalidParameter);
 }
 
 #[tokio::test]
 async fn expiry_and_rotation_rules() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = owner(&srv, "alice").await;
     let now = srv.now();
     // An expiry in the past is refused.
@@ -391,7 +392,7 @@ async fn expiry_and_rotation_rules() {
         &LinkCreateRequest { link: p },
     )
     .await
-    .problem(ProblemKind::InvalidParameter);
+    .expect(ProblemKind::InvalidParameter);
 
     let soon = LinkOptions {
         expires_at: Some(now + 60),
@@ -416,7 +417,7 @@ async fn expiry_and_rotation_rules() {
     let path = format!("/v1/links/{}/rotate", params.link_id);
     srv.post(&path, Some(&alice.session.token), &rotate(same_id))
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
     let drop_opts = LinkOptions {
         upload_only: true,
         ..LinkOptions::default()
@@ -424,13 +425,13 @@ async fn expiry_and_rotation_rules() {
     let (_, other_kind) = make_link(&alice, None, &drop_opts, now);
     srv.post(&path, Some(&alice.session.token), &rotate(other_kind))
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
 
     // After the expiry: 410 link-expired.
     srv.handle.state().advance_clock(Duration::from_secs(120));
     srv.get(&lpath(&params), None)
         .await
-        .problem(ProblemKind::LinkExpired);
+        .expect(ProblemKind::LinkExpired);
     srv.post(
         &format!("{}/unlock", lpath(&params)),
         None,
@@ -439,7 +440,7 @@ async fn expiry_and_rotation_rules() {
         },
     )
     .await
-    .problem(ProblemKind::LinkExpired);
+    .expect(ProblemKind::LinkExpired);
     // Listed still, with its expiry.
     let list: LinkList = srv
         .get("/v1/links", Some(&alice.session.token))
@@ -450,7 +451,7 @@ async fn expiry_and_rotation_rules() {
 
 #[tokio::test]
 async fn drop_links_resolve_without_a_node() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = owner(&srv, "alice").await;
     let opts = LinkOptions {
         upload_only: true,
@@ -474,7 +475,7 @@ async fn drop_links_resolve_without_a_node() {
 
 #[tokio::test]
 async fn bad_link_input() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(FileConfig::default()).await;
     let alice = owner(&srv, "alice").await;
     let t = Some(alice.session.token.as_str());
     let now = srv.now();
@@ -485,29 +486,29 @@ async fn bad_link_input() {
     mixed.link_record = b.link_record.clone();
     srv.post("/v1/links", t, &LinkCreateRequest { link: mixed })
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     // Parameters that disagree with the record.
     let mut limit = a.clone();
     limit.max_downloads = Some(5);
     srv.post("/v1/links", t, &LinkCreateRequest { link: limit })
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     let mut no_pw = a.clone();
     no_pw.verifier_hash = Some(Bytes([3; 32]));
     srv.post("/v1/links", t, &LinkCreateRequest { link: no_pw })
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     // Garbage record and owner entry.
     let mut garbage = a.clone();
     garbage.link_record = ByteBuf::from(vec![0xa0]);
     srv.post("/v1/links", t, &LinkCreateRequest { link: garbage })
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     let mut entry = a.clone();
     entry.owner_entry = ByteBuf::from(vec![1, 2, 3]);
     srv.post("/v1/links", t, &LinkCreateRequest { link: entry })
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     // A download limit of 0 does not decode.
     let mut zero = a.clone();
     zero.max_downloads = Some(0);
@@ -521,25 +522,25 @@ async fn bad_link_input() {
         })),
     )
     .await
-    .problem(ProblemKind::MalformedBody);
+    .expect(ProblemKind::MalformedBody);
     // Malformed link ids in paths; unknown links.
     srv.get("/v1/l/short", None)
         .await
-        .problem(ProblemKind::InvalidParameter);
+        .expect(ProblemKind::InvalidParameter);
     srv.get(&lpath(&a), None)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
     srv.post(
         &format!("/v1/links/{}/rotate", a.link_id),
         t,
         &LinkRotateRequest { link: b.clone() },
     )
     .await
-    .problem(ProblemKind::NotFound);
+    .expect(ProblemKind::NotFound);
     // Unauthenticated owner endpoints.
     srv.get("/v1/links", None)
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
     srv.assert_healthy().await;
     // The good one still works.
     srv.post("/v1/links", t, &LinkCreateRequest { link: a })

@@ -596,7 +596,6 @@ async fn upload_shapes_abort_and_pagination() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_through_links_and_drops() {
-    use coffer_core::link::{self, LinkOptions};
     let srv = TestServer::start().await;
     let http = srv.http();
     let alice = new_user(&http, "linker").await;
@@ -685,24 +684,10 @@ async fn reading_through_links_and_drops() {
         )
         .await;
     let dbase = format!("/v1/l/{}", dl.id);
-    let resolved: api::LinkResolved = http.get(&dbase, None).await.ok(200);
-    let opened =
-        link::open_link(&dl.url, resolved.link_record.as_ref().unwrap(), None, now()).unwrap();
-    let drop = link::create_drop(&mut rand_core::OsRng, &opened, b"meta").unwrap();
     let drop_plain = random_bytes(5000);
+    let ct_len = coffer_core::content::ciphertext_len(drop_plain.len() as u64).unwrap();
+    let (st, drop) = start_drop(&http, &dl, ct_len).await;
     let ct = coffer_core::content::encrypt(&drop.node_key, &drop_plain, &mut rand_core::OsRng);
-    let st: api::UploadStatus = http
-        .post(
-            &format!("{dbase}/drops"),
-            None,
-            &api::DropCreateRequest {
-                drop_envelope: ByteBuf::from(drop.envelope.clone()),
-                total_length: ct.len() as u64,
-                part_size: PART,
-            },
-        )
-        .await
-        .ok(201);
     assert_eq!(st.node_id, None);
     // Nothing is readable through a drop link.
     assert_not_found(
@@ -812,23 +797,10 @@ async fn reading_through_links_and_drops() {
 /// Drops one file of `plain` through the drop link `dl`; returns the drop id.
 async fn drop_file(http: &Http, dl: &MadeLink, plain: &[u8]) -> coffer_core::ids::UploadId {
     let dbase = format!("/v1/l/{}", dl.id);
-    let resolved: api::LinkResolved = http.get(&dbase, None).await.ok(200);
-    let opened =
-        link::open_link(&dl.url, resolved.link_record.as_ref().unwrap(), None, now()).unwrap();
-    let drop = link::create_drop(&mut rand_core::OsRng, &opened, b"meta").unwrap();
+    let length = coffer_core::content::ciphertext_len(plain.len() as u64).unwrap();
+    let (st, drop) = start_drop(http, dl, length).await;
     let ct = coffer_core::content::encrypt(&drop.node_key, plain, &mut rand_core::OsRng);
-    let st: api::UploadStatus = http
-        .post(
-            &format!("{dbase}/drops"),
-            None,
-            &api::DropCreateRequest {
-                drop_envelope: ByteBuf::from(drop.envelope),
-                total_length: ct.len() as u64,
-                part_size: PART,
-            },
-        )
-        .await
-        .ok(201);
+    assert_eq!(ct.len() as u64, length);
     http.put_part(
         &format!("{dbase}/uploads/{}/parts/0", st.upload_id),
         None,

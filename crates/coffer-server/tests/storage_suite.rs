@@ -203,8 +203,8 @@ async fn sqlite_refuses_unknown_schema_version() {
         .is_err());
 }
 
-/// A database of schema version 1 (drops without `link_record`, no `server_secrets`) is
-/// migrated at open.
+/// A database of schema version 1 (drops without `link_record`, no `server_secrets`, the
+/// account's `key_bundle` column named `wrapped_master_key`) is migrated at open.
 #[tokio::test]
 async fn sqlite_migrates_version_1() {
     use sqlx::ConnectOptions;
@@ -226,10 +226,14 @@ async fn sqlite_migrates_version_1() {
     {
         // Back to the version-1 shape.
         let mut conn = connect().await;
-        sqlx::raw_sql("DROP TABLE server_secrets; ALTER TABLE drops DROP COLUMN link_record; PRAGMA user_version = 1")
-            .execute(&mut conn)
-            .await
-            .expect("downgrade");
+        sqlx::raw_sql(
+            "DROP TABLE server_secrets; ALTER TABLE drops DROP COLUMN link_record; \
+             ALTER TABLE accounts RENAME COLUMN key_bundle TO wrapped_master_key; \
+             PRAGMA user_version = 1",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("downgrade");
     }
     let store = SqliteMetadataStore::open(&path, SqliteOptions::default())
         .await
@@ -255,4 +259,11 @@ async fn sqlite_migrates_version_1() {
     .await
     .expect("tables");
     assert_eq!(has_table, 1);
+    let renamed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('accounts') WHERE name = 'key_bundle'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("table info");
+    assert_eq!(renamed, 1);
 }

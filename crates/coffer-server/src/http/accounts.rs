@@ -152,7 +152,7 @@ fn check_registration(req: &RegisterFinishRequest, now: u64) -> ApiResult<NewAcc
         password_file,
         // The store keeps the §6.4 KeyBundle whole in this column; `sealed_account_secrets`
         // stays empty (the bundle carries them).
-        wrapped_master_key: req.key_bundle.to_vec(),
+        key_bundle: req.key_bundle.to_vec(),
         sealed_account_secrets: Vec::new(),
         identity: req.signed_identity.to_vec(),
         root: NodeWrite {
@@ -188,7 +188,7 @@ async fn register_finish(
                     if acc.revision == 0
                         && acc.username == new.username
                         && acc.password_file == new.password_file
-                        && acc.wrapped_master_key == new.wrapped_master_key
+                        && acc.key_bundle == new.key_bundle
                         && chain.generations.first() == Some(&new.identity) =>
                 {
                     Ok(CborResponse::created(RegisterFinishResponse {
@@ -313,7 +313,7 @@ async fn login_finish(
         session_token: token,
         session_expires_at: expires_at,
         account_revision: account.revision,
-        key_bundle: ByteBuf::from(account.wrapped_master_key),
+        key_bundle: ByteBuf::from(account.key_bundle),
         identity_generation: account.identity_generation,
         root_node_id: account.root_node_id,
     }))
@@ -596,7 +596,7 @@ async fn password_finish(
     }
     let password_file = server_registration_finish(&req.registration_upload)
         .map_err(|e| record_error("registration upload", &e))?;
-    account::check_password_change(&acc.wrapped_master_key, &req.key_bundle)
+    account::check_password_change(&acc.key_bundle, &req.key_bundle)
         .map_err(|e| record_error("key bundle", &e))?;
     let updated = state
         .meta
@@ -605,7 +605,7 @@ async fn password_finish(
             keep_session: session.session_id,
             expected_revision: req.expected_account_revision,
             password_file,
-            wrapped_master_key: req.key_bundle.to_vec(),
+            key_bundle: req.key_bundle.to_vec(),
         })
         .await?;
     Ok(CborResponse::ok(AccountUpdated {

@@ -60,7 +60,7 @@ pub(crate) async fn recover_finish(
         .ok_or_else(|| ApiError::internal("recovery", "account without identity chain"))?;
     let head = account::check_recovery(
         &chain.generations,
-        &acc.wrapped_master_key,
+        &acc.key_bundle,
         &req.key_bundle,
         &req.signed_identity,
     )
@@ -244,7 +244,7 @@ pub(crate) async fn recover_finish(
             expected_revision: req.expected_account_revision,
             password_file,
             // The store keeps the whole §6.4 KeyBundle in this column (see accounts.rs).
-            wrapped_master_key: req.key_bundle.to_vec(),
+            key_bundle: req.key_bundle.to_vec(),
             sealed_account_secrets: Vec::new(),
             expected_generation: head.generation - 1,
             identity: req.signed_identity.to_vec(),

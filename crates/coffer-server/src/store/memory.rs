@@ -5,7 +5,7 @@
 //! operation succeeds, so operations are atomic exactly as the traits require. Nothing is
 //! persisted; the cost of each mutation is linear in the state's size: not for production.
 
-use super::expect_revision;
+use super::{check_finalize_over, expect_revision, finalize_target};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
@@ -289,7 +289,7 @@ impl MemoryMetadataStore {
             push("accounts", a.account_id.as_bytes());
             push("accounts", a.username.as_bytes());
             push("accounts", &a.password_file);
-            push("accounts", &a.wrapped_master_key);
+            push("accounts", &a.key_bundle);
             push("accounts", &a.sealed_account_secrets);
         }
         for r in &s.retained {
@@ -433,7 +433,7 @@ impl MetadataStore for MemoryMetadataStore {
                 username: new.username,
                 revision: 0,
                 password_file: new.password_file,
-                wrapped_master_key: new.wrapped_master_key,
+                key_bundle: new.key_bundle,
                 sealed_account_secrets: new.sealed_account_secrets,
                 identity_generation: 0,
                 root_node_id: new.root.node_id,
@@ -487,7 +487,7 @@ impl MetadataStore for MemoryMetadataStore {
             expect_revision(a.revision, c.expected_revision)?;
             a.revision += 1;
             a.password_file = c.password_file;
-            a.wrapped_master_key = c.wrapped_master_key;
+            a.key_bundle = c.key_bundle;
             let (revision, identity_generation) = (a.revision, a.identity_generation);
             s.handshakes
                 .retain(|_, h| h.account_id != Some(c.account_id));
@@ -512,7 +512,7 @@ impl MetadataStore for MemoryMetadataStore {
             a.revision += 1;
             a.identity_generation += 1;
             a.password_file = r.password_file;
-            a.wrapped_master_key = r.wrapped_master_key;
+            a.key_bundle = r.key_bundle;
             a.sealed_account_secrets = r.sealed_account_secrets;
             let (revision, identity_generation) = (a.revision, a.identity_generation);
             s.identities
@@ -992,41 +992,9 @@ impl MetadataStore for MemoryMetadataStore {
                 .live_upload(&upload_id, now)
                 .ok_or(StoreError::NotFound)?
                 .clone();
-            let UploadTarget::Node {
-                node_id,
-                parent_id,
-                content_revision,
-            } = u.upload.target
-            else {
-                return Err(StoreError::Invalid("not a node upload"));
-            };
-            if f.node.node_id != node_id
-                || f.node.parent_id != Some(parent_id)
-                || f.node.kind != NodeKind::File
-            {
-                return Err(StoreError::Invalid(
-                    "the record is not for the upload's node and parent",
-                ));
-            }
-            if !u.is_complete() {
-                return Err(StoreError::UploadIncomplete);
-            }
+            let (node_id, parent_id, content_revision) = finalize_target(&u, &f)?;
             let old = s.nodes.get(&node_id).cloned();
-            match (&old, f.expected_revision) {
-                (Some(_), None) => return Err(StoreError::AlreadyExists),
-                (None, Some(_)) => return Err(StoreError::NotFound),
-                (Some(n), Some(r)) if n.node.revision != r => {
-                    return Err(StoreError::RevisionMismatch {
-                        current: n.node.revision,
-                    })
-                }
-                (Some(n), Some(_)) if n.content_revision >= content_revision => {
-                    return Err(StoreError::RevisionMismatch {
-                        current: n.node.revision,
-                    })
-                }
-                _ => {}
-            }
+            check_finalize_over(old.as_ref(), f.expected_revision, content_revision)?;
             if !s.nodes.contains_key(&parent_id) {
                 return Err(StoreError::NotFound);
             }

@@ -224,10 +224,11 @@ pub struct NewAccount {
     pub username: String,
     /// The OPAQUE password file (serialised `ServerRegistration`).
     pub password_file: Vec<u8>,
-    /// The account's key material: the §6.4 `KeyBundle` bytes (before the spec review: the
-    /// wrapped master key; `sealed_account_secrets` then held the rest and is now empty).
-    pub wrapped_master_key: Vec<u8>,
-    /// The sealed account secrets (§6).
+    /// The account's key material: the §6.4 `KeyBundle` bytes (the wrapped master key and the
+    /// sealed account secrets, with their generations).
+    pub key_bundle: Vec<u8>,
+    /// Empty: the sealed account secrets travel inside `key_bundle` (a leftover of the
+    /// pre-review shape, kept so the stores need no migration for it).
     pub sealed_account_secrets: Vec<u8>,
     /// The `SignedIdentity` of generation 0.
     pub identity: Vec<u8>,
@@ -248,8 +249,8 @@ pub struct Account {
     pub revision: u64,
     /// The OPAQUE password file.
     pub password_file: Vec<u8>,
-    /// The wrapped master key.
-    pub wrapped_master_key: Vec<u8>,
+    /// The §6.4 `KeyBundle`.
+    pub key_bundle: Vec<u8>,
     /// The sealed account secrets.
     pub sealed_account_secrets: Vec<u8>,
     /// The last identity generation.
@@ -271,8 +272,8 @@ pub struct PasswordChange {
     pub expected_revision: u64,
     /// The new OPAQUE password file.
     pub password_file: Vec<u8>,
-    /// The new wrapped master key.
-    pub wrapped_master_key: Vec<u8>,
+    /// The new §6.4 `KeyBundle`.
+    pub key_bundle: Vec<u8>,
 }
 
 /// A share re-keyed by compromise recovery.
@@ -295,8 +296,8 @@ pub struct Recovery {
     pub expected_revision: u64,
     /// The new OPAQUE password file.
     pub password_file: Vec<u8>,
-    /// The new wrapped master key.
-    pub wrapped_master_key: Vec<u8>,
+    /// The new §6.4 `KeyBundle`.
+    pub key_bundle: Vec<u8>,
     /// The new sealed account secrets.
     pub sealed_account_secrets: Vec<u8>,
     /// The identity generation the chain must end at now.
@@ -1215,5 +1216,54 @@ pub(crate) fn expect_revision(current: u64, expected: u64) -> StoreResult<()> {
         Ok(())
     } else {
         Err(StoreError::RevisionMismatch { current })
+    }
+}
+
+/// The first finalize checks every backend makes inside its transaction (§11.9.5): the upload
+/// is a node upload for `f`'s node and parent, `f` is a file, and every part is present.
+/// Returns the node id, parent id and content revision of the upload.
+pub(crate) fn finalize_target(
+    upload: &Upload,
+    f: &FinalizeNode,
+) -> StoreResult<(NodeId, NodeId, u64)> {
+    let UploadTarget::Node {
+        node_id,
+        parent_id,
+        content_revision,
+    } = upload.upload.target
+    else {
+        return Err(StoreError::Invalid("not a node upload"));
+    };
+    if f.node.node_id != node_id
+        || f.node.parent_id != Some(parent_id)
+        || f.node.kind != NodeKind::File
+    {
+        return Err(StoreError::Invalid(
+            "the record is not for the upload's node and parent",
+        ));
+    }
+    if !upload.is_complete() {
+        return Err(StoreError::UploadIncomplete);
+    }
+    Ok((node_id, parent_id, content_revision))
+}
+
+/// The finalize check against the stored node `old` (§11.4.3, §11.9.5): a new file needs no
+/// expected revision and no existing node; a new content revision needs the expected record
+/// revision and a content revision above the stored one.
+pub(crate) fn check_finalize_over(
+    old: Option<&Node>,
+    expected_revision: Option<u64>,
+    content_revision: u64,
+) -> StoreResult<()> {
+    match (old, expected_revision) {
+        (Some(_), None) => Err(StoreError::AlreadyExists),
+        (None, Some(_)) => Err(StoreError::NotFound),
+        (Some(n), Some(r)) if n.node.revision != r || n.content_revision >= content_revision => {
+            Err(StoreError::RevisionMismatch {
+                current: n.node.revision,
+            })
+        }
+        _ => Ok(()),
     }
 }

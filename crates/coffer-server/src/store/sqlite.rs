@@ -1,15 +1,16 @@
 //! Embedded metadata store: SQLite through sqlx.
 //!
-//! One database file in WAL mode with `synchronous=FULL` and foreign keys on. The schema is
-//! created at open and versioned with `PRAGMA user_version`. Every operation runs in one
-//! transaction; writing ones start with `BEGIN IMMEDIATE`, so that concurrent writers queue on
-//! the busy timeout instead of failing on a lock upgrade.
+//! One database file in WAL mode with foreign keys on; durability per [`CommitSync`] (group
+//! commit by default: an answered write is on disk). The schema is created at open and versioned
+//! with `PRAGMA user_version` (older versions are migrated at open). Every operation runs in one
+//! transaction; writing ones queue in the server, one at a time, and start with
+//! `BEGIN IMMEDIATE`.
 //!
 //! Unsigned 64-bit values are stored bit-for-bit in SQLite's signed 64-bit integers; the store
 //! compares them in SQL only where they are server-chosen (times) or bounded (lengths), and
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
-use super::expect_revision;
+use super::{check_finalize_over, expect_revision, finalize_target};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -27,7 +28,7 @@ use super::*;
 
 /// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
 /// at open by [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
 /// that opens it.
@@ -36,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE drops ADD COLUMN link_record BLOB",
     // 3: secrets of the server itself (the pagination-cursor MAC key, §11.4.5).
     SERVER_SECRETS,
+    // 4: the account column holds the whole §6.4 KeyBundle; named for it.
+    "ALTER TABLE accounts RENAME COLUMN wrapped_master_key TO key_bundle",
 ];
 
 const SERVER_SECRETS: &str = "CREATE TABLE server_secrets (
@@ -49,7 +52,7 @@ CREATE TABLE accounts (
     username TEXT NOT NULL UNIQUE,
     revision INTEGER NOT NULL,
     password_file BLOB NOT NULL,
-    wrapped_master_key BLOB NOT NULL,
+    key_bundle BLOB NOT NULL,
     sealed_account_secrets BLOB NOT NULL,
     identity_generation INTEGER NOT NULL,
     root_node_id BLOB NOT NULL,
@@ -1151,7 +1154,7 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
 }
 
 const ACCOUNT_COLS: &str =
-    "account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets, \
+    "account_id, username, revision, password_file, key_bundle, sealed_account_secrets, \
      identity_generation, root_node_id, created_at";
 
 fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
@@ -1160,7 +1163,7 @@ fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
         username: row.try_get::<String, _>("username").map_err(db)?,
         revision: get_u(row, "revision")?,
         password_file: get_bytes(row, "password_file")?,
-        wrapped_master_key: get_bytes(row, "wrapped_master_key")?,
+        key_bundle: get_bytes(row, "key_bundle")?,
         sealed_account_secrets: get_bytes(row, "sealed_account_secrets")?,
         identity_generation: get_u(row, "identity_generation")?,
         root_node_id: NodeId::from_bytes(get_id(row, "root_node_id")?),
@@ -1246,16 +1249,16 @@ async fn set_account_keys(
     id: &AccountId,
     revision: u64,
     pf: &[u8],
-    wmk: &[u8],
+    key_bundle: &[u8],
     sas: Option<&[u8]>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE accounts SET revision = ?, password_file = ?, wrapped_master_key = ?,
+        "UPDATE accounts SET revision = ?, password_file = ?, key_bundle = ?,
                 sealed_account_secrets = COALESCE(?, sealed_account_secrets) WHERE account_id = ?",
     )
     .bind(i(revision))
     .bind(pf)
-    .bind(wmk)
+    .bind(key_bundle)
     .bind(sas.map(<[u8]>::to_vec))
     .bind(&id.as_bytes()[..])
     .execute(&mut *c)
@@ -1629,14 +1632,14 @@ impl MetadataStore for SqliteMetadataStore {
             return Err(StoreError::AlreadyExists);
         }
         sqlx::query(
-            "INSERT INTO accounts (account_id, username, revision, password_file, wrapped_master_key, sealed_account_secrets,
+            "INSERT INTO accounts (account_id, username, revision, password_file, key_bundle, sealed_account_secrets,
                                    identity_generation, root_node_id, created_at)
              VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?)",
         )
         .bind(aid)
         .bind(&new.username)
         .bind(&new.password_file)
-        .bind(&new.wrapped_master_key)
+        .bind(&new.key_bundle)
         .bind(&new.sealed_account_secrets)
         .bind(&new.root.node_id.as_bytes()[..])
         .bind(i(new.created_at))
@@ -1689,7 +1692,7 @@ impl MetadataStore for SqliteMetadataStore {
             &ch.account_id,
             a.revision + 1,
             &ch.password_file,
-            &ch.wrapped_master_key,
+            &ch.key_bundle,
             None,
         )
         .await?;
@@ -1720,7 +1723,7 @@ impl MetadataStore for SqliteMetadataStore {
             &acc,
             a.revision + 1,
             &r.password_file,
-            &r.wrapped_master_key,
+            &r.key_bundle,
             Some(&r.sealed_account_secrets),
         )
         .await?;
@@ -2374,41 +2377,9 @@ impl MetadataStore for SqliteMetadataStore {
         let up = live_upload(&mut tx, &upload_id, now)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let UploadTarget::Node {
-            node_id,
-            parent_id,
-            content_revision,
-        } = up.upload.target
-        else {
-            return Err(StoreError::Invalid("not a node upload"));
-        };
-        if f.node.node_id != node_id
-            || f.node.parent_id != Some(parent_id)
-            || f.node.kind != NodeKind::File
-        {
-            return Err(StoreError::Invalid(
-                "the record is not for the upload's node and parent",
-            ));
-        }
-        if !up.is_complete() {
-            return Err(StoreError::UploadIncomplete);
-        }
+        let (node_id, parent_id, content_revision) = finalize_target(&up, &f)?;
         let old = get_node(&mut tx, &node_id).await?;
-        match (&old, f.expected_revision) {
-            (Some(_), None) => return Err(StoreError::AlreadyExists),
-            (None, Some(_)) => return Err(StoreError::NotFound),
-            (Some(n), Some(r)) if n.node.revision != r => {
-                return Err(StoreError::RevisionMismatch {
-                    current: n.node.revision,
-                })
-            }
-            (Some(n), Some(_)) if n.content_revision >= content_revision => {
-                return Err(StoreError::RevisionMismatch {
-                    current: n.node.revision,
-                })
-            }
-            _ => {}
-        }
+        check_finalize_over(old.as_ref(), f.expected_revision, content_revision)?;
         if !node_exists(&mut tx, &parent_id).await? {
             return Err(StoreError::NotFound);
         }

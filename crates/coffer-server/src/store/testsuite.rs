@@ -117,7 +117,7 @@ pub async fn register(m: &dyn MetadataStore, name: &str, now: u64) -> Account {
             account_id,
             username: name.to_owned(),
             password_file: b"password-file-0".to_vec(),
-            wrapped_master_key: b"wmk-0".to_vec(),
+            key_bundle: b"kb-0".to_vec(),
             sealed_account_secrets: b"sas-0".to_vec(),
             identity: b"identity-0".to_vec(),
             root,
@@ -391,7 +391,7 @@ pub async fn registration(h: &dyn Harness) {
         account_id: AccountId::from_bytes(fresh16()),
         username: "bob".into(),
         password_file: vec![1],
-        wrapped_master_key: vec![2],
+        key_bundle: vec![2],
         sealed_account_secrets: vec![3],
         identity: vec![4],
         root: node_write(AccountId::from_bytes(bob_id), None, NodeKind::Folder, 1),
@@ -616,7 +616,7 @@ pub async fn password_change(h: &dyn Harness) {
         keep_session: keep.session_id,
         expected_revision: rev,
         password_file: b"password-file-1".to_vec(),
-        wrapped_master_key: b"wmk-1".to_vec(),
+        key_bundle: b"kb-1".to_vec(),
     };
     match m.change_password(change(5)).await {
         Err(StoreError::RevisionMismatch { current: 0 }) => {}
@@ -654,9 +654,9 @@ pub async fn password_change(h: &dyn Harness) {
         (
             stored.revision,
             stored.password_file.as_slice(),
-            stored.wrapped_master_key.as_slice()
+            stored.key_bundle.as_slice()
         ),
-        (1, &b"password-file-1"[..], &b"wmk-1"[..])
+        (1, &b"password-file-1"[..], &b"kb-1"[..])
     );
     assert_eq!(stored.sealed_account_secrets, b"sas-0");
 }
@@ -1993,7 +1993,7 @@ pub async fn recovery(h: &dyn Harness) {
         keep_session: keep.session_id,
         expected_revision: 0,
         password_file: b"pf-r".to_vec(),
-        wrapped_master_key: b"wmk-r".to_vec(),
+        key_bundle: b"kb-r".to_vec(),
         sealed_account_secrets: b"sas-r".to_vec(),
         expected_generation: 0,
         identity: b"identity-1".to_vec(),
@@ -2079,10 +2079,10 @@ pub async fn recovery(h: &dyn Harness) {
     assert_eq!(
         (
             acc.password_file.as_slice(),
-            acc.wrapped_master_key.as_slice(),
+            acc.key_bundle.as_slice(),
             acc.sealed_account_secrets.as_slice()
         ),
-        (&b"pf-r"[..], &b"wmk-r"[..], &b"sas-r"[..])
+        (&b"pf-r"[..], &b"kb-r"[..], &b"sas-r"[..])
     );
     assert_eq!(
         m.identity_chain(a.account_id)

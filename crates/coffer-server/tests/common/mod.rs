@@ -3,6 +3,8 @@
 //! for everything a client does (OPAQUE, node records, content encryption, shares).
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
+pub mod accounts;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,41 +38,109 @@ pub fn now() -> u64 {
 
 /// A server running in this process (the library's `serve`), on 127.0.0.1 with a temp dir.
 pub struct TestServer {
-    pub url: String,
+    pub handle: coffer_server::ServerHandle,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
-    pub handle: Option<coffer_server::ServerHandle>,
 }
 
 impl TestServer {
+    /// A server with the test configuration (lenient rate limits).
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir).await
     }
 
+    /// A server on `dir` with the test configuration.
     pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
         let config = test_config(dir.path());
+        Self::serve(config, dir).await
+    }
+
+    /// A server with the given limits, quotas and rate limits (e.g. the defaults).
+    pub async fn start_with(file: coffer_server::config::FileConfig) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path());
+        config.file = file;
+        Self::serve(config, dir).await
+    }
+
+    async fn serve(config: coffer_server::config::Config, dir: tempfile::TempDir) -> TestServer {
         let handle = start_server(config).await;
-        let url = format!("http://{}", handle.local_addr());
         TestServer {
-            url,
+            base: format!("http://{}", handle.local_addr()),
+            handle,
+            client: reqwest::Client::new(),
             dir,
-            handle: Some(handle),
         }
     }
 
     pub fn http(&self) -> Http {
-        Http::new(&self.url)
+        Http::new(&self.base)
     }
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
 
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(h) = self.handle.take() {
-            h.shutdown().await.expect("shutdown");
-        }
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.handle.shutdown().await.expect("shutdown");
         self.dir
+    }
+
+    /// The server's clock.
+    pub fn now(&self) -> u64 {
+        self.handle.state().now()
+    }
+
+    /// One request, read whole.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        self.http()
+            .send(method, path, token, content_type, body, &[])
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.raw(Method::GET, path, token, None, None).await
+    }
+
+    /// A request with a CBOR body.
+    pub async fn send<B: Body>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &B,
+    ) -> Resp {
+        self.http().cbor(method, path, token, body).await
+    }
+
+    pub async fn post<B: Body>(&self, path: &str, token: Option<&str>, body: &B) -> Resp {
+        self.send(Method::POST, path, token, body).await
+    }
+
+    /// `POST` of a "no body" endpoint.
+    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Resp {
+        self.raw(Method::POST, path, token, None, None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.raw(Method::DELETE, path, token, None, None).await
+    }
+
+    /// Checks the server still serves.
+    pub async fn assert_healthy(&self) {
+        let r = self.get("/healthz", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"ok");
     }
 }
 
@@ -207,6 +277,12 @@ impl Resp {
             Some(api::CBOR_CONTENT_TYPE)
         );
         T::from_bytes(&self.body).expect("response body decodes")
+    }
+
+    /// The body as `T`, after checking the status (the same as [`Resp::ok`]).
+    #[track_caller]
+    pub fn body<T: Body>(&self, status: u16) -> T {
+        self.ok(status)
     }
 
     /// Checks an empty success.
@@ -1026,4 +1102,37 @@ impl User {
             params,
         )
     }
+}
+
+/// Starts an anonymous drop of `total_length` ciphertext bytes through the drop link `l`
+/// (§11.11.6): resolves and opens the link, seals a `DropEnvelope`, creates the upload. Returns
+/// the upload's status and the drop's keys.
+pub async fn start_drop(
+    http: &Http,
+    l: &MadeLink,
+    total_length: u64,
+) -> (api::UploadStatus, coffer_core::link::DropUpload) {
+    use coffer_core::link;
+    let resolved: api::LinkResolved = http.get(&format!("/v1/l/{}", l.id), None).await.ok(200);
+    let opened = link::open_link(
+        &l.url,
+        resolved.link_record.as_ref().expect("record"),
+        None,
+        now(),
+    )
+    .expect("link opens");
+    let drop = link::create_drop(&mut OsRng, &opened, b"meta").expect("drop");
+    let st: api::UploadStatus = http
+        .post(
+            &format!("/v1/l/{}/drops", l.id),
+            None,
+            &api::DropCreateRequest {
+                drop_envelope: ByteBuf::from(drop.envelope.clone()),
+                total_length,
+                part_size: PART,
+            },
+        )
+        .await
+        .ok(201);
+    (st, drop)
 }

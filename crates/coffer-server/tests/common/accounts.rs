@@ -1,172 +1,22 @@
-//! Shared helpers of the control-plane HTTP tests: a real server on 127.0.0.1:0 with a temporary
-//! data directory, a small HTTP client, and the client side of registration and login built
-//! from coffer-core.
-#![allow(dead_code, unreachable_pub, missing_docs)]
-
-use std::path::PathBuf;
+//! The client side of registration and login with explicit passwords (the account tests),
+//! built from coffer-core.
 
 use coffer_core::account::{self, OpaqueIdentities, UnlockedAccount};
 use coffer_core::api::{
-    Body, LoginFinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse, Problem,
-    ProblemKind, RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest,
-    RegisterStartResponse, Username, CBOR_CONTENT_TYPE,
+    LoginFinishRequest, LoginFinishResponse, LoginStartRequest, LoginStartResponse,
+    RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
+    Username,
 };
 use coffer_core::encoding::{encode, ByteBuf};
 use coffer_core::ids::AccountId;
 use coffer_core::metadata::{seal_metadata, Metadata};
 use coffer_core::tree::{self, NewNode, SealedMetadata};
-use coffer_server::config::{Config, FileConfig};
-use coffer_server::ServerHandle;
 use rand_core::OsRng;
-use reqwest::Method;
 
+use super::{Resp, TestServer};
+
+/// The server identity OPAQUE binds (the configuration's default, `server_identity()`).
 pub const SERVER_IDENTITY: &str = "coffer";
-
-pub struct TestServer {
-    pub handle: ServerHandle,
-    pub base: String,
-    pub client: reqwest::Client,
-    pub dir: tempfile::TempDir,
-}
-
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Decodes a CBOR body after checking the status.
-    pub fn body<T: Body>(&self, status: u16) -> T {
-        assert_eq!(
-            self.status,
-            status,
-            "unexpected status; body: {}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(self.header("content-type"), Some(CBOR_CONTENT_TYPE));
-        T::from_bytes(&self.body).expect("valid response body")
-    }
-
-    /// Parses a problem document and checks its kind, status and content type.
-    pub fn problem(&self, kind: ProblemKind) -> Problem {
-        assert_eq!(
-            self.status,
-            kind.status(),
-            "unexpected status; body: {}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
-        let p: Problem = serde_json::from_slice(&self.body).expect("problem json");
-        assert_eq!(p.kind(), Some(kind), "{p:?}");
-        p
-    }
-}
-
-impl TestServer {
-    pub async fn start() -> Self {
-        Self::start_with(FileConfig::default()).await
-    }
-
-    pub async fn start_with(file: FileConfig) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::new(
-            "127.0.0.1:0".parse().expect("addr"),
-            PathBuf::from(dir.path()),
-        );
-        config.file = file;
-        let handle = coffer_server::serve(config).await.expect("serve");
-        let base = format!("http://{}", handle.local_addr());
-        TestServer {
-            handle,
-            base,
-            client: reqwest::Client::new(),
-            dir,
-        }
-    }
-
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Option<Vec<u8>>,
-    ) -> Resp {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.expect("body").to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.raw(Method::GET, path, token, None, None).await
-    }
-
-    pub async fn send<T: Body>(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: &T,
-    ) -> Resp {
-        self.raw(
-            method,
-            path,
-            token,
-            Some(CBOR_CONTENT_TYPE),
-            Some(body.to_bytes()),
-        )
-        .await
-    }
-
-    pub async fn post<T: Body>(&self, path: &str, token: Option<&str>, body: &T) -> Resp {
-        self.send(Method::POST, path, token, body).await
-    }
-
-    /// `POST` of a "no body" endpoint.
-    pub async fn post_empty(&self, path: &str, token: Option<&str>) -> Resp {
-        self.raw(Method::POST, path, token, None, None).await
-    }
-
-    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
-        self.raw(Method::DELETE, path, token, None, None).await
-    }
-
-    pub fn now(&self) -> u64 {
-        self.handle.state().now()
-    }
-
-    /// Checks the server still serves.
-    pub async fn assert_healthy(&self) {
-        let r = self.get("/healthz", None).await;
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body, b"ok");
-    }
-}
 
 pub fn ids(user: &str) -> OpaqueIdentities<'_> {
     OpaqueIdentities {
