@@ -397,3 +397,120 @@ impl BlobStore for LocalBlobStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    async fn drain(mut read: BlobRead) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(chunk) = read.stream.next().await {
+            out.extend_from_slice(&chunk.expect("chunk"));
+        }
+        out
+    }
+
+    async fn two_parts(store: &LocalBlobStore) -> UploadId {
+        let uid = UploadId::from_bytes([7; 16]);
+        store
+            .put_part(uid, 0, bytes_stream(vec![1u8; 1000]), 1000)
+            .await
+            .expect("put");
+        store
+            .put_part(uid, 1, bytes_stream(vec![2u8; 500]), 1000)
+            .await
+            .expect("put");
+        uid
+    }
+
+    /// Assembling links the part files into the blob: no byte is copied.
+    #[tokio::test]
+    async fn assemble_links_parts_without_copying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        assert_eq!(store.assemble(uid, 2, "k-1").await.expect("assemble"), 1500);
+        for i in 0..2u64 {
+            let part = std::fs::metadata(store.parts_dir(&uid).join(i.to_string())).expect("part");
+            let blob = std::fs::metadata(dir.path().join("blobs/k-1").join(i.to_string()))
+                .expect("blob part");
+            assert_eq!((part.dev(), part.ino()), (blob.dev(), blob.ino()));
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0,
+            "nothing left in tmp/"
+        );
+    }
+
+    /// A download that started keeps streaming the whole blob when the blob is deleted.
+    #[tokio::test]
+    async fn read_survives_deletion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        store.assemble(uid, 2, "k-1").await.expect("assemble");
+        store.delete_parts(uid).await.expect("parts");
+        let read = store.read("k-1", Some(900..1200)).await.expect("read");
+        assert!(store.delete_blob("k-1").await.expect("delete"));
+        let mut want = vec![1u8; 100];
+        want.extend_from_slice(&[2u8; 200]);
+        assert_eq!(drain(read).await, want);
+        assert!(matches!(
+            store.read("k-1", None).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    /// A blob stored as one file (the layout of earlier versions) is listed, read and deleted.
+    #[tokio::test]
+    async fn single_file_blob_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        std::fs::write(dir.path().join("blobs/k-old"), b"old layout").expect("write");
+        assert_eq!(store.list_blobs().await.expect("list"), vec!["k-old"]);
+        assert_eq!(store.blob_length("k-old").await.expect("len"), Some(10));
+        assert_eq!(
+            drain(store.read("k-old", Some(4..10)).await.expect("read")).await,
+            b"layout"
+        );
+        assert!(store.delete_blob("k-old").await.expect("delete"));
+        assert_eq!(store.list_blobs().await.expect("list"), Vec::<String>::new());
+    }
+
+    /// A blob directory that does not hold parts `0..n` is an error, never a short read.
+    #[tokio::test]
+    async fn gap_in_blob_directory_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        store.assemble(uid, 2, "k-1").await.expect("assemble");
+        std::fs::remove_file(dir.path().join("blobs/k-1/0")).expect("remove");
+        assert!(matches!(
+            store.read("k-1", None).await,
+            Err(StoreError::Backend(_))
+        ));
+        assert!(store.blob_length("k-1").await.is_err());
+    }
+
+    /// An assembly interrupted before its rename leaves only `tmp/` debris, removed at startup.
+    #[tokio::test]
+    async fn interrupted_assembly_is_cleaned_at_startup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        let debris = store.tmp_path();
+        std::fs::create_dir(&debris).expect("mkdir");
+        std::fs::hard_link(store.parts_dir(&uid).join("0"), debris.join("0")).expect("link");
+        drop(store);
+        let store = LocalBlobStore::open(dir.path()).await.expect("reopen");
+        assert!(!debris.exists());
+        assert_eq!(
+            store.list_parts(uid).await.expect("parts"),
+            vec![(0, 1000), (1, 500)]
+        );
+        assert_eq!(store.list_blobs().await.expect("list"), Vec::<String>::new());
+    }
+}
