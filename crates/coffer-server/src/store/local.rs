@@ -199,9 +199,7 @@ fn part_index(name: &std::ffi::OsStr) -> Option<u64> {
 }
 
 fn corrupt_blob() -> StoreError {
-    StoreError::backend(io::Error::other(
-        "blob directory does not hold parts 0..n",
-    ))
+    StoreError::backend(io::Error::other("blob directory does not hold parts 0..n"))
 }
 
 /// Removes a temporary file or directory when dropped unless disarmed (error paths, cancelled futures).
@@ -335,7 +333,10 @@ impl BlobStore for LocalBlobStore {
                         .await
                         .map_err(StoreError::backend)?;
                 }
-                readers.push(ReaderStream::with_capacity(file.take(to - from), READ_CHUNK));
+                readers.push(ReaderStream::with_capacity(
+                    file.take(to - from),
+                    READ_CHUNK,
+                ));
             }
             start = end;
         }
@@ -439,7 +440,9 @@ mod tests {
             assert_eq!((part.dev(), part.ino()), (blob.dev(), blob.ino()));
         }
         assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("tmp")
+                .count(),
             0,
             "nothing left in tmp/"
         );
@@ -477,7 +480,10 @@ mod tests {
             b"layout"
         );
         assert!(store.delete_blob("k-old").await.expect("delete"));
-        assert_eq!(store.list_blobs().await.expect("list"), Vec::<String>::new());
+        assert_eq!(
+            store.list_blobs().await.expect("list"),
+            Vec::<String>::new()
+        );
     }
 
     /// A blob directory that does not hold parts `0..n` is an error, never a short read.
@@ -511,6 +517,9 @@ mod tests {
             store.list_parts(uid).await.expect("parts"),
             vec![(0, 1000), (1, 500)]
         );
-        assert_eq!(store.list_blobs().await.expect("list"), Vec::<String>::new());
+        assert_eq!(
+            store.list_blobs().await.expect("list"),
+            Vec::<String>::new()
+        );
     }
 }

@@ -2515,7 +2515,15 @@ pub async fn assembled_blob_is_a_snapshot(h: &dyn Harness) {
         data,
         "part writes after assembly leave the blob unchanged"
     );
-    for r in [0..1, 999..1001, 500..2500, 1000..2000, 1999..2001, 2999..3000, 0..3000] {
+    for r in [
+        0..1,
+        999..1001,
+        500..2500,
+        1000..2000,
+        1999..2001,
+        2999..3000,
+        0..3000,
+    ] {
         let want = &data[r.start as usize..r.end as usize];
         let mut read = b.read("k-snap", Some(r.clone())).await.expect("read");
         assert_eq!(read.length, 3000);
