@@ -170,6 +170,7 @@ suite!(
     reopen_keeps_data,
     leftover_temp_files,
     blob_basics,
+    assembled_blob_is_a_snapshot,
     orphan_collection,
     concurrent_revisions,
     server_secrets,

@@ -2,12 +2,21 @@
 //!
 //! Layout under the root directory (private to this module; no path leaves it):
 //!
-//! - `blobs/<key>`: assembled content blobs and drops;
-//! - `parts/<upload-id hex>/<index>`: upload parts;
-//! - `tmp/`: files being written. Every file is written here first, `fsync`ed, then renamed into
-//!   place, and the destination directory is `fsync`ed, so a blob or part is either complete or
-//!   absent after a crash. Whatever `tmp/` holds at startup is debris of an interrupted write and
-//!   is removed by [`LocalBlobStore::open`].
+//! - `parts/<upload-id hex>/<index>`: upload parts, one file each;
+//! - `blobs/<key>/<index>`: an assembled content blob or drop, as a directory holding its parts
+//!   `0..n` in order (hard links to the part files; the blob is their concatenation). A plain file
+//!   `blobs/<key>` (the layout of earlier versions) is read as a one-part blob;
+//! - `tmp/`: files and directories being written or deleted. Every part is written here first,
+//!   `fsync`ed, then renamed into place, and the destination directory is `fsync`ed, so a part is
+//!   either complete or absent after a crash. Whatever `tmp/` holds at startup is debris of an
+//!   interrupted write or deletion and is removed by [`LocalBlobStore::open`].
+//!
+//! Assembling an upload costs no copy: the parts are already durable, so [`BlobStore::assemble`]
+//! hard-links them into a fresh directory under `tmp/`, `fsync`s it and renames it into
+//! `blobs/`: the blob appears complete or not at all, and the parts stay in place for a retry.
+//! A part written again later is a new file renamed over the old name, so the linked inode of
+//! an assembled blob never changes. Deleting a blob renames its directory into `tmp/` first, so
+//! a crash never leaves a truncated blob behind.
 
 use std::io;
 use std::ops::Range;
@@ -107,15 +116,99 @@ impl LocalBlobStore {
         }
         Ok(())
     }
+
+    /// Renames the synced blob directory `tmp` to `dest`, replacing an earlier assembly of the
+    /// same key (a retried finalize: a directory cannot be renamed over a non-empty one, so the
+    /// earlier one is discarded first), and syncs `blobs/`.
+    async fn publish_blob(&self, tmp: &Path, dest: &Path) -> StoreResult<()> {
+        match fs::symlink_metadata(dest).await {
+            Ok(_) => {
+                self.discard_blob(dest).await?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::backend(e)),
+        }
+        self.publish(tmp, dest).await
+    }
+
+    /// Moves a blob out of `blobs/` into `tmp/` in one rename (so that it is complete or gone,
+    /// even after a crash), syncs `blobs/`, then removes it. `false` if there was none.
+    async fn discard_blob(&self, path: &Path) -> StoreResult<bool> {
+        let aside = self.tmp_path();
+        match fs::rename(path, &aside).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::backend(e)),
+        }
+        sync_dir(&self.root.join("blobs"))
+            .await
+            .map_err(StoreError::backend)?;
+        // Left in `tmp/` on failure: removed at the next start.
+        let removed = if fs::symlink_metadata(&aside)
+            .await
+            .map_err(StoreError::backend)?
+            .is_dir()
+        {
+            fs::remove_dir_all(&aside).await
+        } else {
+            fs::remove_file(&aside).await
+        };
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "discarded blob not removed until the next start");
+        }
+        Ok(true)
+    }
+
+    /// The files of blob `key` in order, with their lengths, or `None` if there is no such blob.
+    async fn blob_files(&self, key: &str) -> StoreResult<Option<Vec<(PathBuf, u64)>>> {
+        let path = self.blob_path(key)?;
+        let meta = match fs::symlink_metadata(&path).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::backend(e)),
+        };
+        if !meta.is_dir() {
+            return Ok(Some(vec![(path, meta.len())]));
+        }
+        let mut dir = match fs::read_dir(&path).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::backend(e)),
+        };
+        let mut parts = Vec::new();
+        while let Some(entry) = dir.next_entry().await.map_err(StoreError::backend)? {
+            let Some(index) = part_index(&entry.file_name()) else {
+                return Err(corrupt_blob());
+            };
+            let len = entry.metadata().await.map_err(StoreError::backend)?.len();
+            parts.push((index, entry.path(), len));
+        }
+        parts.sort_unstable_by_key(|p| p.0);
+        if parts.iter().enumerate().any(|(i, p)| p.0 != i as u64) {
+            return Err(corrupt_blob());
+        }
+        Ok(Some(parts.into_iter().map(|(_, p, l)| (p, l)).collect()))
+    }
 }
 
-/// Removes a temporary file when dropped unless disarmed (error paths, cancelled futures).
+/// The index a part file's name spells (canonical decimal), or `None`.
+fn part_index(name: &std::ffi::OsStr) -> Option<u64> {
+    let name = name.to_str()?;
+    let index = name.parse::<u64>().ok()?;
+    (index.to_string() == name).then_some(index)
+}
+
+fn corrupt_blob() -> StoreError {
+    StoreError::backend(io::Error::other("blob directory does not hold parts 0..n"))
+}
+
+/// Removes a temporary file or directory when dropped unless disarmed (error paths, cancelled futures).
 struct TmpGuard(Option<PathBuf>);
 
 impl Drop for TmpGuard {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
         }
     }
 }
@@ -171,16 +264,9 @@ impl BlobStore for LocalBlobStore {
         };
         let mut out = Vec::new();
         while let Some(entry) = dir.next_entry().await.map_err(StoreError::backend)? {
-            let Some(index) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(index) = part_index(&entry.file_name()) else {
                 continue;
             };
-            if index.to_string() != entry.file_name().to_string_lossy() {
-                continue;
-            }
             out.push((
                 index,
                 entry.metadata().await.map_err(StoreError::backend)?.len(),
@@ -194,66 +280,75 @@ impl BlobStore for LocalBlobStore {
         let dest = self.blob_path(key)?;
         let dir = self.parts_dir(&upload_id);
         let tmp = self.tmp_path();
+        fs::create_dir(&tmp).await.map_err(StoreError::backend)?;
         let mut guard = TmpGuard(Some(tmp.clone()));
-        let mut out = fs::File::create(&tmp).await.map_err(StoreError::backend)?;
         let mut length = 0u64;
         for i in 0..part_count {
-            let mut part = match fs::File::open(dir.join(i.to_string())).await {
-                Ok(f) => f,
+            // The parts were synced when stored; linking copies no data.
+            let link = tmp.join(i.to_string());
+            match fs::hard_link(dir.join(i.to_string()), &link).await {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(StoreError::UploadIncomplete)
                 }
                 Err(e) => return Err(StoreError::backend(e)),
-            };
-            length += tokio::io::copy(&mut part, &mut out)
+            }
+            length += fs::metadata(&link)
                 .await
-                .map_err(StoreError::backend)?;
+                .map_err(StoreError::backend)?
+                .len();
         }
-        out.flush().await.map_err(StoreError::backend)?;
-        out.sync_all().await.map_err(StoreError::backend)?;
-        drop(out);
-        self.publish(&tmp, &dest).await?;
+        sync_dir(&tmp).await.map_err(StoreError::backend)?;
+        self.publish_blob(&tmp, &dest).await?;
         guard.0 = None;
         Ok(length)
     }
 
     async fn blob_length(&self, key: &str) -> StoreResult<Option<u64>> {
-        match fs::metadata(self.blob_path(key)?).await {
-            Ok(m) => Ok(Some(m.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::backend(e)),
-        }
+        Ok(self
+            .blob_files(key)
+            .await?
+            .map(|files| files.iter().map(|f| f.1).sum()))
     }
 
     async fn read(&self, key: &str, range: Option<Range<u64>>) -> StoreResult<BlobRead> {
-        let mut file = fs::File::open(self.blob_path(key)?).await?;
-        let length = file.metadata().await.map_err(StoreError::backend)?.len();
+        let files = self.blob_files(key).await?.ok_or(StoreError::NotFound)?;
+        let length: u64 = files.iter().map(|f| f.1).sum();
         let range = range.unwrap_or(0..length);
         if range.start >= range.end || range.end > length {
             return Err(StoreError::Invalid("range"));
         }
-        file.seek(io::SeekFrom::Start(range.start))
-            .await
-            .map_err(StoreError::backend)?;
-        let reader = file.take(range.end - range.start);
+        // Every file the range touches is opened now, so that a download survives the blob's
+        // deletion (replaced content) while it streams.
+        let mut readers = Vec::new();
+        let mut start = 0u64;
+        for (path, len) in files {
+            let end = start + len;
+            if end > range.start && start < range.end {
+                let mut file = fs::File::open(&path).await?;
+                let from = range.start.max(start) - start;
+                let to = range.end.min(end) - start;
+                if from > 0 {
+                    file.seek(io::SeekFrom::Start(from))
+                        .await
+                        .map_err(StoreError::backend)?;
+                }
+                readers.push(ReaderStream::with_capacity(
+                    file.take(to - from),
+                    READ_CHUNK,
+                ));
+            }
+            start = end;
+        }
         Ok(BlobRead {
             length,
-            stream: Box::pin(ReaderStream::with_capacity(reader, READ_CHUNK)),
+            stream: Box::pin(futures_util::stream::iter(readers).flatten()),
         })
     }
 
     async fn delete_blob(&self, key: &str) -> StoreResult<bool> {
         let path = self.blob_path(key)?;
-        match fs::remove_file(&path).await {
-            Ok(()) => {
-                sync_dir(&self.root.join("blobs"))
-                    .await
-                    .map_err(StoreError::backend)?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::backend(e)),
-        }
+        self.discard_blob(&path).await
     }
 
     async fn delete_parts(&self, upload_id: UploadId) -> StoreResult<()> {
@@ -301,5 +396,130 @@ impl BlobStore for LocalBlobStore {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use super::*;
+
+    async fn drain(mut read: BlobRead) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(chunk) = read.stream.next().await {
+            out.extend_from_slice(&chunk.expect("chunk"));
+        }
+        out
+    }
+
+    async fn two_parts(store: &LocalBlobStore) -> UploadId {
+        let uid = UploadId::from_bytes([7; 16]);
+        store
+            .put_part(uid, 0, bytes_stream(vec![1u8; 1000]), 1000)
+            .await
+            .expect("put");
+        store
+            .put_part(uid, 1, bytes_stream(vec![2u8; 500]), 1000)
+            .await
+            .expect("put");
+        uid
+    }
+
+    /// Assembling links the part files into the blob: no byte is copied.
+    #[tokio::test]
+    async fn assemble_links_parts_without_copying() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        assert_eq!(store.assemble(uid, 2, "k-1").await.expect("assemble"), 1500);
+        for i in 0..2u64 {
+            let part = std::fs::metadata(store.parts_dir(&uid).join(i.to_string())).expect("part");
+            let blob = std::fs::metadata(dir.path().join("blobs/k-1").join(i.to_string()))
+                .expect("blob part");
+            assert_eq!((part.dev(), part.ino()), (blob.dev(), blob.ino()));
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("tmp")
+                .count(),
+            0,
+            "nothing left in tmp/"
+        );
+    }
+
+    /// A download that started keeps streaming the whole blob when the blob is deleted.
+    #[tokio::test]
+    async fn read_survives_deletion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        store.assemble(uid, 2, "k-1").await.expect("assemble");
+        store.delete_parts(uid).await.expect("parts");
+        let read = store.read("k-1", Some(900..1200)).await.expect("read");
+        assert!(store.delete_blob("k-1").await.expect("delete"));
+        let mut want = vec![1u8; 100];
+        want.extend_from_slice(&[2u8; 200]);
+        assert_eq!(drain(read).await, want);
+        assert!(matches!(
+            store.read("k-1", None).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+
+    /// A blob stored as one file (the layout of earlier versions) is listed, read and deleted.
+    #[tokio::test]
+    async fn single_file_blob_is_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        std::fs::write(dir.path().join("blobs/k-old"), b"old layout").expect("write");
+        assert_eq!(store.list_blobs().await.expect("list"), vec!["k-old"]);
+        assert_eq!(store.blob_length("k-old").await.expect("len"), Some(10));
+        assert_eq!(
+            drain(store.read("k-old", Some(4..10)).await.expect("read")).await,
+            b"layout"
+        );
+        assert!(store.delete_blob("k-old").await.expect("delete"));
+        assert_eq!(
+            store.list_blobs().await.expect("list"),
+            Vec::<String>::new()
+        );
+    }
+
+    /// A blob directory that does not hold parts `0..n` is an error, never a short read.
+    #[tokio::test]
+    async fn gap_in_blob_directory_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        store.assemble(uid, 2, "k-1").await.expect("assemble");
+        std::fs::remove_file(dir.path().join("blobs/k-1/0")).expect("remove");
+        assert!(matches!(
+            store.read("k-1", None).await,
+            Err(StoreError::Backend(_))
+        ));
+        assert!(store.blob_length("k-1").await.is_err());
+    }
+
+    /// An assembly interrupted before its rename leaves only `tmp/` debris, removed at startup.
+    #[tokio::test]
+    async fn interrupted_assembly_is_cleaned_at_startup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = two_parts(&store).await;
+        let debris = store.tmp_path();
+        std::fs::create_dir(&debris).expect("mkdir");
+        std::fs::hard_link(store.parts_dir(&uid).join("0"), debris.join("0")).expect("link");
+        drop(store);
+        let store = LocalBlobStore::open(dir.path()).await.expect("reopen");
+        assert!(!debris.exists());
+        assert_eq!(
+            store.list_parts(uid).await.expect("parts"),
+            vec![(0, 1000), (1, 500)]
+        );
+        assert_eq!(
+            store.list_blobs().await.expect("list"),
+            Vec::<String>::new()
+        );
     }
 }

@@ -2483,6 +2483,89 @@ pub async fn blob_basics(h: &dyn Harness) {
     assert_eq!(b.list_blobs().await.expect("blobs"), Vec::<String>::new());
 }
 
+/// An assembled blob is a snapshot of the parts: writing a part again (or failing to) after the
+/// assembly, or deleting the parts, leaves it unchanged; assembling the same key again takes the
+/// parts as they are then; every range, across part boundaries, reads back the right bytes.
+pub async fn assembled_blob_is_a_snapshot(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let b = &*s.blobs;
+    let uid = UploadId::from_bytes(fresh16());
+    let data = content(3000, 7);
+    for (i, chunk) in data.chunks(1000).enumerate() {
+        b.put_part(uid, i as u64, bytes_stream(chunk.to_vec()), 1000)
+            .await
+            .expect("put");
+    }
+    assert_eq!(b.assemble(uid, 3, "k-snap").await.expect("assemble"), 3000);
+    let other = content(1000, 8);
+    assert_ne!(other, data[1000..2000]);
+    b.put_part(uid, 1, bytes_stream(other.clone()), 1000)
+        .await
+        .expect("rewrite");
+    let failing: Vec<std::io::Result<Bytes>> = vec![
+        Ok(Bytes::from(other[..10].to_vec())),
+        Err(std::io::Error::other("client went away")),
+    ];
+    assert!(b
+        .put_part(uid, 2, Box::pin(futures_util::stream::iter(failing)), 1000)
+        .await
+        .is_err());
+    assert_eq!(
+        read_all(b, "k-snap", None).await,
+        data,
+        "part writes after assembly leave the blob unchanged"
+    );
+    for r in [
+        0..1,
+        999..1001,
+        500..2500,
+        1000..2000,
+        1999..2001,
+        2999..3000,
+        0..3000,
+    ] {
+        let want = &data[r.start as usize..r.end as usize];
+        let mut read = b.read("k-snap", Some(r.clone())).await.expect("read");
+        assert_eq!(read.length, 3000);
+        let mut got = Vec::new();
+        while let Some(chunk) = read.stream.next().await {
+            got.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(got, want, "range {r:?}");
+    }
+    assert!(matches!(
+        b.read("k-snap", Some(2500..3001)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut renewed = data.clone();
+    renewed[1000..2000].copy_from_slice(&other);
+    assert_eq!(b.assemble(uid, 3, "k-snap").await.expect("again"), 3000);
+    assert_eq!(read_all(b, "k-snap", None).await, renewed);
+    b.delete_parts(uid).await.expect("parts");
+    assert_eq!(
+        read_all(b, "k-snap", None).await,
+        renewed,
+        "the blob outlives its parts"
+    );
+    assert_eq!(b.blob_length("k-snap").await.expect("len"), Some(3000));
+    assert!(matches!(
+        b.assemble(uid, 3, "k-snap").await,
+        Err(StoreError::UploadIncomplete)
+    ));
+    assert_eq!(
+        read_all(b, "k-snap", None).await,
+        renewed,
+        "a failed assembly leaves the earlier blob"
+    );
+    assert!(b.delete_blob("k-snap").await.expect("delete"));
+    assert!(matches!(
+        b.read("k-snap", None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(b.blob_length("k-snap").await.expect("len"), None);
+    assert_eq!(b.list_blobs().await.expect("blobs"), Vec::<String>::new());
+}
+
 /// Orphan collection deletes unreferenced blobs and parts, and nothing that is referenced or
 /// belongs to a live upload.
 pub async fn orphan_collection(h: &dyn Harness) {
