@@ -438,24 +438,19 @@ impl Client {
     /// Removes `user` from the share of the folder `path`: a new share generation (spec §9.2,
     /// lazy mode): every folder of the shared subtree gets a new key, every child is re-sealed,
     /// the remaining members get grants of the new generation; the server applies it atomically
-    /// and the removed member loses access at once. Returns the new generation and the links
-    /// that were moved to new URLs.
+    /// and the removed member loses access at once. Returns the new generation and the ids
+    /// (base64url) of the links that were re-sealed.
     ///
     /// Links to folders of the subtree carry the old generation's folder key and would not read
-    /// what is created afterwards. Spec §9.3 asks for a re-seal under the same URL, for which
-    /// the HTTP API (§11.11) has no endpoint; they are therefore *rotated* (new URL, same
-    /// options and password) to the new generation, which §9.3 recommends anyway for URLs the
-    /// removed member may have seen. Links to files keep working unchanged (a lazy rotation
-    /// keeps file node keys).
+    /// what is created afterwards; they are re-sealed (spec §9.3, §11.11.7) for the new
+    /// generation under the same URL, which from then on reads files added after the removal
+    /// too. Links to files keep working unchanged (a lazy rotation keeps file node keys). A link
+    /// whose URL the removed member may have seen should also be rotated (`link_rotate`, §9.3).
     ///
     /// # Errors
     /// [`Error::NotFound`] when `user` is not a member; [`Error::Conflict`] for a concurrent
     /// change.
-    pub async fn share_remove(
-        &self,
-        path: &RemotePath,
-        user: &str,
-    ) -> Result<(u64, Vec<crate::rotate::RotatedLink>)> {
+    pub async fn share_remove(&self, path: &RemotePath, user: &str) -> Result<(u64, Vec<String>)> {
         let s = self.session()?;
         let folder = self.own_folder(path).await?;
         let (parent_path, _) = path
@@ -523,20 +518,20 @@ impl Client {
             )
             .await
             .map_err(|e| share_problem(e, path))?;
-        let moved = self.move_links_to(&out.folder_keys).await?;
-        Ok((up.generation, moved))
+        let resealed = self.reseal_links_to(&out.folder_keys).await?;
+        Ok((up.generation, resealed))
     }
 
-    /// Rotates every link of this account to one of `folders` onto that folder's new key.
-    async fn move_links_to(
-        &self,
-        folders: &[FolderKey],
-    ) -> Result<Vec<crate::rotate::RotatedLink>> {
+    /// Re-seals every link of this account to one of `folders` for that folder's new key
+    /// generation (spec §9.3, §10.11): same secret, URL and options; the server replaces the
+    /// record under the same link id (`PUT /v1/links/{link-id}`, §11.11.7). Returns the ids
+    /// (base64url) of the re-sealed links.
+    async fn reseal_links_to(&self, folders: &[FolderKey]) -> Result<Vec<String>> {
         let s = self.session()?;
         let list: api::LinkList = self.http().get("/v1/links", Some(&s.token)).await?;
         let owner_key =
             coffer_core::account::link_entries_key(&s.account.master_key, &s.account_id());
-        let mut moved = Vec::new();
+        let mut resealed = Vec::new();
         for l in list.links {
             let Some(fk) = folders.iter().find(|k| k.folder_id == l.node_id) else {
                 continue;
@@ -548,41 +543,22 @@ impl Client {
                 generation: fk.generation,
                 node_key: fk.key.clone(),
             };
-            let created = coffer_core::link::rotate_link(
-                &mut OsRng,
-                &entry,
-                self.http().base(),
-                &target,
-                now(),
-            )?;
-            let e = &created.owner_entry;
-            let params = api::LinkParams {
-                link_id: created.url.link_id(),
-                node_id: e.node_id,
-                kind: l.kind,
-                link_record: ByteBuf::from(created.record.clone()),
-                owner_entry: ByteBuf::from(coffer_core::link::seal_owner_entry(
-                    &owner_key, e, &mut OsRng,
-                )),
-                verifier_hash: created.verifier_hash.map(coffer_core::encoding::Bytes),
-                expires_at: e.expires_at,
-                max_downloads: e.max_downloads,
+            let new = coffer_core::link::reseal_link(&mut OsRng, &entry, &target)?;
+            let body = api::LinkResealRequest {
+                link_record: ByteBuf::from(new.record),
             };
-            let _: api::LinkCreated = self
-                .http()
-                .post(
-                    &format!("/v1/links/{}/rotate", l.link_id),
+            self.http()
+                .no_content(
+                    Method::PUT,
+                    &format!("/v1/links/{}", l.link_id),
                     Some(&s.token),
-                    &api::LinkRotateRequest { link: params },
+                    crate::http::Payload::Cbor(api::Body::to_bytes(&body)),
                     Retry::Idempotent,
                 )
                 .await?;
-            moved.push(crate::rotate::RotatedLink {
-                old_link_id: l.link_id.to_b64(),
-                url: created.url.to_string(),
-            });
+            resealed.push(l.link_id.to_b64());
         }
-        Ok(moved)
+        Ok(resealed)
     }
 
     /// The shares this account owns (verified), with their members.

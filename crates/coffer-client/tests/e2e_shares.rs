@@ -78,16 +78,16 @@ fn share_read_remove_leave_and_pins() {
         s(&write(local.path(), "new.bin", &new)),
         "/team/inner",
     ]);
-    // The folder link moved to the new generation under a new URL and reads old and new files;
-    // the old URL is gone.
-    let moved = removed["links"][0]["url"]
-        .as_str()
-        .expect("moved link")
-        .to_owned();
+    // The folder link was re-sealed for the new generation: the same URL reads old files and
+    // those added after the removal.
+    assert_eq!(
+        removed["resealed"].as_array().map(Vec::len),
+        Some(1),
+        "{removed}"
+    );
     let stranger = server.user("stranger");
-    stranger.fails(&["open", &old_url, "-o", s(&local.path().join("gone"))], 4);
     let via = local.path().join("via-link");
-    stranger.ok(&["open", &moved, "-o", s(&via)]);
+    stranger.ok(&["open", &old_url, "-o", s(&via)]);
     assert_eq!(
         std::fs::read(via.join("inner").join("new.bin")).expect("new"),
         new

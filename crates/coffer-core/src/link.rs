@@ -558,6 +558,28 @@ impl LinkRecord {
         Ok(record)
     }
 
+    /// Server side (spec §11.11.7): whether this record is a re-sealing (§9.3, §10.11) of
+    /// `stored`: the same link id, node id, permission, expiry, download limit and password
+    /// parameters, and a drop part exactly when `stored` has one, whose generation did not go
+    /// down. Only the sealed parts (the capability, the sealed drop secret) and the drop part's
+    /// generation may differ. The capability's generation is sealed, so it cannot be checked here;
+    /// link holders verify it when they open the record (§10.7).
+    #[must_use]
+    pub fn is_reseal_of(&self, stored: &LinkRecord) -> bool {
+        let drop_ok = match (&self.drop, &stored.drop) {
+            (None, None) => true,
+            (Some(new), Some(old)) => new.generation >= old.generation,
+            _ => false,
+        };
+        drop_ok
+            && self.link_id == stored.link_id
+            && self.node_id == stored.node_id
+            && self.permission == stored.permission
+            && self.expires_at == stored.expires_at
+            && self.max_downloads == stored.max_downloads
+            && self.password == stored.password
+    }
+
     /// The encoded record.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -1,5 +1,5 @@
 //! Link HTTP tests (spec §11.11): owner endpoints, anonymous resolve, password unlock with its
-//! rate limit, rotation, expiry and download limits, bad input.
+//! rate limit, rotation, re-sealing, expiry and download limits, bad input.
 
 mod common;
 
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use coffer_core::account;
 use coffer_core::api::{
-    LinkCreateRequest, LinkCreated, LinkKind, LinkList, LinkParams, LinkResolved,
-    LinkRotateRequest, LinkUnlockRequest, LinkUnlocked, LinkVerifier, ProblemKind,
+    LinkCreateRequest, LinkCreated, LinkKind, LinkList, LinkParams, LinkResealRequest,
+    LinkResolved, LinkRotateRequest, LinkUnlockRequest, LinkUnlocked, LinkVerifier, ProblemKind,
 };
 use coffer_core::encoding::{ByteBuf, Bytes};
 use coffer_core::ids::NodeId;
@@ -546,4 +546,226 @@ async fn bad_link_input() {
     srv.post("/v1/links", t, &LinkCreateRequest { link: a })
         .await
         .body::<LinkCreated>(201);
+}
+
+/// The re-seal of `created` for generation `generation` of `folder` with a fresh folder key.
+fn resealed(created: &CreatedLink, folder: NodeId, generation: u64) -> LinkResealRequest {
+    let t = LinkTarget {
+        node_id: folder,
+        node_kind: NodeKind::Folder,
+        generation,
+        node_key: SecretKey::generate(&mut OsRng),
+    };
+    let r = link::reseal_link(&mut OsRng, &created.owner_entry, &t).expect("reseal");
+    LinkResealRequest {
+        link_record: ByteBuf::from(r.record),
+    }
+}
+
+/// Changes one plaintext field of an encoded record (leaving its sealed parts as they are).
+fn reencoded(record: &[u8], f: impl FnOnce(&mut link::LinkRecord)) -> LinkResealRequest {
+    let mut r = link::LinkRecord::parse(record).expect("parse");
+    f(&mut r);
+    LinkResealRequest {
+        link_record: ByteBuf::from(r.to_bytes()),
+    }
+}
+
+#[tokio::test]
+async fn reseal_replaces_the_record_under_the_same_link_id() {
+    let srv = TestServer::start().await;
+    let alice = owner(&srv, "alice").await;
+    let bob = owner(&srv, "bob").await;
+    let t = Some(alice.session.token.as_str());
+    let now = srv.now();
+    let root = alice.session.account.secrets.root_node_id;
+    let opts = LinkOptions {
+        expires_at: Some(now + 3600),
+        max_downloads: Some(5),
+        ..LinkOptions::default()
+    };
+    let (created, params) = make_link(&alice, None, &opts, now);
+    srv.post(
+        "/v1/links",
+        t,
+        &LinkCreateRequest {
+            link: params.clone(),
+        },
+    )
+    .await
+    .body::<LinkCreated>(201);
+    let path = format!("/v1/links/{}", params.link_id);
+
+    // The normal path: the same URL now opens at generation 1; nothing else changed.
+    let gen1 = resealed(&created, root, 1);
+    let r = srv.send(reqwest::Method::PUT, &path, t, &gen1).await;
+    assert_eq!(r.status, 204);
+    let got: LinkResolved = srv.get(&lpath(&params), None).await.body(200);
+    let record = got.link_record.expect("record");
+    assert_eq!(record.as_slice(), gen1.link_record.as_slice());
+    let opened = link::open_link(&created.url, &record, None, now).expect("open");
+    assert_eq!(opened.generation, 1);
+    assert_eq!(got.expires_at, Some(now + 3600));
+    assert_eq!(got.downloads_remaining, Some(5));
+    let list: LinkList = srv.get("/v1/links", t).await.body(200);
+    assert_eq!(list.links.len(), 1);
+    let e = &list.links[0];
+    assert_eq!(
+        (
+            e.link_id,
+            e.owner_entry.as_slice(),
+            e.link_record.as_slice()
+        ),
+        (
+            params.link_id,
+            params.owner_entry.as_slice(),
+            gen1.link_record.as_slice()
+        )
+    );
+    // A replay of the applied re-seal succeeds again.
+    assert_eq!(
+        srv.send(reqwest::Method::PUT, &path, t, &gen1).await.status,
+        204
+    );
+
+    // Another account's link, and an unknown one: 404.
+    srv.send(
+        reqwest::Method::PUT,
+        &path,
+        Some(&bob.session.token),
+        &resealed(&created, root, 2),
+    )
+    .await
+    .problem(ProblemKind::NotFound);
+    let (other, other_params) = make_link(&alice, None, &LinkOptions::default(), now);
+    srv.send(
+        reqwest::Method::PUT,
+        &format!("/v1/links/{}", other_params.link_id),
+        t,
+        &resealed(&other, root, 1),
+    )
+    .await
+    .problem(ProblemKind::NotFound);
+
+    // A record for another link id, another node, or with a changed policy: 422.
+    srv.send(
+        reqwest::Method::PUT,
+        &path,
+        t,
+        &LinkResealRequest {
+            link_record: other_params.link_record.clone(),
+        },
+    )
+    .await
+    .problem(ProblemKind::InvalidRecord);
+    let cases: [(&str, LinkResealRequest); 4] = [
+        (
+            "another node",
+            reencoded(&gen1.link_record, |r| {
+                r.node_id = NodeId::from_bytes([9; 16]);
+            }),
+        ),
+        (
+            "a later expiry",
+            reencoded(&gen1.link_record, |r| r.expires_at = Some(now + 7200)),
+        ),
+        (
+            "no download limit",
+            reencoded(&gen1.link_record, |r| r.max_downloads = None),
+        ),
+        (
+            "a garbage record",
+            LinkResealRequest {
+                link_record: ByteBuf::from(vec![0xa0]),
+            },
+        ),
+    ];
+    for (what, body) in &cases {
+        let r = srv.send(reqwest::Method::PUT, &path, t, body).await;
+        assert_eq!(r.status, 422, "{what}");
+        r.problem(ProblemKind::InvalidRecord);
+    }
+
+    // A body that does not decode: 400; no session: 401.
+    srv.raw(
+        reqwest::Method::PUT,
+        &path,
+        t,
+        Some(coffer_core::api::CBOR_CONTENT_TYPE),
+        Some(coffer_core::encoding::encode(&LinkCreateRequest {
+            link: params.clone(),
+        })),
+    )
+    .await
+    .problem(ProblemKind::MalformedBody);
+    srv.send(reqwest::Method::PUT, &path, None, &gen1)
+        .await
+        .problem(ProblemKind::Unauthenticated);
+
+    // None of the failures changed the record.
+    let got: LinkResolved = srv.get(&lpath(&params), None).await.body(200);
+    assert_eq!(
+        got.link_record.as_deref().map(Vec::as_slice),
+        Some(gen1.link_record.as_slice())
+    );
+
+    // A revoked link cannot be re-sealed.
+    assert_eq!(srv.delete(&path, t).await.status, 204);
+    srv.send(reqwest::Method::PUT, &path, t, &gen1)
+        .await
+        .problem(ProblemKind::NotFound);
+}
+
+#[tokio::test]
+async fn reseal_of_a_drop_link_never_lowers_its_generation() {
+    let srv = TestServer::start().await;
+    let alice = owner(&srv, "alice").await;
+    let t = Some(alice.session.token.as_str());
+    let root = alice.session.account.secrets.root_node_id;
+    let opts = LinkOptions {
+        upload_only: true,
+        ..LinkOptions::default()
+    };
+    let (created, params) = make_link(&alice, None, &opts, srv.now());
+    srv.post(
+        "/v1/links",
+        t,
+        &LinkCreateRequest {
+            link: params.clone(),
+        },
+    )
+    .await
+    .body::<LinkCreated>(201);
+    let path = format!("/v1/links/{}", params.link_id);
+    let gen3 = resealed(&created, root, 3);
+    assert_eq!(
+        srv.send(reqwest::Method::PUT, &path, t, &gen3).await.status,
+        204
+    );
+    let got: LinkResolved = srv.get(&lpath(&params), None).await.body(200);
+    let record = link::LinkRecord::parse(&got.link_record.expect("record")).expect("parse");
+    assert_eq!(record.drop.map(|d| d.generation), Some(3));
+    // Back to the original (generation 0) record, or to generation 2: refused.
+    srv.send(
+        reqwest::Method::PUT,
+        &path,
+        t,
+        &LinkResealRequest {
+            link_record: params.link_record.clone(),
+        },
+    )
+    .await
+    .problem(ProblemKind::InvalidRecord);
+    srv.send(reqwest::Method::PUT, &path, t, &resealed(&created, root, 2))
+        .await
+        .problem(ProblemKind::InvalidRecord);
+    // A read record for the drop link: refused.
+    srv.send(
+        reqwest::Method::PUT,
+        &path,
+        t,
+        &reencoded(&gen3.link_record, |r| r.drop = None),
+    )
+    .await
+    .problem(ProblemKind::InvalidRecord);
 }

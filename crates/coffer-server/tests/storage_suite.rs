@@ -164,6 +164,7 @@ suite!(
     upload_expiry_and_gc,
     shares,
     links,
+    link_reseal,
     drops,
     recovery,
     account_deletion_scan,

@@ -174,4 +174,5 @@ catalogue! {
     DropList => DropList { drops: vec![DropInfo {
         drop_id: UploadId::from_bytes(id(0x52)), link_id: LinkId::from_bytes(id(0x70)), created_at: T0, total_length: 70_000, drop_envelope: b(0x78, 180), link_record: b(0x71, 120),
     }] },
+    LinkResealRequest => LinkResealRequest { link_record: b(0x79, 120) },
 }

@@ -126,6 +126,7 @@ endpoints! {
     "GET" "/v1/links", Session, E => [200] B("LinkList");
     "DELETE" "/v1/links/{link-id}", Session, E => [204] E;
     "POST" "/v1/links/{link-id}/rotate", Session, B("LinkRotateRequest") => [201] B("LinkCreated");
+    "PUT" "/v1/links/{link-id}", Session, B("LinkResealRequest") => [204] E;
     "GET" "/v1/drops", Session, E => [200] B("DropList");
     "GET" "/v1/drops/{drop-id}/content", Session, E => [200, 206] O;
     "DELETE" "/v1/drops/{drop-id}", Session, E => [204] E;

@@ -189,6 +189,16 @@ body! {
     }
 }
 
+body! {
+    /// `PUT /v1/links/{link-id}` request: re-seal a link for a new key generation of its folder
+    /// (spec §9.3, §10.11, §11.11.7). Same link id, URL, policy, verifier and owner entry; only
+    /// the record's sealed parts (and its drop part's generation) change.
+    pub struct LinkResealRequest (type = 169, max = MAX_RECORD_BODY) {
+        /// The re-sealed `LinkRecord` (§10) that replaces the stored one.
+        pub link_record: ByteBuf,
+    }
+}
+
 fn rule(ok: bool) -> Result<(), DecodeError> {
     if ok {
         Ok(())

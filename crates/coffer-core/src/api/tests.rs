@@ -24,7 +24,7 @@ fn split_head(bytes: &[u8]) -> (u8, u8) {
 
 #[test]
 fn catalogue_is_complete_and_consistent() {
-    assert_eq!(BODIES.len(), 48);
+    assert_eq!(BODIES.len(), 49);
     let mut codes: Vec<u64> = BODIES.iter().map(|b| b.type_code).collect();
     assert!(codes.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
     codes.dedup();

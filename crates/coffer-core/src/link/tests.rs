@@ -805,6 +805,27 @@ fn reseal_rotate_and_owner_entries() {
         err(open_drop_secret(&rec, &folder.node_key)),
         Error::DecryptionFailed
     );
+    // The server's re-seal check (§11.11.7): a re-sealed record is a re-seal of the original,
+    // not the other way round (the drop generation would go down), and a changed policy is not.
+    let original = LinkRecord::parse(&up.record).expect("parse original");
+    assert!(rec.is_reseal_of(&original));
+    assert!(original.is_reseal_of(&original));
+    assert!(!original.is_reseal_of(&rec));
+    let mut changed = rec.clone();
+    changed.expires_at = Some(NOW + 51);
+    assert!(!changed.is_reseal_of(&original));
+    let mut changed = rec.clone();
+    changed.max_downloads = Some(3);
+    assert!(!changed.is_reseal_of(&original));
+    let mut changed = rec.clone();
+    changed.node_id = NodeId::from_bytes([9; 16]);
+    assert!(!changed.is_reseal_of(&original));
+    let mut changed = rec.clone();
+    changed.link_id = LinkId::from_bytes([9; 16]);
+    assert!(!changed.is_reseal_of(&original));
+    let mut changed = rec.clone();
+    changed.drop = None;
+    assert!(!changed.is_reseal_of(&original));
     let other_node = target(NodeKind::Folder, 2, 99);
     assert_eq!(
         err(reseal_link(&mut rng(0), &entry, &other_node)).class(),

@@ -1,4 +1,4 @@
-//! Links (spec §11.11): owner endpoints (create, list, revoke, rotate), anonymous resolve and
+//! Links (spec §11.11): owner endpoints (create, list, revoke, rotate, re-seal), anonymous resolve and
 //! unlock, and the [`LinkAuth`] extractor that every other `/v1/l/{link-id}/...` endpoint uses.
 //!
 //! Link ids are capabilities: they never appear in logs or metrics (the framing middleware logs
@@ -12,8 +12,8 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use coffer_core::api::{
     LinkAccessToken, LinkCreateRequest, LinkCreated, LinkEntry, LinkKind as ApiLinkKind, LinkList,
-    LinkParams, LinkResolved, LinkRotateRequest, LinkUnlockRequest, LinkUnlocked, ProblemKind,
-    LINK_ACCESS_TTL_SECS,
+    LinkParams, LinkResealRequest, LinkResolved, LinkRotateRequest, LinkUnlockRequest,
+    LinkUnlocked, ProblemKind, LINK_ACCESS_TTL_SECS,
 };
 use coffer_core::encoding::{ByteBuf, Bytes};
 use coffer_core::ids::{AccountId, LinkId};
@@ -31,7 +31,7 @@ use crate::store::{self, Link, LinkAccess, LinkKind, LinkWrite, NodeKind};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/links", post(create_link).get(list_links))
-        .route("/v1/links/{link_id}", delete(revoke_link))
+        .route("/v1/links/{link_id}", delete(revoke_link).put(reseal_link))
         .route("/v1/links/{link_id}/rotate", post(rotate_link))
         .route("/v1/l/{link_id}", get(resolve))
         .route("/v1/l/{link_id}/unlock", post(unlock))
@@ -232,6 +232,37 @@ async fn rotate_link(
         link_id: link.link.link_id,
         created_at: link.link.created_at,
     }))
+}
+
+/// `PUT /v1/links/{link-id}` (§11.11.7): replaces the caller's link record by the same link
+/// re-sealed for a new key generation; nothing else changes.
+async fn reseal_link(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Cbor(req): Cbor<LinkResealRequest>,
+) -> ApiResult<Response> {
+    let link_id: LinkId = path_id(&id)?;
+    let stored = state
+        .meta
+        .link(link_id)
+        .await?
+        .filter(|l| l.link.owner == session.account_id)
+        .ok_or_else(ApiError::not_found)?;
+    let new = LinkRecord::validate_for_storage(&req.link_record, link_id)
+        .map_err(|e| record_error("link record", &e))?;
+    let old = LinkRecord::parse(&stored.link.link_record)
+        .map_err(|e| ApiError::internal("stored link record", e))?;
+    if !new.is_reseal_of(&old) {
+        return Err(ApiError::invalid_record(
+            "a re-sealed link record keeps the link's id, node and policy",
+        ));
+    }
+    state
+        .meta
+        .reseal_link(session.account_id, link_id, req.link_record.to_vec())
+        .await?;
+    Ok(no_content())
 }
 
 // ---- anonymous access (§11.11.3–§11.11.6) ---------------------------------------------------

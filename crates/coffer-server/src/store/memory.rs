@@ -1372,6 +1372,21 @@ impl MetadataStore for MemoryMetadataStore {
         })
     }
 
+    async fn reseal_link(
+        &self,
+        owner: AccountId,
+        link_id: LinkId,
+        link_record: Vec<u8>,
+    ) -> StoreResult<Link> {
+        self.tx(|s| match s.links.get_mut(&link_id) {
+            Some(l) if l.link.owner == owner => {
+                l.link.link_record = link_record;
+                Ok(l.clone())
+            }
+            _ => Err(StoreError::NotFound),
+        })
+    }
+
     async fn rotate_link(
         &self,
         owner: AccountId,

@@ -1023,6 +1023,18 @@ pub trait MetadataStore: Send + Sync {
     /// ([`StoreError::NotFound`] for another owner's or an unknown link).
     async fn revoke_link(&self, owner: AccountId, link_id: LinkId) -> StoreResult<Removed>;
 
+    /// Re-seals the owner's link (§11.11.7): atomically replaces its `LinkRecord` by
+    /// `link_record` and changes nothing else (id, owner entry, verifier hash, policy, download
+    /// count, creation time, tokens and drops are kept). The caller has checked the record
+    /// (`LinkRecord::is_reseal_of`). [`StoreError::NotFound`] for an unknown link or another
+    /// owner's. Returns the link as stored after the change.
+    async fn reseal_link(
+        &self,
+        owner: AccountId,
+        link_id: LinkId,
+        link_record: Vec<u8>,
+    ) -> StoreResult<Link>;
+
     /// Rotates a link atomically: the old one is revoked as by [`Self::revoke_link`] and the new
     /// one is live with `downloads` = 0. [`StoreError::AlreadyExists`] if the new id is used.
     async fn rotate_link(

@@ -2827,6 +2827,29 @@ impl MetadataStore for SqliteMetadataStore {
         commit!(tx, removed)
     }
 
+    async fn reseal_link(
+        &self,
+        owner: AccountId,
+        link_id: LinkId,
+        link_record: Vec<u8>,
+    ) -> StoreResult<Link> {
+        let mut tx = self.write().await?;
+        let res = sqlx::query("UPDATE links SET link_record = ? WHERE link_id = ? AND owner = ?")
+            .bind(&link_record[..])
+            .bind(&link_id.as_bytes()[..])
+            .bind(&owner.as_bytes()[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if res.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        let l = get_link(&mut tx, &link_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        commit!(tx, l)
+    }
+
     async fn rotate_link(
         &self,
         owner: AccountId,

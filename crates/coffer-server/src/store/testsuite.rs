@@ -1774,6 +1774,90 @@ pub async fn links(h: &dyn Harness) {
     assert_eq!(m.links_of(a.account_id).await.expect("list").len(), 1);
 }
 
+/// Re-sealing (§11.11.7) replaces only the record, for the owner only; the download count,
+/// tokens and everything else are kept; a revoked link cannot be re-sealed.
+pub async fn link_reseal(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let m = s.meta.clone();
+    let a = register(&*m, "rhea", T0).await;
+    let other = register(&*m, "sven", T0).await;
+    let folder = node_write(a.account_id, Some(a.root_node_id), NodeKind::Folder, 1);
+    m.create_node(folder.clone(), None).await.expect("create");
+    let lw = link_write(
+        a.account_id,
+        folder.node_id,
+        LinkKind::Folder,
+        Some(5),
+        Some(T0 + DAY),
+        T0,
+    );
+    let lid = lw.link_id;
+    m.create_link(lw.clone(), None).await.expect("create");
+    assert!(matches!(
+        m.consume_download(lid, T0 + 1).await.expect("consume"),
+        LinkAccess::Live(_)
+    ));
+    m.create_link_token([3; 32], lid, T0 + 3600)
+        .await
+        .expect("token");
+    assert!(
+        matches!(
+            m.reseal_link(other.account_id, lid, b"stolen".to_vec())
+                .await,
+            Err(StoreError::NotFound)
+        ),
+        "another owner's link"
+    );
+    assert!(matches!(
+        m.reseal_link(
+            a.account_id,
+            LinkId::from_bytes(fresh16()),
+            b"nowhere".to_vec()
+        )
+        .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        m.link(lid).await.expect("get").expect("exists").link,
+        lw,
+        "failed re-seals change nothing"
+    );
+    let resealed = m
+        .reseal_link(a.account_id, lid, b"link-record-gen-1".to_vec())
+        .await
+        .expect("reseal");
+    let expected = Link {
+        link: LinkWrite {
+            link_record: b"link-record-gen-1".to_vec(),
+            ..lw.clone()
+        },
+        downloads: 1,
+    };
+    assert_eq!(resealed, expected);
+    assert_eq!(m.link(lid).await.expect("get"), Some(expected.clone()));
+    assert_eq!(
+        m.links_of(a.account_id).await.expect("list"),
+        vec![expected.clone()]
+    );
+    assert!(
+        m.link_token_valid(&[3; 32], lid, T0 + 2)
+            .await
+            .expect("valid"),
+        "tokens survive a re-seal"
+    );
+    assert_eq!(
+        m.reseal_link(a.account_id, lid, b"link-record-gen-1".to_vec())
+            .await
+            .expect("same record again"),
+        expected
+    );
+    m.revoke_link(a.account_id, lid).await.expect("revoke");
+    assert!(matches!(
+        m.reseal_link(a.account_id, lid, b"too-late".to_vec()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 /// Drops: anonymous uploads finalized into drops, listed to the owner, surviving revocation;
 /// unfinished drops die with the link.
 pub async fn drops(h: &dyn Harness) {

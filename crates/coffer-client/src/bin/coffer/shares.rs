@@ -62,11 +62,11 @@ pub(crate) async fn run(ctx: &Ctx, command: ShareCommand) -> anyhow::Result<()> 
             let (generation, links) = c.share_remove(&p, &user).await?;
             let mut human =
                 format!("removed {user} from {p}; its keys moved to generation {generation}");
-            for l in &links {
-                human.push_str(&format!("\nlink {} is now {}", l.old_link_id, l.url));
+            for id in &links {
+                human.push_str(&format!("\nlink {id} re-sealed (same URL)"));
             }
             ctx.emit(
-                &json!({ "path": p.to_string(), "removed": user, "generation": generation, "links": links }),
+                &json!({ "path": p.to_string(), "removed": user, "generation": generation, "resealed": links }),
                 &human,
             );
         }
