@@ -636,7 +636,7 @@ async fn reseal_replaces_the_record_under_the_same_link_id() {
         &resealed(&created, root, 2),
     )
     .await
-    .problem(ProblemKind::NotFound);
+    .expect(ProblemKind::NotFound);
     let (other, other_params) = make_link(&alice, None, &LinkOptions::default(), now);
     srv.send(
         reqwest::Method::PUT,
@@ -645,7 +645,7 @@ async fn reseal_replaces_the_record_under_the_same_link_id() {
         &resealed(&other, root, 1),
     )
     .await
-    .problem(ProblemKind::NotFound);
+    .expect(ProblemKind::NotFound);
 
     // A record for another link id, another node, or with a changed policy: 422.
     srv.send(
@@ -657,7 +657,7 @@ async fn reseal_replaces_the_record_under_the_same_link_id() {
         },
     )
     .await
-    .problem(ProblemKind::InvalidRecord);
+    .expect(ProblemKind::InvalidRecord);
     let cases: [(&str, LinkResealRequest); 4] = [
         (
             "another node",
@@ -683,7 +683,7 @@ async fn reseal_replaces_the_record_under_the_same_link_id() {
     for (what, body) in &cases {
         let r = srv.send(reqwest::Method::PUT, &path, t, body).await;
         assert_eq!(r.status, 422, "{what}");
-        r.problem(ProblemKind::InvalidRecord);
+        r.expect(ProblemKind::InvalidRecord);
     }
 
     // A body that does not decode: 400; no session: 401.
@@ -697,10 +697,10 @@ async fn reseal_replaces_the_record_under_the_same_link_id() {
         })),
     )
     .await
-    .problem(ProblemKind::MalformedBody);
+    .expect(ProblemKind::MalformedBody);
     srv.send(reqwest::Method::PUT, &path, None, &gen1)
         .await
-        .problem(ProblemKind::Unauthenticated);
+        .expect(ProblemKind::Unauthenticated);
 
     // None of the failures changed the record.
     let got: LinkResolved = srv.get(&lpath(&params), None).await.body(200);
@@ -713,7 +713,7 @@ async fn reseal_replaces_the_record_under_the_same_link_id() {
     assert_eq!(srv.delete(&path, t).await.status, 204);
     srv.send(reqwest::Method::PUT, &path, t, &gen1)
         .await
-        .problem(ProblemKind::NotFound);
+        .expect(ProblemKind::NotFound);
 }
 
 #[tokio::test]
@@ -755,10 +755,10 @@ async fn reseal_of_a_drop_link_never_lowers_its_generation() {
         },
     )
     .await
-    .problem(ProblemKind::InvalidRecord);
+    .expect(ProblemKind::InvalidRecord);
     srv.send(reqwest::Method::PUT, &path, t, &resealed(&created, root, 2))
         .await
-        .problem(ProblemKind::InvalidRecord);
+        .expect(ProblemKind::InvalidRecord);
     // A read record for the drop link: refused.
     srv.send(
         reqwest::Method::PUT,
@@ -767,5 +767,5 @@ async fn reseal_of_a_drop_link_never_lowers_its_generation() {
         &reencoded(&gen3.link_record, |r| r.drop = None),
     )
     .await
-    .problem(ProblemKind::InvalidRecord);
+    .expect(ProblemKind::InvalidRecord);
 }

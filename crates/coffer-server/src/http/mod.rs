@@ -282,7 +282,7 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         // Also step 2: a malformed identifier in the path is `400` before the request is
         // authenticated or its body read (handlers parse their ids after their extractors).
-        if let Some(e) = malformed_path_id(&route, req.uri().path()) {
+        if let Some(e) = malformed_path_id(route, req.uri().path()) {
             return e.into_response();
         }
         let timeout = state.config.file.limits.request_timeout();
