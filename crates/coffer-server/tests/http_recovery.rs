@@ -314,6 +314,11 @@ async fn recovery_of_a_share_owner_keeps_members_reading() {
         .iter()
         .find(|e| e.generation == 1)
         .expect("grant of generation 1");
+    assert_eq!(
+        g.grants.iter().map(|e| e.generation).collect::<Vec<_>>(),
+        vec![1],
+        "the recovery rotation deletes the old identity's grants (§11.6.8)"
+    );
     let (_, team_key) = share::open_grant(
         &entry.grant,
         &GrantExpectation {

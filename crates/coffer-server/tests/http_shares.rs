@@ -242,17 +242,42 @@ async fn share_lifecycle() {
             .get(&format!("/v1/nodes/{}/content", file.id), carol.t())
             .await,
     );
-    // Bob now holds grants of both generations and opens the new one.
-    let g: api::MyGrants = http
-        .get(&format!("/v1/shares/{sid}/grants/mine"), bob.t())
-        .await
-        .ok(200);
-    assert_eq!(
-        g.grants.iter().map(|e| e.generation).collect::<Vec<_>>(),
-        vec![0, 1]
+    assert_not_found(
+        &http
+            .get(&format!("/v1/shares/{sid}/grants/mine"), carol.t())
+            .await,
     );
+    // Every grant of generation 0 is gone (§9.2.2): remaining members hold only the new one.
+    for member in [&bob, &dave] {
+        let g: api::MyGrants = http
+            .get(&format!("/v1/shares/{sid}/grants/mine"), member.t())
+            .await
+            .ok(200);
+        assert_eq!(
+            g.grants.iter().map(|e| e.generation).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+    // Bob opens the new grant and reads the file written before the removal through it.
     let bob_team1 = open_share_folder(&http, &bob, &alice, sid, &team, 1).await;
     assert_eq!(bob_team1.record.key_generation, 1);
+    let r: api::NodeResponse = http
+        .get(&format!("/v1/nodes/{}", file.id), bob.t())
+        .await
+        .ok(200);
+    let rekeyed = record_of(&r.signed_node);
+    let node_key = rekeyed
+        .open_node_key(&bob_team1.record, &bob_team1.folder_key())
+        .expect("the file opens under the new generation");
+    let read = Node {
+        file_key: Some(rekeyed.open_file_key(&node_key).expect("file key")),
+        id: file.id,
+        record: rekeyed,
+        signed: r.signed_node.to_vec(),
+        key: node_key,
+        revision: file.revision,
+    };
+    assert_eq!(bob.download(&http, &read).await, b"hello from bob");
 
     // Bob leaves: departed, no access.
     http.bare(Method::POST, &format!("/v1/shares/{sid}/leave"), bob.t())

@@ -163,6 +163,7 @@ suite!(
     quota_and_limits,
     upload_expiry_and_gc,
     shares,
+    rotation_deletes_old_grants,
     links,
     link_reseal,
     drops,

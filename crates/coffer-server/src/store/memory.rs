@@ -5,7 +5,7 @@
 //! operation succeeds, so operations are atomic exactly as the traits require. Nothing is
 //! persisted; the cost of each mutation is linear in the state's size: not for production.
 
-use super::{check_finalize_over, expect_revision, finalize_target};
+use super::{check_finalize_over, check_rotation, expect_revision, finalize_target};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
@@ -533,20 +533,21 @@ impl MetadataStore for MemoryMetadataStore {
                     .shares
                     .get_mut(&rk.share.share_id)
                     .ok_or(StoreError::NotFound)?;
-                if sh.share.owner != r.account_id
-                    || rk.share.owner != r.account_id
-                    || sh.share.root_node_id != rk.share.root_node_id
-                {
+                if sh.share.owner != r.account_id {
                     return Err(StoreError::Invalid(
                         "recovery re-keys only the account's shares",
                     ));
                 }
+                check_rotation(&sh.share, &rk.share)?;
                 let members: Vec<AccountId> = rk.share.members.iter().map(|m| m.0).collect();
                 sh.departed.retain(|d| members.contains(d));
                 sh.share = rk.share;
                 sh.revision += 1;
+                let (share_id, generation) = (sh.share.share_id, sh.share.generation);
+                s.grants
+                    .retain(|(sid, _, g), _| sid != &share_id || *g >= generation);
                 for g in rk.grants {
-                    if g.share_id != sh.share.share_id {
+                    if g.share_id != share_id {
                         return Err(StoreError::Invalid("grant for another share"));
                     }
                     s.grants
@@ -1218,13 +1219,17 @@ impl MetadataStore for MemoryMetadataStore {
         self.tx(|s| {
             let sh = s.shares.get(&r.share_id).ok_or(StoreError::NotFound)?;
             expect_revision(sh.revision, r.expected_revision)?;
-            if r.share.share_id != r.share_id || r.share.root_node_id != sh.share.root_node_id {
-                return Err(StoreError::Invalid("record for another share"));
-            }
+            check_rotation(&sh.share, &r.share)?;
             let root = sh.share.root_node_id;
             for n in r.nodes {
                 s.update_node(n)?;
             }
+            // Every grant of the old generation or older goes, the removed members' with them
+            // (§9.2.2); remaining members read older seals through the back-chains.
+            let generation = r.share.generation;
+            s.grants.retain(|(sid, m, g), _| {
+                sid != &r.share_id || (*g >= generation && !r.removed.contains(m))
+            });
             for g in r.grants {
                 if g.share_id != r.share_id {
                     return Err(StoreError::Invalid("grant for another share"));
@@ -1232,8 +1237,6 @@ impl MetadataStore for MemoryMetadataStore {
                 s.grants
                     .insert((g.share_id, g.member, g.generation), g.grant);
             }
-            s.grants
-                .retain(|(sid, m, _), _| sid != &r.share_id || !r.removed.contains(m));
             let subtree: HashSet<NodeId> = s.subtree(&root).into_iter().collect();
             let uploads = s.abort_uploads_into(&r.removed, &subtree);
             let sh = s.shares.get_mut(&r.share_id).ok_or(StoreError::NotFound)?;

@@ -1231,6 +1231,24 @@ pub(crate) fn expect_revision(current: u64, expected: u64) -> StoreResult<()> {
     }
 }
 
+/// The checks every backend makes before applying a rotated share record `next` over the stored
+/// `current` one (§9.2.2, §9.4): the same share, root and owner, and the generation one above.
+/// Applying it then deletes every grant of the share of a generation below `next.generation`.
+pub(crate) fn check_rotation(current: &ShareWrite, next: &ShareWrite) -> StoreResult<()> {
+    if next.share_id != current.share_id
+        || next.root_node_id != current.root_node_id
+        || next.owner != current.owner
+    {
+        return Err(StoreError::Invalid("record for another share"));
+    }
+    if current.generation.checked_add(1) != Some(next.generation) {
+        return Err(StoreError::Invalid(
+            "a rotation moves the share to the next generation",
+        ));
+    }
+    Ok(())
+}
+
 /// The first finalize checks every backend makes inside its transaction (§11.9.5): the upload
 /// is a node upload for `f`'s node and parent, `f` is a file, and every part is present.
 /// Returns the node id, parent id and content revision of the upload.

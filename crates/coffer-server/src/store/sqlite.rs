@@ -10,7 +10,7 @@
 //! compares them in SQL only where they are server-chosen (times) or bounded (lengths), and
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
-use super::{check_finalize_over, expect_revision, finalize_target};
+use super::{check_finalize_over, check_rotation, expect_revision, finalize_target};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -1052,6 +1052,17 @@ async fn delete_grants_of(c: &mut Conn, share_id: &ShareId, member: &AccountId) 
     Ok(())
 }
 
+/// Deletes every grant of a share of a generation below `generation` (§9.2.2).
+async fn delete_grants_below(c: &mut Conn, share_id: &ShareId, generation: u64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM grants WHERE share_id = ? AND generation < ?")
+        .bind(&share_id.as_bytes()[..])
+        .bind(i(generation))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Aborts the unfinished uploads of `creators` into the subtree of `root`.
 async fn abort_uploads_into(
     c: &mut Conn,
@@ -1740,14 +1751,12 @@ impl MetadataStore for SqliteMetadataStore {
             let sh = get_share(&mut tx, &rk.share.share_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            if sh.share.owner != acc
-                || rk.share.owner != acc
-                || sh.share.root_node_id != rk.share.root_node_id
-            {
+            if sh.share.owner != acc {
                 return Err(StoreError::Invalid(
                     "recovery re-keys only the account's shares",
                 ));
             }
+            check_rotation(&sh.share, &rk.share)?;
             let members: Vec<AccountId> = rk.share.members.iter().map(|m| m.0).collect();
             let departed: Vec<AccountId> = sh
                 .departed
@@ -1755,6 +1764,7 @@ impl MetadataStore for SqliteMetadataStore {
                 .filter(|d| members.contains(d))
                 .collect();
             write_share(&mut tx, &rk.share, sh.revision + 1, &departed, false).await?;
+            delete_grants_below(&mut tx, &rk.share.share_id, rk.share.generation).await?;
             for g in &rk.grants {
                 put_grant(&mut tx, &rk.share.share_id, g).await?;
             }
@@ -2647,17 +2657,18 @@ impl MetadataStore for SqliteMetadataStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         expect_revision(sh.revision, r.expected_revision)?;
-        if r.share.share_id != r.share_id || r.share.root_node_id != sh.share.root_node_id {
-            return Err(StoreError::Invalid("record for another share"));
-        }
+        check_rotation(&sh.share, &r.share)?;
         for n in r.nodes {
             update_node(&mut tx, n).await?;
         }
-        for g in &r.grants {
-            put_grant(&mut tx, &r.share_id, g).await?;
-        }
+        // Every grant of the old generation or older goes, the removed members' with them
+        // (§9.2.2); remaining members read older seals through the back-chains.
+        delete_grants_below(&mut tx, &r.share_id, r.share.generation).await?;
         for m in &r.removed {
             delete_grants_of(&mut tx, &r.share_id, m).await?;
+        }
+        for g in &r.grants {
+            put_grant(&mut tx, &r.share_id, g).await?;
         }
         let uploads = abort_uploads_into(&mut tx, &r.removed, &sh.share.root_node_id).await?;
         let members: Vec<AccountId> = r.share.members.iter().map(|m| m.0).collect();

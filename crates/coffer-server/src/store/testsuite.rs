@@ -1552,7 +1552,8 @@ pub async fn shares(h: &dyn Harness) {
             .iter()
             .map(|g| g.generation)
             .collect::<Vec<_>>(),
-        vec![0, 1]
+        vec![1],
+        "the rotation deletes every grant of the old generation (§9.2.2)"
     );
     assert_eq!(
         m.shares_member_of(b.account_id).await.expect("member"),
@@ -1604,6 +1605,108 @@ pub async fn shares(h: &dyn Harness) {
         back
     );
     assert_eq!(m.shares_owned(o.account_id).await.expect("owned"), vec![]);
+}
+
+/// A member removal moves the share to generation `g + 1` and deletes every grant of generation
+/// `g` or older, of every member, atomically with the rest of the bundle (§9.2.2); a bundle to
+/// any other generation changes nothing; other shares' grants are untouched.
+pub async fn rotation_deletes_old_grants(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let m = &*s.meta;
+    let o = register(m, "oona", T0).await;
+    let b = register(m, "bob", T0).await;
+    let c = register(m, "cyd", T0).await;
+    let d = register(m, "dex", T0).await;
+    let folder = node_write(o.account_id, Some(o.root_node_id), NodeKind::Folder, 1);
+    m.create_node(folder.clone(), None).await.expect("create");
+    let other = node_write(o.account_id, Some(o.root_node_id), NodeKind::Folder, 1);
+    m.create_node(other.clone(), None).await.expect("create");
+    let all = [
+        (b.account_id, Permission::Write),
+        (c.account_id, Permission::Read),
+        (d.account_id, Permission::Write),
+    ];
+    let sh0 = share_write(o.account_id, folder.node_id, 0, &all);
+    let sid = sh0.share_id;
+    let grants0 = all.iter().map(|(a, _)| grant(sid, *a, 0)).collect();
+    m.create_share(sh0.clone(), grants0, vec![])
+        .await
+        .expect("share");
+    let osh = share_write(o.account_id, other.node_id, 0, &all[..1]);
+    let osid = osh.share_id;
+    m.create_share(osh, vec![grant(osid, b.account_id, 0)], vec![])
+        .await
+        .expect("other share");
+    let gens = |member: AccountId, share: ShareId| async move {
+        m.grants(share, member)
+            .await
+            .expect("grants")
+            .into_iter()
+            .map(|g| g.generation)
+            .collect::<Vec<_>>()
+    };
+    let removal =
+        |rev: u64, generation: u64, keep: &[(AccountId, Permission)], gone| MemberRemoval {
+            share_id: sid,
+            expected_revision: rev,
+            removed: vec![gone],
+            share: ShareWrite {
+                generation,
+                members: keep.to_vec(),
+                record: format!("share-g{generation}").into_bytes(),
+                ..sh0.clone()
+            },
+            grants: keep
+                .iter()
+                .map(|(a, _)| grant(sid, *a, generation))
+                .collect(),
+            nodes: vec![],
+        };
+    // A bundle that skips a generation, or stays at the current one, is refused whole.
+    for generation in [0, 2] {
+        assert!(matches!(
+            m.remove_members(removal(0, generation, &all[1..], b.account_id))
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    for (a, _) in &all {
+        assert_eq!(gens(*a, sid).await, vec![0], "nothing applied");
+    }
+    // Remove b: c and d keep only their generation-1 grants, b keeps none.
+    let up = m
+        .remove_members(removal(0, 1, &all[1..], b.account_id))
+        .await
+        .expect("remove b");
+    assert_eq!((up.revision, up.generation), (1, 1));
+    assert_eq!(gens(b.account_id, sid).await, Vec::<u64>::new());
+    assert_eq!(gens(c.account_id, sid).await, vec![1]);
+    assert_eq!(gens(d.account_id, sid).await, vec![1]);
+    assert_eq!(
+        gens(b.account_id, osid).await,
+        vec![0],
+        "other share untouched"
+    );
+    // Remove c: d keeps only generation 2.
+    m.remove_members(removal(1, 2, &all[2..], c.account_id))
+        .await
+        .expect("remove c");
+    assert_eq!(gens(c.account_id, sid).await, Vec::<u64>::new());
+    assert_eq!(gens(d.account_id, sid).await, vec![2]);
+    // The same holds after a reopen (the deletion was committed, not cached).
+    if let Some(s2) = h.reopen(s.clone()).await {
+        let m2 = &*s2.meta;
+        for (a, want) in [(c.account_id, vec![]), (d.account_id, vec![2])] {
+            let got: Vec<u64> = m2
+                .grants(sid, a)
+                .await
+                .expect("grants")
+                .iter()
+                .map(|g| g.generation)
+                .collect();
+            assert_eq!(got, want);
+        }
+    }
 }
 
 // ---- links and drops ------------------------------------------------------------------------
@@ -2188,8 +2291,14 @@ pub async fn recovery(h: &dyn Harness) {
     let shr = m.share(sh.share_id).await.expect("get").expect("exists");
     assert_eq!((shr.share.clone(), shr.revision), (sh1, 1));
     assert_eq!(
-        m.grants(sh.share_id, b.account_id).await.expect("g").len(),
-        2
+        m.grants(sh.share_id, b.account_id)
+            .await
+            .expect("g")
+            .iter()
+            .map(|g| g.generation)
+            .collect::<Vec<_>>(),
+        vec![1],
+        "a recovery rotation deletes the old generation's grants"
     );
     assert_eq!(m.link(l_keep.link_id).await.expect("get"), None);
     assert_eq!(
