@@ -525,3 +525,150 @@ async fn link_authorization_matrix() {
     }
     assert!(http.healthy().await);
 }
+
+/// The drop endpoints (§11.11.2) serve the owner of the drop link's folder and the `write`
+/// members of the share holding it, and no one else: a read member, a removed member, a member
+/// who left and a stranger list nothing and get, for every drop, the `404` of a drop that does
+/// not exist, byte for byte. A write member sees exactly what the owner sees of the drops into
+/// the share, nothing of the owner's other drops, and may delete them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_endpoints_follow_share_write_permission() {
+    use coffer_core::link::LinkOptions;
+    let srv = TestServer::start().await;
+    let http = srv.http();
+    let alice = new_user(&http, "dropowner").await;
+    let bob = new_user(&http, "dropwriter").await;
+    let carol = new_user(&http, "dropreader").await;
+    let dave = new_user(&http, "dropremoved").await;
+    let erin = new_user(&http, "dropleaver").await;
+    let mallory = new_user(&http, "dropstranger").await;
+
+    let team = alice.mkdir(&http, &alice.root, "team").await;
+    let sub = alice.mkdir(&http, &team, "inbox").await;
+    let outside = alice.mkdir(&http, &alice.root, "private").await;
+    let (sid, record) = alice
+        .share(
+            &http,
+            &team,
+            &[
+                (&bob, PERMISSION_WRITE),
+                (&carol, PERMISSION_READ),
+                (&dave, PERMISSION_WRITE),
+                (&erin, PERMISSION_WRITE),
+            ],
+        )
+        .await;
+    let upload_only = LinkOptions {
+        upload_only: true,
+        ..LinkOptions::default()
+    };
+    let inside = alice.make_link(&http, &sub, &upload_only).await;
+    let private = alice.make_link(&http, &outside, &upload_only).await;
+    let d_in = drop_file(&http, &inside, b"into the share").await;
+    let d_in2 = drop_file(&http, &inside, b"into the share, again").await;
+    let d_out = drop_file(&http, &private, b"into a private folder").await;
+    // Drops of the same second are ordered by id: compare sets.
+    let set = |v: &[UploadId]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    let listed = |l: &api::DropList| set(&l.drops.iter().map(|d| d.drop_id).collect::<Vec<_>>());
+
+    // Before removal dave, a write member, lists the share's drops.
+    let l: api::DropList = http.get("/v1/drops", dave.t()).await.ok(200);
+    assert_eq!(listed(&l), set(&[d_in, d_in2]));
+
+    // Remove dave (rotation); erin leaves.
+    let granter = GranterKeys {
+        signing_key: alice.signing(),
+        user_name: &alice.name,
+        identity_generation: 0,
+    };
+    let out = rotation::remove_member_lazy(
+        &RemoveMember {
+            owner: &granter,
+            share: &record,
+            removed: &dave.name,
+            parent_key: &alice.root.folder_key(),
+            folder_key: &team.folder_key(),
+            subtree: &[team.record.clone(), sub.record.clone()],
+            time: now(),
+        },
+        &mut OsRng,
+    )
+    .unwrap();
+    http.cbor(
+        Method::DELETE,
+        &format!("/v1/shares/{sid}/members/{}", dave.account_id),
+        alice.t(),
+        &api::MemberRemoveRequest {
+            expected_revision: 0,
+            rotation_bundle: ByteBuf::from(encode(&out.bundle)),
+        },
+    )
+    .await
+    .ok::<api::ShareUpdated>(200);
+    http.bare(Method::POST, &format!("/v1/shares/{sid}/leave"), erin.t())
+        .await
+        .empty(204);
+
+    // The owner lists all three; the write member exactly the two into the share, each with
+    // the same link record and the same ciphertext as the owner.
+    let all: api::DropList = http.get("/v1/drops", alice.t()).await.ok(200);
+    assert_eq!(listed(&all), set(&[d_in, d_in2, d_out]));
+    let mine: api::DropList = http.get("/v1/drops", bob.t()).await.ok(200);
+    assert_eq!(listed(&mine), set(&[d_in, d_in2]));
+    for m in &mine.drops {
+        let a = all.drops.iter().find(|a| a.drop_id == m.drop_id).unwrap();
+        assert_eq!(m, a, "the member's entry is the owner's");
+        let path = format!("/v1/drops/{}/content", m.drop_id);
+        let by_bob = http.get(&path, bob.t()).await;
+        assert_eq!(by_bob.status, 200);
+        assert_eq!(by_bob.body, http.get(&path, alice.t()).await.body);
+    }
+
+    // The reference: a drop that does not exist, asked by the stranger.
+    let ghost = UploadId::generate(&mut OsRng);
+    let missing_content = http
+        .get(&format!("/v1/drops/{ghost}/content"), mallory.t())
+        .await;
+    missing_content.expect(ProblemKind::NotFound);
+    let missing_delete = http
+        .bare(Method::DELETE, &format!("/v1/drops/{ghost}"), mallory.t())
+        .await;
+    missing_delete.expect(ProblemKind::NotFound);
+    // The write member learns nothing of the owner's other drops either.
+    let refused = [
+        ("read member", carol.t(), vec![d_in, d_in2, d_out]),
+        ("removed member", dave.t(), vec![d_in, d_in2, d_out]),
+        ("member who left", erin.t(), vec![d_in, d_in2, d_out]),
+        ("stranger", mallory.t(), vec![d_in, d_in2, d_out]),
+        ("write member", bob.t(), vec![d_out]),
+    ];
+    for (who, token, drops) in refused {
+        let l: api::DropList = http.get("/v1/drops", token).await.ok(200);
+        if who != "write member" {
+            assert!(l.drops.is_empty(), "{who} lists drops");
+        }
+        for id in drops {
+            let c = http.get(&format!("/v1/drops/{id}/content"), token).await;
+            assert_eq!(c.status, 404, "{who}: content of {id}");
+            assert_eq!(c.body, missing_content.body, "{who}: content differs");
+            let h = http
+                .bare(Method::HEAD, &format!("/v1/drops/{id}/content"), token)
+                .await;
+            assert_eq!(h.status, 404);
+            let d = http
+                .bare(Method::DELETE, &format!("/v1/drops/{id}"), token)
+                .await;
+            assert_eq!(d.status, 404, "{who}: delete of {id}");
+            assert_eq!(d.body, missing_delete.body, "{who}: delete differs");
+        }
+    }
+    // Nothing was deleted by the refused requests; the write member deletes one of the share's.
+    let after: api::DropList = http.get("/v1/drops", alice.t()).await.ok(200);
+    assert_eq!(listed(&after), set(&[d_in, d_in2, d_out]));
+    http.bare(Method::DELETE, &format!("/v1/drops/{d_in2}"), bob.t())
+        .await
+        .empty(204);
+    let after: api::DropList = http.get("/v1/drops", alice.t()).await.ok(200);
+    assert_eq!(listed(&after), set(&[d_in, d_out]));
+    assert!(http.healthy().await);
+}

@@ -794,33 +794,6 @@ async fn reading_through_links_and_drops() {
     );
 }
 
-/// Drops one file of `plain` through the drop link `dl`; returns the drop id.
-async fn drop_file(http: &Http, dl: &MadeLink, plain: &[u8]) -> coffer_core::ids::UploadId {
-    let dbase = format!("/v1/l/{}", dl.id);
-    let length = coffer_core::content::ciphertext_len(plain.len() as u64).unwrap();
-    let (st, drop) = start_drop(http, dl, length).await;
-    let ct = coffer_core::content::encrypt(&drop.node_key, plain, &mut rand_core::OsRng);
-    assert_eq!(ct.len() as u64, length);
-    http.put_part(
-        &format!("{dbase}/uploads/{}/parts/0", st.upload_id),
-        None,
-        ct,
-    )
-    .await
-    .ok::<api::PartStored>(200);
-    http.send(
-        Method::POST,
-        &format!("{dbase}/uploads/{}/finalize", st.upload_id),
-        None,
-        None,
-        None,
-        &[],
-    )
-    .await
-    .empty(204);
-    st.upload_id
-}
-
 /// Drops outlive their link (§11.11.2, §11.11.7): after the link is revoked or rotated, the
 /// owner still lists each drop with the record of the link it came through, opens it with the
 /// folder key alone, and downloads it.

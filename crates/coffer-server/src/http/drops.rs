@@ -1,5 +1,6 @@
 //! Drops (spec §11.11.6, §11.11.2): anonymous uploads through a drop link, and the owner's view
-//! of the finished drops.
+//! of the finished drops, open to the link folder's owner and to the `write` members of the
+//! share holding that folder.
 //!
 //! The link-scoped endpoints are authorized by the link (existence, expiry, exhaustion, and the
 //! link access token of a password link), which the caller of these functions has already
@@ -13,19 +14,23 @@ use axum::routing::get;
 use axum::Router;
 use coffer_core::api::{self, ProblemKind};
 use coffer_core::encoding::ByteBuf;
-use coffer_core::ids::{LinkId, UploadId};
+use coffer_core::ids::{AccountId, LinkId, NodeId, UploadId};
 use rand_core::OsRng;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::auth::path_id;
 use super::body::no_content;
 use super::content::{serve_blob, Served};
 use super::links::LinkAuth;
-use super::nodes::{cbor, invalid_record, not_found, problem, store_error};
+use super::nodes::{access, cbor, invalid_record, not_found, problem, store_error};
 use super::uploads::{
     abort, check_shape, lapse_times, parse_index, part_headers, status_of, store_part,
 };
 use super::{ApiResult, AppState, Cbor, NoBody, Session};
-use crate::store::{Link, LinkKind, NewUpload, Upload, UploadCreated, UploadLimits, UploadTarget};
+use crate::store::{
+    DropRecord, Link, LinkKind, NewUpload, Permission, Upload, UploadCreated, UploadLimits,
+    UploadTarget,
+};
 
 /// This module's owner routes (spec §11.11.2), mounted by [`super::data_routes`]. The
 /// link-scoped drop endpoints (§11.11.6) are mounted with the link routes, behind the link's
@@ -104,20 +109,113 @@ async fn h_finalize_drop(
 }
 
 // ---- owner endpoints ---------------------------------------------------------------------------
+// Open to the owner of the drop link's folder and to the `write` members of the share whose
+// subtree holds that folder (§11.11.2, §10.9.3); anyone else gets the `404` of a missing drop.
+
+/// The folder a drop was dropped into, from its `DropEnvelope` (checked against the link's
+/// folder when the drop was created); `None` for an envelope that no longer decodes.
+fn drop_folder(d: &DropRecord) -> Option<NodeId> {
+    coffer_core::encoding::decode_bounded::<coffer_core::link::DropEnvelope>(
+        &d.envelope,
+        coffer_core::link::MAX_DROP_ENVELOPE_LEN,
+    )
+    .ok()
+    .map(|env| env.folder_id)
+}
+
+/// Whether `caller` may write to `folder` of `owner`'s tree, as a `write` member of the share
+/// whose subtree holds it (the tree's owner is decided by the caller of this function).
+async fn member_writes(
+    state: &AppState,
+    caller: AccountId,
+    owner: AccountId,
+    folder: NodeId,
+) -> ApiResult<bool> {
+    let Some(node) = state.meta.node(folder).await.map_err(store_error)? else {
+        return Ok(false);
+    };
+    if node.node.owner != owner {
+        return Ok(false);
+    }
+    Ok(access(state, caller, &node)
+        .await?
+        .is_some_and(|a| a.can_write()))
+}
+
+/// Whether `caller` may list, read and delete drop `d` (§11.11.2).
+async fn may_file(state: &AppState, caller: AccountId, d: &DropRecord) -> ApiResult<bool> {
+    if d.owner == caller {
+        return Ok(true);
+    }
+    match drop_folder(d) {
+        Some(folder) => member_writes(state, caller, d.owner, folder).await,
+        None => Ok(false),
+    }
+}
+
+/// The finished drop `id` if `caller` may file it, or `404`.
+async fn drop_for(state: &AppState, caller: AccountId, id: &str) -> ApiResult<DropRecord> {
+    let id = path_id::<UploadId>(id)?;
+    let d = state
+        .meta
+        .drop_info(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    if may_file(state, caller, &d).await? {
+        Ok(d)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Every drop `caller` may file: its own links' drops, and those of share owners into folders
+/// it may write to as a member; oldest first.
+async fn drops_for(state: &AppState, caller: AccountId) -> ApiResult<Vec<DropRecord>> {
+    let mut out = state.meta.drops_of(caller).await.map_err(store_error)?;
+    let mut owners = BTreeSet::new();
+    for sh in state
+        .meta
+        .shares_member_of(caller)
+        .await
+        .map_err(store_error)?
+    {
+        if sh.permission_of(&caller) == Some(Permission::Write) {
+            owners.insert(sh.share.owner);
+        }
+    }
+    for owner in owners {
+        // One decision per folder: a link's drops all go into the same one.
+        let mut writable: BTreeMap<NodeId, bool> = BTreeMap::new();
+        for d in state.meta.drops_of(owner).await.map_err(store_error)? {
+            let Some(folder) = drop_folder(&d) else {
+                continue;
+            };
+            let ok = match writable.get(&folder) {
+                Some(&ok) => ok,
+                None => {
+                    let ok = member_writes(state, caller, owner, folder).await?;
+                    writable.insert(folder, ok);
+                    ok
+                }
+            };
+            if ok {
+                out.push(d);
+            }
+        }
+    }
+    out.sort_by_key(|d| (d.created_at, d.drop_id));
+    Ok(out)
+}
 
 /// `GET /v1/drops`.
 pub(crate) async fn list_drops(
     State(state): State<AppState>,
     caller: Session,
 ) -> ApiResult<Response> {
-    let drops = state
-        .meta
-        .drops_of(caller.account_id)
-        .await
-        .map_err(store_error)?;
+    let drops = drops_for(&state, caller.account_id).await?;
     let mut out = Vec::with_capacity(drops.len());
-    let mut records: std::collections::BTreeMap<LinkId, Vec<u8>> =
-        std::collections::BTreeMap::new();
+    let mut records: BTreeMap<LinkId, Vec<u8>> = BTreeMap::new();
     for d in drops {
         // The link's record opens the drop (§10.9.1): the live link's current record, or the
         // one the drop kept when its link was revoked or rotated (§11.11.2).
@@ -131,7 +229,7 @@ pub(crate) async fn list_drops(
                         .link(d.link_id)
                         .await
                         .map_err(store_error)?
-                        .filter(|l| l.link.owner == caller.account_id)
+                        .filter(|l| l.link.owner == d.owner)
                         .map(|l| l.link.link_record)
                         // Only a drop whose link was revoked before schema version 2 has none.
                         .unwrap_or_default();
@@ -158,18 +256,11 @@ pub(crate) async fn drop_content(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = path_id::<UploadId>(&id)?;
-    let d = state
-        .meta
-        .drop_info(id)
-        .await
-        .map_err(store_error)?
-        .filter(|d| d.owner == caller.account_id)
-        .ok_or_else(not_found)?;
+    let d = drop_for(&state, caller.account_id, &id).await?;
     let served = Served {
         key: d.blob_key,
         length: d.total_length,
-        etag: format!("\"d{id}\""),
+        etag: format!("\"d{}\"", d.drop_id),
     };
     serve_blob(&state, &headers, &served).await
 }
@@ -181,10 +272,10 @@ pub(crate) async fn delete_drop(
     Path(id): Path<String>,
     _: NoBody,
 ) -> ApiResult<Response> {
-    let id = path_id::<UploadId>(&id)?;
+    let d = drop_for(&state, caller.account_id, &id).await?;
     let key = state
         .meta
-        .delete_drop(caller.account_id, id)
+        .delete_drop(d.owner, d.drop_id)
         .await
         .map_err(store_error)?;
     let _ = state.blobs.delete_blob(&key).await;

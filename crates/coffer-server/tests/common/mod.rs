@@ -1136,3 +1136,30 @@ pub async fn start_drop(
         .ok(201);
     (st, drop)
 }
+
+/// Drops one file of `plain` through the drop link `dl`; returns the drop id.
+pub async fn drop_file(http: &Http, dl: &MadeLink, plain: &[u8]) -> coffer_core::ids::UploadId {
+    let dbase = format!("/v1/l/{}", dl.id);
+    let length = coffer_core::content::ciphertext_len(plain.len() as u64).expect("length");
+    let (st, drop) = start_drop(http, dl, length).await;
+    let ct = coffer_core::content::encrypt(&drop.node_key, plain, &mut rand_core::OsRng);
+    assert_eq!(ct.len() as u64, length);
+    http.put_part(
+        &format!("{dbase}/uploads/{}/parts/0", st.upload_id),
+        None,
+        ct,
+    )
+    .await
+    .ok::<api::PartStored>(200);
+    http.send(
+        Method::POST,
+        &format!("{dbase}/uploads/{}/finalize", st.upload_id),
+        None,
+        None,
+        None,
+        &[],
+    )
+    .await
+    .empty(204);
+    st.upload_id
+}
