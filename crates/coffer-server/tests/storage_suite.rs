@@ -206,8 +206,109 @@ async fn sqlite_refuses_unknown_schema_version() {
         .is_err());
 }
 
+/// What schema version 5 removed from version 4, put back by the downgrades below: the unused
+/// `handshakes` table (handshakes live in memory) and the `accounts.sealed_account_secrets`
+/// column (the secrets travel inside the key bundle).
+const V4_LEFTOVERS: &str = "CREATE TABLE handshakes (
+        id BLOB PRIMARY KEY NOT NULL,
+        kind INTEGER NOT NULL,
+        username TEXT,
+        account_id BLOB,
+        session_id BLOB,
+        state BLOB NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX handshakes_account ON handshakes(account_id);
+    CREATE INDEX handshakes_username ON handshakes(username);
+    ALTER TABLE accounts ADD COLUMN sealed_account_secrets BLOB NOT NULL DEFAULT x''";
+
+/// Opens a plain connection to the database file (to reshape it as an older version would).
+async fn raw_connection(path: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// How many of `what` (a table or an `accounts` column) the database has.
+async fn schema_has(conn: &mut sqlx::SqliteConnection, table: &str, column: Option<&str>) -> i64 {
+    let q = match column {
+        None => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(table.to_owned()),
+        Some(c) => sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
+            .bind(table.to_owned())
+            .bind(c.to_owned()),
+    };
+    q.fetch_one(conn).await.expect("schema query")
+}
+
+/// A database of schema version 4, with an account whose leftover column is filled and a stale
+/// handshake row, is migrated at open to version 5: the table and the column are gone, the
+/// account reads back unchanged, and the store keeps working.
+#[tokio::test]
+async fn sqlite_migrates_version_4() {
+    use coffer_server::store::MetadataStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("coffer.db");
+    let store = SqliteMetadataStore::open(&path, SqliteOptions::default())
+        .await
+        .expect("open");
+    let before = testsuite::register(&store, "vera", 1_000).await;
+    store.close().await;
+    {
+        let mut conn = raw_connection(&path).await;
+        sqlx::raw_sql(&format!(
+            "{V4_LEFTOVERS}; UPDATE accounts SET sealed_account_secrets = x'0102'; \
+             INSERT INTO handshakes VALUES (x'00', 1, 'vera', NULL, NULL, x'03', 99); \
+             PRAGMA user_version = 4"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("downgrade");
+        assert_eq!(schema_has(&mut conn, "handshakes", None).await, 1);
+    }
+    let store = SqliteMetadataStore::open(&path, SqliteOptions::default())
+        .await
+        .expect("migrated");
+    assert_eq!(
+        store.account_by_username("vera").await.expect("read"),
+        Some(before.clone())
+    );
+    let other = testsuite::register(&store, "walt", 1_000).await;
+    assert_ne!(other.account_id, before.account_id);
+    assert!(store
+        .dump_values()
+        .await
+        .expect("dump")
+        .iter()
+        .all(|(table, _)| table != "handshakes"));
+    store.close().await;
+    let mut conn = raw_connection(&path).await;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut conn)
+        .await
+        .expect("version");
+    assert_eq!(version, coffer_server::store::sqlite::SCHEMA_VERSION);
+    assert_eq!(version, 5);
+    assert_eq!(schema_has(&mut conn, "handshakes", None).await, 0);
+    assert_eq!(
+        schema_has(&mut conn, "accounts", Some("sealed_account_secrets")).await,
+        0
+    );
+    assert_eq!(
+        schema_has(&mut conn, "accounts", Some("key_bundle")).await,
+        1
+    );
+}
+
 /// A database of schema version 1 (drops without `link_record`, no `server_secrets`, the
-/// account's `key_bundle` column named `wrapped_master_key`) is migrated at open.
+/// account's `key_bundle` column named `wrapped_master_key`, and the version-4 leftovers) is
+/// migrated at open.
 #[tokio::test]
 async fn sqlite_migrates_version_1() {
     use sqlx::ConnectOptions;
@@ -229,11 +330,12 @@ async fn sqlite_migrates_version_1() {
     {
         // Back to the version-1 shape.
         let mut conn = connect().await;
-        sqlx::raw_sql(
-            "DROP TABLE server_secrets; ALTER TABLE drops DROP COLUMN link_record; \
-             ALTER TABLE accounts RENAME COLUMN key_bundle TO wrapped_master_key; \
-             PRAGMA user_version = 1",
-        )
+        sqlx::raw_sql(&format!(
+            "{V4_LEFTOVERS}; DROP TABLE server_secrets; \
+                 ALTER TABLE drops DROP COLUMN link_record; \
+                 ALTER TABLE accounts RENAME COLUMN key_bundle TO wrapped_master_key; \
+                 PRAGMA user_version = 1"
+        ))
         .execute(&mut conn)
         .await
         .expect("downgrade");

@@ -150,10 +150,8 @@ fn check_registration(req: &RegisterFinishRequest, now: u64) -> ApiResult<NewAcc
         account_id: req.account_id,
         username: identity.user_name,
         password_file,
-        // The store keeps the §6.4 KeyBundle whole in this column; `sealed_account_secrets`
-        // stays empty (the bundle carries them).
+        // The §6.4 KeyBundle, kept whole (it carries the sealed account secrets).
         key_bundle: req.key_bundle.to_vec(),
-        sealed_account_secrets: Vec::new(),
         identity: req.signed_identity.to_vec(),
         root: NodeWrite {
             node_id: root.node_id,

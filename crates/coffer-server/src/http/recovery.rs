@@ -245,7 +245,6 @@ pub(crate) async fn recover_finish(
             password_file,
             // The store keeps the whole §6.4 KeyBundle in this column (see accounts.rs).
             key_bundle: req.key_bundle.to_vec(),
-            sealed_account_secrets: Vec::new(),
             expected_generation: head.generation - 1,
             identity: req.signed_identity.to_vec(),
             nodes,

@@ -290,7 +290,6 @@ impl MemoryMetadataStore {
             push("accounts", a.username.as_bytes());
             push("accounts", &a.password_file);
             push("accounts", &a.key_bundle);
-            push("accounts", &a.sealed_account_secrets);
         }
         for r in &s.retained {
             push("retained_usernames", r);
@@ -434,7 +433,6 @@ impl MetadataStore for MemoryMetadataStore {
                 revision: 0,
                 password_file: new.password_file,
                 key_bundle: new.key_bundle,
-                sealed_account_secrets: new.sealed_account_secrets,
                 identity_generation: 0,
                 root_node_id: new.root.node_id,
                 created_at: new.created_at,
@@ -513,7 +511,6 @@ impl MetadataStore for MemoryMetadataStore {
             a.identity_generation += 1;
             a.password_file = r.password_file;
             a.key_bundle = r.key_bundle;
-            a.sealed_account_secrets = r.sealed_account_secrets;
             let (revision, identity_generation) = (a.revision, a.identity_generation);
             s.identities
                 .get_mut(&r.account_id)

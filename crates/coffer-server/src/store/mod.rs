@@ -227,9 +227,6 @@ pub struct NewAccount {
     /// The account's key material: the §6.4 `KeyBundle` bytes (the wrapped master key and the
     /// sealed account secrets, with their generations).
     pub key_bundle: Vec<u8>,
-    /// Empty: the sealed account secrets travel inside `key_bundle` (a leftover of the
-    /// pre-review shape, kept so the stores need no migration for it).
-    pub sealed_account_secrets: Vec<u8>,
     /// The `SignedIdentity` of generation 0.
     pub identity: Vec<u8>,
     /// The root folder (no parent, owned by the account).
@@ -251,8 +248,6 @@ pub struct Account {
     pub password_file: Vec<u8>,
     /// The §6.4 `KeyBundle`.
     pub key_bundle: Vec<u8>,
-    /// The sealed account secrets.
-    pub sealed_account_secrets: Vec<u8>,
     /// The last identity generation.
     pub identity_generation: u64,
     /// The root folder.
@@ -298,8 +293,6 @@ pub struct Recovery {
     pub password_file: Vec<u8>,
     /// The new §6.4 `KeyBundle`.
     pub key_bundle: Vec<u8>,
-    /// The new sealed account secrets.
-    pub sealed_account_secrets: Vec<u8>,
     /// The identity generation the chain must end at now.
     pub expected_generation: u64,
     /// The next `SignedIdentity` (generation `expected_generation + 1`).

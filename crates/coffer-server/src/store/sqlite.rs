@@ -28,7 +28,7 @@ use super::*;
 
 /// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
 /// at open by [`MIGRATIONS`].
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
 /// that opens it.
@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
     SERVER_SECRETS,
     // 4: the account column holds the whole §6.4 KeyBundle; named for it.
     "ALTER TABLE accounts RENAME COLUMN wrapped_master_key TO key_bundle",
+    // 5: handshakes live in memory, and the sealed account secrets inside the key bundle.
+    "DROP TABLE handshakes; ALTER TABLE accounts DROP COLUMN sealed_account_secrets",
 ];
 
 const SERVER_SECRETS: &str = "CREATE TABLE server_secrets (
@@ -53,7 +55,6 @@ CREATE TABLE accounts (
     revision INTEGER NOT NULL,
     password_file BLOB NOT NULL,
     key_bundle BLOB NOT NULL,
-    sealed_account_secrets BLOB NOT NULL,
     identity_generation INTEGER NOT NULL,
     root_node_id BLOB NOT NULL,
     created_at INTEGER NOT NULL
@@ -69,19 +70,6 @@ CREATE TABLE identities (
     record BLOB NOT NULL,
     PRIMARY KEY (account_id, generation)
 ) STRICT;
--- Unused: handshakes live in memory (see `Handshakes`). Kept so that existing files need no
--- migration.
-CREATE TABLE handshakes (
-    id BLOB PRIMARY KEY NOT NULL,
-    kind INTEGER NOT NULL,
-    username TEXT,
-    account_id BLOB,
-    session_id BLOB,
-    state BLOB NOT NULL,
-    expires_at INTEGER NOT NULL
-) STRICT;
-CREATE INDEX handshakes_account ON handshakes(account_id);
-CREATE INDEX handshakes_username ON handshakes(username);
 CREATE TABLE sessions (
     session_id BLOB PRIMARY KEY NOT NULL,
     account_id BLOB NOT NULL REFERENCES accounts(account_id) ON DELETE CASCADE,
@@ -1165,8 +1153,8 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
 }
 
 const ACCOUNT_COLS: &str =
-    "account_id, username, revision, password_file, key_bundle, sealed_account_secrets, \
-     identity_generation, root_node_id, created_at";
+    "account_id, username, revision, password_file, key_bundle, identity_generation, \
+     root_node_id, created_at";
 
 fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
     Ok(Account {
@@ -1175,7 +1163,6 @@ fn account_from_row(row: &SqliteRow) -> StoreResult<Account> {
         revision: get_u(row, "revision")?,
         password_file: get_bytes(row, "password_file")?,
         key_bundle: get_bytes(row, "key_bundle")?,
-        sealed_account_secrets: get_bytes(row, "sealed_account_secrets")?,
         identity_generation: get_u(row, "identity_generation")?,
         root_node_id: NodeId::from_bytes(get_id(row, "root_node_id")?),
         created_at: get_u(row, "created_at")?,
@@ -1261,16 +1248,13 @@ async fn set_account_keys(
     revision: u64,
     pf: &[u8],
     key_bundle: &[u8],
-    sas: Option<&[u8]>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE accounts SET revision = ?, password_file = ?, key_bundle = ?,
-                sealed_account_secrets = COALESCE(?, sealed_account_secrets) WHERE account_id = ?",
+        "UPDATE accounts SET revision = ?, password_file = ?, key_bundle = ? WHERE account_id = ?",
     )
     .bind(i(revision))
     .bind(pf)
     .bind(key_bundle)
-    .bind(sas.map(<[u8]>::to_vec))
     .bind(&id.as_bytes()[..])
     .execute(&mut *c)
     .await
@@ -1643,15 +1627,14 @@ impl MetadataStore for SqliteMetadataStore {
             return Err(StoreError::AlreadyExists);
         }
         sqlx::query(
-            "INSERT INTO accounts (account_id, username, revision, password_file, key_bundle, sealed_account_secrets,
+            "INSERT INTO accounts (account_id, username, revision, password_file, key_bundle,
                                    identity_generation, root_node_id, created_at)
-             VALUES (?, ?, 0, ?, ?, ?, 0, ?, ?)",
+             VALUES (?, ?, 0, ?, ?, 0, ?, ?)",
         )
         .bind(aid)
         .bind(&new.username)
         .bind(&new.password_file)
         .bind(&new.key_bundle)
-        .bind(&new.sealed_account_secrets)
         .bind(&new.root.node_id.as_bytes()[..])
         .bind(i(new.created_at))
         .execute(&mut *tx)
@@ -1704,7 +1687,6 @@ impl MetadataStore for SqliteMetadataStore {
             a.revision + 1,
             &ch.password_file,
             &ch.key_bundle,
-            None,
         )
         .await?;
         self.drop_handshakes_of(&ch.account_id, None);
@@ -1735,7 +1717,6 @@ impl MetadataStore for SqliteMetadataStore {
             a.revision + 1,
             &r.password_file,
             &r.key_bundle,
-            Some(&r.sealed_account_secrets),
         )
         .await?;
         push_identity(&mut tx, &acc, a.identity_generation + 1, &r.identity).await?;

@@ -118,7 +118,6 @@ pub async fn register(m: &dyn MetadataStore, name: &str, now: u64) -> Account {
             username: name.to_owned(),
             password_file: b"password-file-0".to_vec(),
             key_bundle: b"kb-0".to_vec(),
-            sealed_account_secrets: b"sas-0".to_vec(),
             identity: b"identity-0".to_vec(),
             root,
             created_at: now,
@@ -392,7 +391,6 @@ pub async fn registration(h: &dyn Harness) {
         username: "bob".into(),
         password_file: vec![1],
         key_bundle: vec![2],
-        sealed_account_secrets: vec![3],
         identity: vec![4],
         root: node_write(AccountId::from_bytes(bob_id), None, NodeKind::Folder, 1),
         created_at: T0,
@@ -658,7 +656,6 @@ pub async fn password_change(h: &dyn Harness) {
         ),
         (1, &b"password-file-1"[..], &b"kb-1"[..])
     );
-    assert_eq!(stored.sealed_account_secrets, b"sas-0");
 }
 
 /// Identity chains: append with the expected generation, conflict otherwise.
@@ -2181,7 +2178,6 @@ pub async fn recovery(h: &dyn Harness) {
         expected_revision: 0,
         password_file: b"pf-r".to_vec(),
         key_bundle: b"kb-r".to_vec(),
-        sealed_account_secrets: b"sas-r".to_vec(),
         expected_generation: 0,
         identity: b"identity-1".to_vec(),
         nodes: vec![
@@ -2264,12 +2260,8 @@ pub async fn recovery(h: &dyn Harness) {
     );
     let acc = m.account(a.account_id).await.expect("get").expect("exists");
     assert_eq!(
-        (
-            acc.password_file.as_slice(),
-            acc.key_bundle.as_slice(),
-            acc.sealed_account_secrets.as_slice()
-        ),
-        (&b"pf-r"[..], &b"kb-r"[..], &b"sas-r"[..])
+        (acc.password_file.as_slice(), acc.key_bundle.as_slice()),
+        (&b"pf-r"[..], &b"kb-r"[..])
     );
     assert_eq!(
         m.identity_chain(a.account_id)
