@@ -237,6 +237,10 @@ pub(crate) async fn list_drops(
                 }
             },
         };
+        // A drop is never listed with an empty record (§11.11.2): it could not be opened.
+        if link_record.is_empty() {
+            continue;
+        }
         out.push(api::DropInfo {
             drop_id: d.drop_id,
             link_id: d.link_id,
