@@ -5,7 +5,10 @@
 //! operation succeeds, so operations are atomic exactly as the traits require. Nothing is
 //! persisted; the cost of each mutation is linear in the state's size: not for production.
 
-use super::{check_finalize_over, check_rotation, expect_revision, finalize_target};
+use super::{
+    check_finalize_over, check_finalize_quota, check_member_add, check_rotation, expect_revision,
+    finalize_target,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
@@ -230,14 +233,7 @@ impl State {
     }
 
     fn link_access(&self, link_id: &LinkId, now: u64) -> LinkAccess {
-        match self.links.get(link_id) {
-            None => LinkAccess::NotFound,
-            Some(l) if l.link.expires_at.is_some_and(|e| now >= e) => LinkAccess::Expired,
-            Some(l) if l.link.max_downloads.is_some_and(|m| l.downloads >= m) => {
-                LinkAccess::Exhausted
-            }
-            Some(l) => LinkAccess::Live(Box::new(l.clone())),
-        }
+        LinkAccess::of(self.links.get(link_id).cloned(), now)
     }
 }
 
@@ -536,8 +532,7 @@ impl MetadataStore for MemoryMetadataStore {
                     ));
                 }
                 check_rotation(&sh.share, &rk.share)?;
-                let members: Vec<AccountId> = rk.share.members.iter().map(|m| m.0).collect();
-                sh.departed.retain(|d| members.contains(d));
+                sh.departed = sh.departed_after(&rk.share, &[]);
                 sh.share = rk.share;
                 sh.revision += 1;
                 let (share_id, generation) = (sh.share.share_id, sh.share.generation);
@@ -905,13 +900,7 @@ impl MetadataStore for MemoryMetadataStore {
     ) -> StoreResult<UploadCreated> {
         self.tx(|s| {
             if matches!(upload.target, UploadTarget::Node { .. }) {
-                let existing = s.uploads.values().find(|u| {
-                    u.upload.expires_at > now
-                        && u.upload.creator == upload.creator
-                        && u.upload.target == upload.target
-                        && u.upload.total_length == upload.total_length
-                        && u.upload.part_size == upload.part_size
-                });
+                let existing = s.uploads.values().find(|u| u.resumed_by(&upload, now));
                 if let Some(u) = existing {
                     return Ok(UploadCreated::Existing(u.clone()));
                 }
@@ -996,22 +985,9 @@ impl MetadataStore for MemoryMetadataStore {
             if !s.nodes.contains_key(&parent_id) {
                 return Err(StoreError::NotFound);
             }
-            if let Some(q) = f.quota_bytes {
+            if f.quota_bytes.is_some() {
                 let used = s.storage_used(&f.node.owner, now);
-                let released = if u.upload.owner == f.node.owner {
-                    u.upload.total_length
-                } else {
-                    0
-                };
-                let old_len = old.as_ref().map_or(0, |n| n.content_length);
-                if used
-                    .saturating_sub(released)
-                    .saturating_sub(old_len)
-                    .saturating_add(u.upload.total_length)
-                    > q
-                {
-                    return Err(StoreError::QuotaExceeded);
-                }
+                check_finalize_quota(f.quota_bytes, used, &u, &f.node.owner, old.as_ref())?;
             }
             let node = Node {
                 node: f.node,
@@ -1190,13 +1166,8 @@ impl MetadataStore for MemoryMetadataStore {
         self.tx(|s| {
             let sh = s.shares.get_mut(&share_id).ok_or(StoreError::NotFound)?;
             expect_revision(sh.revision, expected_revision)?;
-            if share.share_id != share_id
-                || grant.share_id != share_id
-                || share.root_node_id != sh.share.root_node_id
-            {
-                return Err(StoreError::Invalid("record or grant for another share"));
-            }
-            sh.departed.retain(|d| d != &grant.member);
+            check_member_add(sh, share_id, &share, &grant)?;
+            sh.departed = sh.departed_after(&share, &[grant.member]);
             sh.share = share;
             sh.revision += 1;
             let out = ShareUpdated {
@@ -1237,9 +1208,7 @@ impl MetadataStore for MemoryMetadataStore {
             let subtree: HashSet<NodeId> = s.subtree(&root).into_iter().collect();
             let uploads = s.abort_uploads_into(&r.removed, &subtree);
             let sh = s.shares.get_mut(&r.share_id).ok_or(StoreError::NotFound)?;
-            let members: Vec<AccountId> = r.share.members.iter().map(|m| m.0).collect();
-            sh.departed
-                .retain(|d| members.contains(d) && !r.removed.contains(d));
+            sh.departed = sh.departed_after(&r.share, &r.removed);
             sh.share = r.share;
             sh.revision += 1;
             Ok(ShareUpdated {

@@ -449,6 +449,17 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// Whether this upload is the live one a repeated create of `new` resumes (§11.4.4): same
+    /// creator, target and shape, not expired at `now`.
+    #[must_use]
+    pub fn resumed_by(&self, new: &NewUpload, now: u64) -> bool {
+        self.upload.expires_at > now
+            && self.upload.creator == new.creator
+            && self.upload.target == new.target
+            && self.upload.total_length == new.total_length
+            && self.upload.part_size == new.part_size
+    }
+
     /// The number of parts of the upload's shape.
     #[must_use]
     pub fn part_count(&self) -> u64 {
@@ -566,6 +577,17 @@ pub struct Share {
 }
 
 impl Share {
+    /// The departed members once `next` replaces the record: those `next` still lists, except
+    /// `leaving` (removed by a rotation, or re-added by a member addition).
+    #[must_use]
+    pub fn departed_after(&self, next: &ShareWrite, leaving: &[AccountId]) -> Vec<AccountId> {
+        self.departed
+            .iter()
+            .filter(|d| next.members.iter().any(|(m, _)| m == *d) && !leaving.contains(d))
+            .copied()
+            .collect()
+    }
+
     /// The permission of a current member (listed and not departed).
     #[must_use]
     pub fn permission_of(&self, account: &AccountId) -> Option<Permission> {
@@ -668,6 +690,22 @@ pub enum LinkAccess {
     Exhausted,
     /// Live; for [`MetadataStore::consume_download`], the download was counted.
     Live(Box<Link>),
+}
+
+impl LinkAccess {
+    /// The state of `link` (`None`: unknown or revoked) at `now`, in the order of checks:
+    /// expiry before exhaustion.
+    #[must_use]
+    pub fn of(link: Option<Link>, now: u64) -> Self {
+        match link {
+            None => LinkAccess::NotFound,
+            Some(l) if l.link.expires_at.is_some_and(|e| now >= e) => LinkAccess::Expired,
+            Some(l) if l.link.max_downloads.is_some_and(|m| l.downloads >= m) => {
+                LinkAccess::Exhausted
+            }
+            Some(l) => LinkAccess::Live(Box::new(l)),
+        }
+    }
 }
 
 /// A finished drop (§11.11.6).
@@ -1242,6 +1280,53 @@ pub(crate) fn check_rotation(current: &ShareWrite, next: &ShareWrite) -> StoreRe
     Ok(())
 }
 
+/// The finalize quota check every backend makes (§11.9.5): the owner's usage `used`, less the
+/// reservation of the upload (when it is charged to the same account) and the content the node
+/// had (`old`), plus the new content, stays within `quota`.
+pub(crate) fn check_finalize_quota(
+    quota: Option<u64>,
+    used: u64,
+    upload: &Upload,
+    owner: &AccountId,
+    old: Option<&Node>,
+) -> StoreResult<()> {
+    let Some(q) = quota else {
+        return Ok(());
+    };
+    let released = if &upload.upload.owner == owner {
+        upload.upload.total_length
+    } else {
+        0
+    };
+    let old_len = old.map_or(0, |n| n.content_length);
+    if used
+        .saturating_sub(released)
+        .saturating_sub(old_len)
+        .saturating_add(upload.upload.total_length)
+        > q
+    {
+        return Err(StoreError::QuotaExceeded);
+    }
+    Ok(())
+}
+
+/// Checks the same-share rules of a member addition (§11.10) against the stored `current`
+/// share: the new record and the grant are for `share_id` and the record keeps the root.
+pub(crate) fn check_member_add(
+    current: &Share,
+    share_id: ShareId,
+    share: &ShareWrite,
+    grant: &GrantWrite,
+) -> StoreResult<()> {
+    if share.share_id != share_id
+        || grant.share_id != share_id
+        || share.root_node_id != current.share.root_node_id
+    {
+        return Err(StoreError::Invalid("record or grant for another share"));
+    }
+    Ok(())
+}
+
 /// The first finalize checks every backend makes inside its transaction (§11.9.5): the upload
 /// is a node upload for `f`'s node and parent, `f` is a file, and every part is present.
 /// Returns the node id, parent id and content revision of the upload.
@@ -1288,5 +1373,142 @@ pub(crate) fn check_finalize_over(
             })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(b: u8) -> AccountId {
+        AccountId::from_bytes([b; 16])
+    }
+
+    fn share(generation: u64, members: &[u8]) -> ShareWrite {
+        ShareWrite {
+            share_id: ShareId::from_bytes([1; 16]),
+            root_node_id: NodeId::from_bytes([2; 16]),
+            owner: account(9),
+            generation,
+            members: members
+                .iter()
+                .map(|&b| (account(b), Permission::Read))
+                .collect(),
+            record: vec![generation as u8],
+        }
+    }
+
+    #[test]
+    fn link_access_checks_expiry_before_exhaustion() {
+        let link = |expires_at, max_downloads, downloads| Link {
+            link: LinkWrite {
+                link_id: LinkId::from_bytes([3; 16]),
+                owner: account(9),
+                node_id: NodeId::from_bytes([2; 16]),
+                kind: LinkKind::File,
+                link_record: vec![],
+                owner_entry: vec![],
+                verifier_hash: None,
+                drop_secret_hash: None,
+                expires_at,
+                max_downloads,
+                created_at: 0,
+            },
+            downloads,
+        };
+        assert_eq!(LinkAccess::of(None, 10), LinkAccess::NotFound);
+        assert_eq!(
+            LinkAccess::of(Some(link(Some(10), Some(1), 1)), 10),
+            LinkAccess::Expired
+        );
+        assert_eq!(
+            LinkAccess::of(Some(link(Some(11), Some(1), 1)), 10),
+            LinkAccess::Exhausted
+        );
+        let live = link(Some(11), Some(2), 1);
+        assert_eq!(
+            LinkAccess::of(Some(live.clone()), 10),
+            LinkAccess::Live(Box::new(live))
+        );
+    }
+
+    #[test]
+    fn departed_after_keeps_listed_departed_members_not_leaving() {
+        let current = Share {
+            share: share(0, &[1, 2, 3]),
+            revision: 0,
+            departed: vec![account(2), account(3)],
+        };
+        assert_eq!(
+            current.departed_after(&share(1, &[1, 2, 3]), &[account(3)]),
+            vec![account(2)]
+        );
+        assert_eq!(
+            current.departed_after(&share(1, &[1, 3]), &[]),
+            vec![account(3)]
+        );
+    }
+
+    #[test]
+    fn rotation_moves_to_the_next_generation_of_the_same_share() {
+        let current = share(4, &[1, 2]);
+        assert!(check_rotation(&current, &share(5, &[1])).is_ok());
+        for bad in [share(4, &[1]), share(6, &[1])] {
+            assert!(matches!(
+                check_rotation(&current, &bad),
+                Err(StoreError::Invalid(_))
+            ));
+        }
+        let mut other = share(5, &[1]);
+        other.root_node_id = NodeId::from_bytes([7; 16]);
+        assert!(check_rotation(&current, &other).is_err());
+        assert!(check_rotation(&share(u64::MAX, &[1]), &share(0, &[1])).is_err());
+    }
+
+    #[test]
+    fn finalize_quota_releases_the_reservation_and_the_old_content() {
+        let owner = account(9);
+        let upload = Upload {
+            upload: NewUpload {
+                upload_id: UploadId::from_bytes([4; 16]),
+                creator: Some(owner),
+                owner,
+                target: UploadTarget::Node {
+                    node_id: NodeId::from_bytes([5; 16]),
+                    parent_id: NodeId::from_bytes([2; 16]),
+                    content_revision: 2,
+                },
+                total_length: 40,
+                part_size: 40,
+                created_at: 0,
+                expires_at: 1,
+                max_expires_at: 1,
+            },
+            blob_key: String::new(),
+            parts: vec![],
+        };
+        let old = Node {
+            node: NodeWrite {
+                node_id: NodeId::from_bytes([5; 16]),
+                parent_id: Some(NodeId::from_bytes([2; 16])),
+                owner,
+                kind: NodeKind::File,
+                revision: 1,
+                share_id: None,
+                record: vec![],
+            },
+            content_revision: 1,
+            content_length: 30,
+            blob_key: None,
+        };
+        // Used 100 = 30 old content + 40 reservation + 30 else: the new content replaces both.
+        assert!(check_finalize_quota(Some(70), 100, &upload, &owner, Some(&old)).is_ok());
+        assert!(matches!(
+            check_finalize_quota(Some(69), 100, &upload, &owner, Some(&old)),
+            Err(StoreError::QuotaExceeded)
+        ));
+        // A reservation charged to another account is not released.
+        assert!(check_finalize_quota(Some(70), 100, &upload, &account(8), Some(&old)).is_err());
+        assert!(check_finalize_quota(None, u64::MAX, &upload, &owner, None).is_ok());
     }
 }

@@ -10,7 +10,10 @@
 //! compares them in SQL only where they are server-chosen (times) or bounded (lengths), and
 //! compares client-chosen ones (link expiry and limits, revisions) in Rust or by equality.
 
-use super::{check_finalize_over, check_rotation, expect_revision, finalize_target};
+use super::{
+    check_finalize_over, check_finalize_quota, check_member_add, check_rotation, expect_revision,
+    finalize_target,
+};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
@@ -878,15 +881,6 @@ async fn revoke_link(c: &mut Conn, id: &LinkId) -> StoreResult<Removed> {
     Ok(removed)
 }
 
-fn link_access(link: Option<Link>, now: u64) -> LinkAccess {
-    match link {
-        None => LinkAccess::NotFound,
-        Some(l) if l.link.expires_at.is_some_and(|e| now >= e) => LinkAccess::Expired,
-        Some(l) if l.link.max_downloads.is_some_and(|m| l.downloads >= m) => LinkAccess::Exhausted,
-        Some(l) => LinkAccess::Live(Box::new(l)),
-    }
-}
-
 async fn load_share(c: &mut Conn, row: &SqliteRow) -> StoreResult<Share> {
     let share_id = ShareId::from_bytes(get_id(row, "share_id")?);
     let members = sqlx::query(
@@ -1738,12 +1732,7 @@ impl MetadataStore for SqliteMetadataStore {
                 ));
             }
             check_rotation(&sh.share, &rk.share)?;
-            let members: Vec<AccountId> = rk.share.members.iter().map(|m| m.0).collect();
-            let departed: Vec<AccountId> = sh
-                .departed
-                .into_iter()
-                .filter(|d| members.contains(d))
-                .collect();
+            let departed = sh.departed_after(&rk.share, &[]);
             write_share(&mut tx, &rk.share, sh.revision + 1, &departed, false).await?;
             delete_grants_below(&mut tx, &rk.share.share_id, rk.share.generation).await?;
             for g in &rk.grants {
@@ -2186,12 +2175,7 @@ impl MetadataStore for SqliteMetadataStore {
                 &[&creator.as_bytes()[..], &node_id.as_bytes()[..]],
             )
             .await?;
-            if let Some(existing) = candidates.into_iter().find(|u| {
-                u.upload.expires_at > now
-                    && u.upload.target == up.target
-                    && u.upload.total_length == up.total_length
-                    && u.upload.part_size == up.part_size
-            }) {
+            if let Some(existing) = candidates.into_iter().find(|u| u.resumed_by(&up, now)) {
                 return commit!(tx, UploadCreated::Existing(existing));
             }
         }
@@ -2374,22 +2358,9 @@ impl MetadataStore for SqliteMetadataStore {
         if !node_exists(&mut tx, &parent_id).await? {
             return Err(StoreError::NotFound);
         }
-        if let Some(q) = f.quota_bytes {
+        if f.quota_bytes.is_some() {
             let used = storage_used(&mut tx, &f.node.owner, now).await?;
-            let released = if up.upload.owner == f.node.owner {
-                up.upload.total_length
-            } else {
-                0
-            };
-            let old_len = old.as_ref().map_or(0, |n| n.content_length);
-            if used
-                .saturating_sub(released)
-                .saturating_sub(old_len)
-                .saturating_add(up.upload.total_length)
-                > q
-            {
-                return Err(StoreError::QuotaExceeded);
-            }
+            check_finalize_quota(f.quota_bytes, used, &up, &f.node.owner, old.as_ref())?;
         }
         if old.is_none() {
             insert_node(&mut tx, &f.node).await?;
@@ -2609,17 +2580,8 @@ impl MetadataStore for SqliteMetadataStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         expect_revision(sh.revision, expected_revision)?;
-        if share.share_id != share_id
-            || grant.share_id != share_id
-            || share.root_node_id != sh.share.root_node_id
-        {
-            return Err(StoreError::Invalid("record or grant for another share"));
-        }
-        let departed: Vec<AccountId> = sh
-            .departed
-            .into_iter()
-            .filter(|d| d != &grant.member)
-            .collect();
+        check_member_add(&sh, share_id, &share, &grant)?;
+        let departed = sh.departed_after(&share, &[grant.member]);
         write_share(&mut tx, &share, sh.revision + 1, &departed, false).await?;
         put_grant(&mut tx, &share_id, &grant).await?;
         commit!(
@@ -2652,12 +2614,7 @@ impl MetadataStore for SqliteMetadataStore {
             put_grant(&mut tx, &r.share_id, g).await?;
         }
         let uploads = abort_uploads_into(&mut tx, &r.removed, &sh.share.root_node_id).await?;
-        let members: Vec<AccountId> = r.share.members.iter().map(|m| m.0).collect();
-        let departed: Vec<AccountId> = sh
-            .departed
-            .into_iter()
-            .filter(|d| members.contains(d) && !r.removed.contains(d))
-            .collect();
+        let departed = sh.departed_after(&r.share, &r.removed);
         write_share(&mut tx, &r.share, sh.revision + 1, &departed, false).await?;
         commit!(
             tx,
@@ -2778,12 +2735,12 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn link_access(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
-        Ok(link_access(self.link(link_id).await?, now))
+        Ok(LinkAccess::of(self.link(link_id).await?, now))
     }
 
     async fn consume_download(&self, link_id: LinkId, now: u64) -> StoreResult<LinkAccess> {
         let mut tx = self.write().await?;
-        let access = link_access(get_link(&mut tx, &link_id).await?, now);
+        let access = LinkAccess::of(get_link(&mut tx, &link_id).await?, now);
         let LinkAccess::Live(mut l) = access else {
             return Ok(access);
         };
