@@ -9,10 +9,9 @@
 mod common;
 
 use coffer_core::api::{self, Body, ProblemKind};
-use coffer_core::encoding::{encode, ByteBuf};
+use coffer_core::encoding::ByteBuf;
 use coffer_core::ids::{AccountId, NodeId, ShareId, UploadId};
-use coffer_core::rotation::{self, RemoveMember};
-use coffer_core::share::{GranterKeys, PERMISSION_READ, PERMISSION_WRITE};
+use coffer_core::share::{PERMISSION_READ, PERMISSION_WRITE};
 use common::*;
 use rand_core::OsRng;
 use reqwest::Method;
@@ -221,35 +220,10 @@ async fn authorization_matrix() {
     let up = alice.upload_create(&http, &pending, sub.id, 100).await;
 
     // Remove bob (rotation), dave leaves, eve deletes her account.
-    let granter = GranterKeys {
-        signing_key: alice.signing(),
-        user_name: &alice.name,
-        identity_generation: 0,
-    };
-    let out = rotation::remove_member_lazy(
-        &RemoveMember {
-            owner: &granter,
-            share: &record,
-            removed: &bob.name,
-            parent_key: &alice.root.folder_key(),
-            folder_key: &team.folder_key(),
-            subtree: &[team.record.clone(), sub.record.clone(), file.record.clone()],
-            time: now(),
-        },
-        &mut OsRng,
-    )
-    .unwrap();
-    http.cbor(
-        Method::DELETE,
-        &format!("/v1/shares/{sid}/members/{}", bob.account_id),
-        alice.t(),
-        &api::MemberRemoveRequest {
-            expected_revision: 0,
-            rotation_bundle: ByteBuf::from(encode(&out.bundle)),
-        },
-    )
-    .await
-    .ok::<api::ShareUpdated>(200);
+    let subtree = [team.record.clone(), sub.record.clone(), file.record.clone()];
+    alice
+        .remove_member(&http, sid, &record, &bob, &team, &subtree, 0)
+        .await;
     http.bare(Method::POST, &format!("/v1/shares/{sid}/leave"), dave.t())
         .await
         .empty(204);
@@ -576,35 +550,10 @@ async fn drop_endpoints_follow_share_write_permission() {
     assert_eq!(listed(&l), set(&[d_in, d_in2]));
 
     // Remove dave (rotation); erin leaves.
-    let granter = GranterKeys {
-        signing_key: alice.signing(),
-        user_name: &alice.name,
-        identity_generation: 0,
-    };
-    let out = rotation::remove_member_lazy(
-        &RemoveMember {
-            owner: &granter,
-            share: &record,
-            removed: &dave.name,
-            parent_key: &alice.root.folder_key(),
-            folder_key: &team.folder_key(),
-            subtree: &[team.record.clone(), sub.record.clone()],
-            time: now(),
-        },
-        &mut OsRng,
-    )
-    .unwrap();
-    http.cbor(
-        Method::DELETE,
-        &format!("/v1/shares/{sid}/members/{}", dave.account_id),
-        alice.t(),
-        &api::MemberRemoveRequest {
-            expected_revision: 0,
-            rotation_bundle: ByteBuf::from(encode(&out.bundle)),
-        },
-    )
-    .await
-    .ok::<api::ShareUpdated>(200);
+    let subtree = [team.record.clone(), sub.record.clone()];
+    alice
+        .remove_member(&http, sid, &record, &dave, &team, &subtree, 0)
+        .await;
     http.bare(Method::POST, &format!("/v1/shares/{sid}/leave"), erin.t())
         .await
         .empty(204);

@@ -950,6 +950,51 @@ impl User {
         assert_eq!(up.revision, 0);
         (share_id, record)
     }
+
+    /// Removes `member` from the share of `folder` (a child of the caller's root) with a lazy
+    /// rotation of `subtree` (every record below the folder, parents first; §9.2), at share
+    /// revision `expected_revision`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn remove_member(
+        &self,
+        http: &Http,
+        share_id: ShareId,
+        record: &share::ShareRecord,
+        member: &User,
+        folder: &Node,
+        subtree: &[NodeRecord],
+        expected_revision: u64,
+    ) -> api::ShareUpdated {
+        let granter = GranterKeys {
+            signing_key: self.signing(),
+            user_name: &self.name,
+            identity_generation: self.account.secrets.identity_generation,
+        };
+        let out = coffer_core::rotation::remove_member_lazy(
+            &coffer_core::rotation::RemoveMember {
+                owner: &granter,
+                share: record,
+                removed: &member.name,
+                parent_key: &self.root.folder_key(),
+                folder_key: &folder.folder_key(),
+                subtree,
+                time: now(),
+            },
+            &mut OsRng,
+        )
+        .expect("rotation");
+        http.cbor(
+            Method::DELETE,
+            &format!("/v1/shares/{share_id}/members/{}", member.account_id),
+            self.t(),
+            &api::MemberRemoveRequest {
+                expected_revision,
+                rotation_bundle: ByteBuf::from(encode(&out.bundle)),
+            },
+        )
+        .await
+        .ok(200)
+    }
 }
 
 /// A `Problem` check used by the authorization matrix: the response is a 404 `not-found`
