@@ -362,7 +362,9 @@ impl Client {
     /// folders) as a normal file of its folder (§10.9.3): opens the envelope with the drop
     /// secret, checks the metadata, downloads the content and checks that it decrypts and
     /// matches the metadata's digest, uploads it as a new file record signed by this account,
-    /// and deletes the drop. A drop whose node is already filed is deleted.
+    /// and deletes the drop. A drop whose node is already filed is deleted. Drops into folders
+    /// of other accounts (listed to write members of their shares) are left to the folder's
+    /// owner.
     ///
     /// # Errors
     /// [`Error::Integrity`] for a drop that does not open or verify (it is left on the server).
@@ -393,7 +395,14 @@ impl Client {
             .drop
             .as_ref()
             .ok_or_else(|| Error::integrity("a drop through a link that is not upload-only"))?;
-        let ancestry = self.own_ancestry(record.node_id).await?;
+        // A write member of a share also sees the drops into the share's folders (§11.11.2),
+        // but the folder's owner files them (§10.9.3): a folder outside this account's own tree
+        // is left alone rather than failing the whole listing.
+        let ancestry = match self.own_ancestry(record.node_id).await {
+            Ok(a) => a,
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let (folder, folder_node_key, _) = ancestry
             .first()
             .ok_or_else(|| Error::integrity("drop folder"))?;

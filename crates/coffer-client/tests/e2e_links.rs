@@ -178,6 +178,11 @@ fn upload_only_link_adds_files_and_reads_nothing() {
         s(&write(local.path(), "secret.txt", &secret)),
         "/inbox",
     ]);
+    // A write member of the folder's share sees its drops (spec §11.11.2) but leaves them to
+    // the owner: listing its links must not fail on a folder outside its own tree.
+    let b_name = unique("bob");
+    let b = server.register(&b_name);
+    a.ok(&["share", "add", "/inbox", &b_name, "--write"]);
     let url = a
         .ok(&["link", "create", "/inbox", "--upload-only"])
         .trim()
@@ -194,6 +199,13 @@ fn upload_only_link_adds_files_and_reads_nothing() {
     let err = stranger.fails(&["open", &url, "-o", s(&theirs.path().join("x"))], 2);
     assert!(err.contains("upload-only"), "{err}");
     assert!(!theirs.path().join("x").exists());
+
+    // The write member lists, files nothing, and leaves the drop in place.
+    let b_list = b.json(&["link", "list"]);
+    assert!(
+        b_list["filed_uploads"].as_array().expect("filed").is_empty(),
+        "{b_list}"
+    );
 
     // The owner files the upload and reads it.
     let list = a.json(&["link", "list"]);
