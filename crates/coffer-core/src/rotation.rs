@@ -147,6 +147,63 @@ fn order_subtree(subtree: &[NodeRecord], root: NodeId) -> Result<Vec<usize>> {
     Ok(order)
 }
 
+/// The state of a parents-first walk over a subtree being re-keyed, shared by [`rotate`] and
+/// [`rekey_tree`]: every visited record and every folder's old and new key, so that each child's
+/// node key opens under its parent's old key and is re-sealed under the parent's new one.
+struct RekeyWalk<'a> {
+    records: BTreeMap<NodeId, &'a NodeRecord>,
+    old_keys: BTreeMap<NodeId, FolderKey>,
+    new_keys: BTreeMap<NodeId, FolderKey>,
+}
+
+impl<'a> RekeyWalk<'a> {
+    fn new() -> Self {
+        RekeyWalk {
+            records: BTreeMap::new(),
+            old_keys: BTreeMap::new(),
+            new_keys: BTreeMap::new(),
+        }
+    }
+
+    /// Records `old`, the next node in parents-first order, so that its children can open.
+    fn visit(&mut self, old: &'a NodeRecord) {
+        self.records.insert(old.node_id, old);
+    }
+
+    /// Opens the old node key of `old`, a visited non-root node whose parent folder was re-keyed
+    /// already ([`RekeyWalk::add_folder`]), and returns it with the parent's new folder key.
+    fn open_child(&self, old: &NodeRecord) -> Result<(SecretKey, &FolderKey)> {
+        let parent_id = old
+            .parent_id
+            .ok_or(Error::InvalidArgument("subtree contains a root"))?;
+        let parent = self
+            .records
+            .get(&parent_id)
+            .ok_or(Error::Internal("parent ordered after child"))?;
+        let parent_old_key = self
+            .old_keys
+            .get(&parent_id)
+            .ok_or(Error::Internal("parent key missing"))?;
+        let key = old.open_node_key(parent, parent_old_key)?;
+        let new_parent = self
+            .new_keys
+            .get(&parent_id)
+            .ok_or(Error::Internal("new parent key missing"))?;
+        Ok((key, new_parent))
+    }
+
+    /// Records a folder's old and new key (both for `new.folder_id`).
+    fn add_folder(&mut self, old: FolderKey, new: FolderKey) {
+        self.old_keys.insert(new.folder_id, old);
+        self.new_keys.insert(new.folder_id, new);
+    }
+
+    /// The new key of folder `id`, once re-keyed.
+    fn new_key(&self, id: &NodeId) -> Option<&FolderKey> {
+        self.new_keys.get(id)
+    }
+}
+
 /// Removes a member in lazy mode: new folder keys and back-chains for every folder of the shared
 /// subtree, every child re-sealed, file node keys and file keys unchanged.
 ///
@@ -305,9 +362,7 @@ fn rotate(
     let author = Bytes(p.owner.signing_key.verifying_key().to_bytes());
 
     // Old and new keys of every folder, by id.
-    let mut old_keys: BTreeMap<NodeId, FolderKey> = BTreeMap::new();
-    let mut new_keys: BTreeMap<NodeId, FolderKey> = BTreeMap::new();
-    let mut old_records: BTreeMap<NodeId, &NodeRecord> = BTreeMap::new();
+    let mut walk = RekeyWalk::new();
     let mut records = Vec::with_capacity(order.len());
     let mut nodes = Vec::with_capacity(order.len());
     let mut folder_keys = Vec::new();
@@ -315,24 +370,11 @@ fn rotate(
 
     for (pos, &i) in order.iter().enumerate() {
         let old = &p.subtree[i];
-        old_records.insert(old.node_id, old);
+        walk.visit(old);
         let (old_key, new_parent) = if pos == 0 {
             (p.folder_key.key.clone(), p.parent_key)
         } else {
-            let parent_id = old
-                .parent_id
-                .ok_or(Error::InvalidArgument("subtree contains a root"))?;
-            let parent_old = old_records
-                .get(&parent_id)
-                .ok_or(Error::Internal("parent ordered after child"))?;
-            let parent_old_key = old_keys
-                .get(&parent_id)
-                .ok_or(Error::Internal("parent key missing"))?;
-            let k = old.open_node_key(parent_old, parent_old_key)?;
-            let np = new_keys
-                .get(&parent_id)
-                .ok_or(Error::Internal("new parent key missing"))?;
-            (k, np)
+            walk.open_child(old)?
         };
         let mut rec = old.clone();
         rec.parent_generation = new_parent.generation;
@@ -358,9 +400,8 @@ fn rotate(
             rec.back_chain
                 .push(ByteBuf::from(seal_back_chain(&new_fk, &old_fk, rng)?));
             rec.key_generation = generation;
-            old_keys.insert(old.node_id, old_fk);
             folder_keys.push(new_fk.clone());
-            new_keys.insert(old.node_id, new_fk);
+            walk.add_folder(old_fk, new_fk);
         } else if let Some(update) = eager.as_mut() {
             let old_file = old
                 .file
@@ -427,8 +468,8 @@ fn rotate(
             .collect(),
     };
     let signed_share = new_share.sign(p.owner.signing_key)?;
-    let share_folder_key = new_keys
-        .get(&share.folder_id)
+    let share_folder_key = walk
+        .new_key(&share.folder_id)
         .ok_or(Error::Internal("share folder key missing"))?;
     let grants = new_share
         .members
@@ -708,9 +749,7 @@ pub fn rekey_tree(p: &RekeyTree<'_>, rng: &mut impl CryptoRngCore) -> Result<Rek
     let order = order_subtree(p.tree, root.node_id)?;
     let author = Bytes(p.author.verifying_key().to_bytes());
     let overflow = || Error::InvalidArgument("generation or revision overflow");
-    let mut old_keys: BTreeMap<NodeId, FolderKey> = BTreeMap::new();
-    let mut new_keys: BTreeMap<NodeId, FolderKey> = BTreeMap::new();
-    let mut by_id: BTreeMap<NodeId, &NodeRecord> = BTreeMap::new();
+    let mut walk = RekeyWalk::new();
     let mut out = RekeyedTree {
         records: Vec::with_capacity(order.len()),
         signed: Vec::with_capacity(order.len()),
@@ -719,23 +758,11 @@ pub fn rekey_tree(p: &RekeyTree<'_>, rng: &mut impl CryptoRngCore) -> Result<Rek
     };
     for (pos, &i) in order.iter().enumerate() {
         let old = &p.tree[i];
-        by_id.insert(old.node_id, old);
+        walk.visit(old);
         let (old_key, new_parent) = if pos == 0 {
             (p.old_root_key.clone(), None)
         } else {
-            let parent_id = old
-                .parent_id
-                .ok_or(Error::InvalidArgument("tree has two roots"))?;
-            let parent = by_id
-                .get(&parent_id)
-                .ok_or(Error::Internal("parent ordered after child"))?;
-            let parent_old = old_keys
-                .get(&parent_id)
-                .ok_or(Error::Internal("parent key missing"))?;
-            let k = old.open_node_key(parent, parent_old)?;
-            let np = new_keys
-                .get(&parent_id)
-                .ok_or(Error::Internal("new parent key missing"))?;
+            let (k, np) = walk.open_child(old)?;
             (k, Some(np))
         };
         let metadata_revision = old.metadata_revision.checked_add(1).ok_or_else(overflow)?;
@@ -780,9 +807,8 @@ pub fn rekey_tree(p: &RekeyTree<'_>, rng: &mut impl CryptoRngCore) -> Result<Rek
                 &metadata,
                 rng,
             ));
-            old_keys.insert(old.node_id, old_fk);
             out.folder_keys.push(new_fk.clone());
-            new_keys.insert(old.node_id, new_fk);
+            walk.add_folder(old_fk, new_fk);
         } else {
             let np = new_parent.ok_or(Error::InvalidArgument("the root is a file"))?;
             let file = old

@@ -575,17 +575,39 @@ pub fn create_root(
     metadata: SealedMetadata,
     time: u64,
 ) -> Result<(NodeRecord, SignedNode)> {
+    new_record(author, node, None, None, metadata, time)
+}
+
+/// Builds and signs the generation-0 record of a new node: the root when `parent` is `None`,
+/// otherwise a child of `parent` whose node key is sealed as `sealed_node_key`; a file exactly
+/// when `file` is present. Shared by [`create_root`], [`create_folder`] and [`create_file`].
+fn new_record(
+    author: &SigningKey,
+    node: &NewNode,
+    parent: Option<(&FolderKey, Vec<u8>)>,
+    file: Option<FileRef>,
+    metadata: SealedMetadata,
+    time: u64,
+) -> Result<(NodeRecord, SignedNode)> {
+    let (parent_id, parent_generation, sealed_node_key) = match parent {
+        Some((p, sealed)) => (Some(p.folder_id), p.generation, Some(ByteBuf::from(sealed))),
+        None => (None, 0, None),
+    };
     let record = NodeRecord {
         node_id: node.node_id,
-        parent_id: None,
-        kind: KIND_FOLDER,
+        parent_id,
+        kind: if file.is_some() {
+            KIND_FILE
+        } else {
+            KIND_FOLDER
+        },
         key_generation: 0,
-        parent_generation: 0,
-        sealed_node_key: None,
+        parent_generation,
+        sealed_node_key,
         metadata_revision: metadata.revision,
         metadata_generation: 0,
         sealed_metadata: ByteBuf::from(metadata.sealed),
-        file: None,
+        file,
         back_chain: Vec::new(),
         author: Bytes(author.verifying_key().to_bytes()),
         time,
@@ -608,23 +630,7 @@ pub fn create_folder(
     rng: &mut impl CryptoRngCore,
 ) -> Result<(NodeRecord, SignedNode)> {
     let sealed = seal_node_key(parent, node.node_id, &node.node_key, rng);
-    let record = NodeRecord {
-        node_id: node.node_id,
-        parent_id: Some(parent.folder_id),
-        kind: KIND_FOLDER,
-        key_generation: 0,
-        parent_generation: parent.generation,
-        sealed_node_key: Some(ByteBuf::from(sealed)),
-        metadata_revision: metadata.revision,
-        metadata_generation: 0,
-        sealed_metadata: ByteBuf::from(metadata.sealed),
-        file: None,
-        back_chain: Vec::new(),
-        author: Bytes(author.verifying_key().to_bytes()),
-        time,
-    };
-    let signed = record.sign(author)?;
-    Ok((record, signed))
+    new_record(author, node, Some((parent, sealed)), None, metadata, time)
 }
 
 /// Creates a file under `parent`: seals `node.node_key` under the parent's key and the file key
@@ -649,27 +655,19 @@ pub fn create_file(
         &content.file_key,
         rng,
     );
-    let record = NodeRecord {
-        node_id: node.node_id,
-        parent_id: Some(parent.folder_id),
-        kind: KIND_FILE,
-        key_generation: 0,
-        parent_generation: parent.generation,
-        sealed_node_key: Some(ByteBuf::from(sealed)),
-        metadata_revision: metadata.revision,
-        metadata_generation: 0,
-        sealed_metadata: ByteBuf::from(metadata.sealed),
-        file: Some(FileRef {
-            content_revision: content.content_revision,
-            ciphertext_length: content.ciphertext_length,
-            sealed_file_key: ByteBuf::from(sealed_file_key),
-        }),
-        back_chain: Vec::new(),
-        author: Bytes(author.verifying_key().to_bytes()),
-        time,
+    let file = FileRef {
+        content_revision: content.content_revision,
+        ciphertext_length: content.ciphertext_length,
+        sealed_file_key: ByteBuf::from(sealed_file_key),
     };
-    let signed = record.sign(author)?;
-    Ok((record, signed))
+    new_record(
+        author,
+        node,
+        Some((parent, sealed)),
+        Some(file),
+        metadata,
+        time,
+    )
 }
 
 /// Renames or otherwise updates a node's metadata: a new record with `metadata`, whose revision

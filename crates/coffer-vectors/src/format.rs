@@ -135,6 +135,26 @@ impl VectorFile {
         );
     }
 
+    /// Adds the notes of the encoding faults of a signed CBOR structure: `NonCanonical`,
+    /// `TrailingBytes` and `WrongType` (type code or version).
+    pub fn note_encoding_faults(&mut self) {
+        self.note(
+            "NonCanonical",
+            "MALFORMED",
+            "A non-canonical CBOR encoding.",
+        );
+        self.note(
+            "TrailingBytes",
+            "MALFORMED",
+            "Bytes after the encoded item.",
+        );
+        self.note(
+            "WrongType",
+            "MALFORMED",
+            "The type code or version is wrong.",
+        );
+    }
+
     /// Starts a group of `kind` with parameters `params` (a JSON object, may be empty).
     pub fn group(&mut self, kind: &str, params: Value) -> &mut TestGroup {
         let params = match params {

@@ -468,78 +468,69 @@ async fn sessions(http: &Http, sid: &str, fx: &Fixture, user: &User) -> R<()> {
     Ok(())
 }
 
+/// Starts a password change to `new_pw`, re-authenticating with `password`, and builds its finish
+/// request (for the user's current account revision). The first value is false when the server's
+/// response did not verify (a wrong `password`); the request then carries a zero finalization.
+async fn password_change_request(
+    http: &Http,
+    sid: &str,
+    user: &User,
+    password: &[u8],
+    new_pw: &[u8],
+) -> R<(bool, api::PasswordChangeFinishRequest)> {
+    let (resp, finish, reg) = client::reauth_start(
+        http,
+        sid,
+        user,
+        password,
+        ReauthPurpose::PasswordChange,
+        Some(new_pw),
+    )
+    .await?;
+    let reg = reg.ok_or_else(|| fail!("no registration state"))?;
+    let response = resp
+        .registration_response
+        .as_deref()
+        .ok_or_else(|| fail!("ReauthStartResponse without registration-response"))?;
+    let change = account::change_password(
+        reg,
+        new_pw,
+        response,
+        &client::ids(&user.name, sid),
+        &user.account,
+        &user.key_bundle,
+        &mut rand_core::OsRng,
+    )
+    .ctx("change password")?;
+    let verified = finish.is_some();
+    let finalization = finish.map_or_else(|| vec![0u8; 64], |f| f.finalization);
+    let req = api::PasswordChangeFinishRequest {
+        reauth_id: resp.reauth_id,
+        credential_finalization: ByteBuf::from(finalization),
+        expected_account_revision: user.account_revision,
+        registration_upload: ByteBuf::from(change.registration_upload),
+        key_bundle: ByteBuf::from(change.key_bundle),
+    };
+    Ok((verified, req))
+}
+
 async fn password_change(http: &Http, sid: &str, user: &User, new_pw: &[u8]) -> R<User> {
     let other = client::login(http, sid, &user.name, &user.password).await?;
-    let build = |resp: &api::ReauthStartResponse, reg: Option<account::ClientRegistration>| {
-        let reg = reg.ok_or_else(|| fail!("no registration state"))?;
-        let response = resp
-            .registration_response
-            .as_deref()
-            .ok_or_else(|| fail!("ReauthStartResponse without registration-response"))?;
-        account::change_password(
-            reg,
-            new_pw,
-            response,
-            &client::ids(&user.name, sid),
-            &user.account,
-            &user.key_bundle,
-            &mut rand_core::OsRng,
-        )
-        .ctx("change password")
-    };
     // A wrong current password: the proof fails.
-    let (resp, finish, reg) = client::reauth_start(
-        http,
-        sid,
-        user,
-        b"not the password",
-        ReauthPurpose::PasswordChange,
-        Some(new_pw),
-    )
-    .await?;
-    ensure!(
-        finish.is_none(),
-        "a wrong password authenticated the server"
-    );
-    let change = build(&resp, reg)?;
-    http.post(
-        "/v1/account/password/finish",
-        user.t(),
-        &api::PasswordChangeFinishRequest {
-            reauth_id: resp.reauth_id,
-            credential_finalization: ByteBuf::from(vec![0u8; 64]),
-            expected_account_revision: user.account_revision,
-            registration_upload: ByteBuf::from(change.registration_upload),
-            key_bundle: ByteBuf::from(change.key_bundle),
-        },
-    )
-    .await?
-    .problem(ProblemKind::ReauthFailed)
-    .map_err(|e| fail!("a failed proof: {e}"))?;
+    let (verified, req) =
+        password_change_request(http, sid, user, b"not the password", new_pw).await?;
+    ensure!(!verified, "a wrong password authenticated the server");
+    http.post("/v1/account/password/finish", user.t(), &req)
+        .await?
+        .problem(ProblemKind::ReauthFailed)
+        .map_err(|e| fail!("a failed proof: {e}"))?;
     // A stale account revision.
-    let (resp, finish, reg) = client::reauth_start(
-        http,
-        sid,
-        user,
-        &user.password,
-        ReauthPurpose::PasswordChange,
-        Some(new_pw),
-    )
-    .await?;
-    let fin = finish.ok_or_else(|| fail!("the re-authentication response did not verify"))?;
-    let change = build(&resp, reg)?;
+    let (verified, mut req) =
+        password_change_request(http, sid, user, &user.password, new_pw).await?;
+    ensure!(verified, "the re-authentication response did not verify");
+    req.expected_account_revision = user.account_revision + 7;
     let p = http
-        .post(
-            "/v1/account/password/finish",
-            user.t(),
-            &api::PasswordChangeFinishRequest {
-                reauth_id: resp.reauth_id,
-                credential_finalization: ByteBuf::from(fin.finalization),
-                expected_account_revision: user.account_revision + 7,
-                registration_upload: ByteBuf::from(change.registration_upload),
-                key_bundle: ByteBuf::from(change.key_bundle),
-            },
-        )
+        .post("/v1/account/password/finish", user.t(), &req)
         .await?
         .problem(ProblemKind::RevisionMismatch)
         .map_err(|e| fail!("a stale expected-account-revision: {e}"))?;
@@ -550,24 +541,8 @@ async fn password_change(http: &Http, sid: &str, user: &User, new_pw: &[u8]) -> 
         user.account_revision
     );
     // Success.
-    let (resp, finish, reg) = client::reauth_start(
-        http,
-        sid,
-        user,
-        &user.password,
-        ReauthPurpose::PasswordChange,
-        Some(new_pw),
-    )
-    .await?;
-    let fin = finish.ok_or_else(|| fail!("the re-authentication response did not verify"))?;
-    let change = build(&resp, reg)?;
-    let req = api::PasswordChangeFinishRequest {
-        reauth_id: resp.reauth_id,
-        credential_finalization: ByteBuf::from(fin.finalization),
-        expected_account_revision: user.account_revision,
-        registration_upload: ByteBuf::from(change.registration_upload),
-        key_bundle: ByteBuf::from(change.key_bundle),
-    };
+    let (verified, req) = password_change_request(http, sid, user, &user.password, new_pw).await?;
+    ensure!(verified, "the re-authentication response did not verify");
     let up: api::AccountUpdated = http
         .post("/v1/account/password/finish", user.t(), &req)
         .await?

@@ -57,6 +57,15 @@ fn bits(s: &api::UploadStatus) -> Vec<u8> {
     s.present.to_vec()
 }
 
+/// The `present` bit field of upload `up`, read as `a` (spec §11.9.4).
+async fn present(http: &Http, a: &User, up: coffer_core::ids::UploadId) -> R<Vec<u8>> {
+    let s: api::UploadStatus = http
+        .get(&format!("/v1/uploads/{up}"), a.t())
+        .await?
+        .ok(200)?;
+    Ok(bits(&s))
+}
+
 /// Runs the area.
 pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let http = &fx.http;
@@ -218,15 +227,8 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let r = async {
         a.put_part(http, up, 2, &ct).await?;
         a.put_part(http, up, 0, &ct).await?;
-        let s: api::UploadStatus = http
-            .get(&format!("/v1/uploads/{up}"), a.t())
-            .await?
-            .ok(200)?;
-        ensure!(
-            bits(&s) == vec![0b101],
-            "present {:?}, expected [5]",
-            bits(&s)
-        );
+        let p = present(http, a, up).await?;
+        ensure!(p == vec![0b101], "present {:?}, expected [5]", p);
         Ok(())
     }
     .await;
@@ -252,14 +254,11 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
             .await?
             .problem(ProblemKind::InvalidParameter)
             .map_err(|e| fail!("an index past the end: {e}"))?;
-        let s: api::UploadStatus = http
-            .get(&format!("/v1/uploads/{up}"), a.t())
-            .await?
-            .ok(200)?;
+        let p = present(http, a, up).await?;
         ensure!(
-            bits(&s) == vec![0b101],
+            p == vec![0b101],
             "a refused part changed the status: {:?}",
-            bits(&s)
+            p
         );
         Ok(())
     }
@@ -284,15 +283,8 @@ pub async fn run(c: &mut Ctx<'_>, fx: &Fixture) -> Result<(), Abort> {
     let r = async {
         a.put_part(http, up, 1, &ct).await?;
         a.put_part(http, up, 1, &ct).await?;
-        let s: api::UploadStatus = http
-            .get(&format!("/v1/uploads/{up}"), a.t())
-            .await?
-            .ok(200)?;
-        ensure!(
-            bits(&s) == vec![0b111],
-            "present {:?}, expected [7]",
-            bits(&s)
-        );
+        let p = present(http, a, up).await?;
+        ensure!(p == vec![0b111], "present {:?}, expected [7]", p);
         invisible(http, a, node.id, dir.id).await
     }
     .await;

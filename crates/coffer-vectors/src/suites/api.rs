@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 
 use coffer_core::api::upload::{part_count, part_span};
 use coffer_core::api::{
-    Body, ByteRange, IdentityChain, LinkKind, LinkResolved, LinkRotateRequest, LoginFinishRequest,
+    Body, BodyInfo, ByteRange, IdentityChain, LinkKind, LinkResolved, LinkRotateRequest, LoginFinishRequest,
     NodeDeleteRequest, NodeList, ProblemKind, ReauthPurpose, ReauthStartRequest, SessionToken,
     ShareCreateRequest, UploadStatus, BODIES, CONTENT_CHUNK_STRIDE, DEFAULT_PART_SIZE,
     MAX_CONTENT_LENGTH, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE,
@@ -76,11 +76,7 @@ pub fn generate() -> VectorFile {
 
     for body in BODIES {
         let ex = (body.example)();
-        let g = f.group(
-            "BodyDecode",
-            json!({ "structure": body.name, "typeCode": body.type_code, "maxLength": body.max_len,
-                    "fields": body.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
-        );
+        let g = body_group(&mut f, body);
         let decoded = fields_json(&ex, body.fields).expect("examples decode");
         g.valid(
             "example",
@@ -286,11 +282,7 @@ fn field_faults(f: &mut VectorFile) {
     ];
     for (name, comment, flag, failure, bytes) in cases {
         let body = by_name(name);
-        let g = f.group(
-            "BodyDecode",
-            json!({ "structure": body.name, "typeCode": body.type_code, "maxLength": body.max_len,
-                    "fields": body.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
-        );
+        let g = body_group(f, body);
         g.invalid(comment, &[flag], failure, enc(&bytes));
     }
 
@@ -301,11 +293,7 @@ fn field_faults(f: &mut VectorFile) {
     let kind_at = 4 + 1 + 17 + 17;
     assert_eq!(u64::from(ex[kind_at]), LinkKind::File.code());
     ex[kind_at] = 0x03;
-    let g = f.group(
-        "BodyDecode",
-        json!({ "structure": link.name, "typeCode": link.type_code, "maxLength": link.max_len,
-                "fields": link.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
-    );
+    let g = body_group(f, link);
     g.invalid(
         "link kind 3 inside LinkParams",
         &["InvalidField"],
@@ -315,11 +303,7 @@ fn field_faults(f: &mut VectorFile) {
 
     // Size limits: exactly at the limit is parsed, one byte over is refused unread.
     let del = by_name("NodeDeleteRequest");
-    let g = f.group(
-        "BodyDecode",
-        json!({ "structure": del.name, "typeCode": del.type_code, "maxLength": del.max_len,
-                "fields": del.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
-    );
+    let g = body_group(f, del);
     let small = NodeDeleteRequest {
         expected_revision: 1,
     }
@@ -338,24 +322,31 @@ fn field_faults(f: &mut VectorFile) {
     );
 }
 
-fn example<T: Body>() -> T {
-    let info = BODIES
+/// The catalogue entry of body `T`.
+fn info_of<T: Body>() -> &'static BodyInfo {
+    BODIES
         .iter()
         .find(|b| b.name == T::NAME)
-        .expect("catalogued");
+        .expect("catalogued")
+}
+
+/// A `BodyDecode` group for `body`, its parameters taken from the catalogue.
+fn body_group<'a>(f: &'a mut VectorFile, body: &BodyInfo) -> &'a mut TestGroup {
+    f.group(
+        "BodyDecode",
+        json!({ "structure": body.name, "typeCode": body.type_code, "maxLength": body.max_len,
+                "fields": body.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
+    )
+}
+
+fn example<T: Body>() -> T {
+    let info = info_of::<T>();
     T::from_bytes(&(info.example)()).expect("examples are valid")
 }
 
 fn rule_case<T: Body>(f: &mut VectorFile, comment: &str, value: &T) {
-    let info = BODIES
-        .iter()
-        .find(|b| b.name == T::NAME)
-        .expect("catalogued");
-    let g = f.group(
-        "BodyDecode",
-        json!({ "structure": info.name, "typeCode": info.type_code, "maxLength": info.max_len,
-                "fields": info.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
-    );
+    let info = info_of::<T>();
+    let g = body_group(f, info);
     g.invalid(
         comment,
         &["StructuralRule"],
@@ -436,15 +427,8 @@ fn structural_rules(f: &mut VectorFile) {
 }
 
 fn valid_case<T: Body>(f: &mut VectorFile, comment: &str, value: &T) {
-    let info = BODIES
-        .iter()
-        .find(|b| b.name == T::NAME)
-        .expect("catalogued");
-    let g = f.group(
-        "BodyDecode",
-        json!({ "structure": info.name, "typeCode": info.type_code, "maxLength": info.max_len,
-                "fields": info.fields.iter().map(|s| s.replace('_', "-")).collect::<Vec<_>>() }),
-    );
+    let info = info_of::<T>();
+    let g = body_group(f, info);
     let bytes = value.to_bytes();
     let decoded = fields_json(&bytes, info.fields).expect("valid body");
     g.valid(

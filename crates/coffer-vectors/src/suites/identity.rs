@@ -319,116 +319,60 @@ pub fn generate() -> VectorFile {
         vec![encode(&sb)],
     );
     // Broken chains.
-    inv(
-        g,
-        "skipped generation (0, 2)",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![s[0].clone(), s[2].clone()],
-    );
-    inv(
-        g,
-        "reordered (1, 0)",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![s[1].clone(), s[0].clone()],
-    );
-    inv(
-        g,
-        "starts at generation 1",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![s[1].clone(), s[2].clone()],
-    );
-    inv(
-        g,
-        "generation 0 twice",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![s[0].clone(), s[0].clone()],
-    );
     let other = &chains[1];
-    inv(
-        g,
-        "generation 1 of another identity",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![s[0].clone(), other[1].signed.clone()],
-    );
-    let mut r = r1.clone();
-    r.user_name = "mallory@example.org".into();
-    inv(
-        g,
-        "user name changed, properly signed",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![
-            s[0].clone(),
-            resign(&r, &c[1].keys, Some(&c[0].keys.signing)),
-        ],
-    );
-    let mut r = r1.clone();
-    r.previous = Some(Bytes([0u8; 32]));
-    inv(
-        g,
-        "previous hash zero, properly signed",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![
-            s[0].clone(),
-            resign(&r, &c[1].keys, Some(&c[0].keys.signing)),
-        ],
-    );
-    let mut r = r1.clone();
-    r.previous = Some(Bytes(sha256(&signed_of(&s[0]).record)));
-    inv(
-        g,
-        "previous hash over the record instead of the signed identity",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![
-            s[0].clone(),
-            resign(&r, &c[1].keys, Some(&c[0].keys.signing)),
-        ],
-    );
-    let mut r = r1.clone();
-    r.created = record_of(&s[0]).created - 1;
-    inv(
-        g,
-        "created before its predecessor",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![
-            s[0].clone(),
-            resign(&r, &c[1].keys, Some(&c[0].keys.signing)),
-        ],
-    );
-    let mut r = r1.clone();
-    r.signing_key = record_of(&s[0]).signing_key;
-    inv(
-        g,
-        "signing key reused from generation 0",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![
-            s[0].clone(),
-            resign(&r, &c[0].keys, Some(&c[0].keys.signing)),
-        ],
-    );
-    let mut r = r1.clone();
-    r.agreement_key = record_of(&s[0]).agreement_key;
-    inv(
-        g,
-        "agreement key reused from generation 0",
-        "BrokenChain",
-        "binding-mismatch",
-        vec![
-            s[0].clone(),
-            resign(&r, &c[1].keys, Some(&c[0].keys.signing)),
-        ],
-    );
-    // Weak and non-canonical keys.
+    for (comment, chain) in [
+        ("skipped generation (0, 2)", [&s[0], &s[2]]),
+        ("reordered (1, 0)", [&s[1], &s[0]]),
+        ("starts at generation 1", [&s[1], &s[2]]),
+        ("generation 0 twice", [&s[0], &s[0]]),
+        ("generation 1 of another identity", [&s[0], &other[1].signed]),
+    ] {
+        let chain = chain.map(|b| b.clone()).to_vec();
+        inv(g, comment, "BrokenChain", "binding-mismatch", chain);
+    }
+    // Generation 1 with one field changed, signed with the listed keys and by its predecessor.
     let r0 = record_of(&s[0]);
+    let edited = |f: &dyn Fn(&mut IdentityRecord)| {
+        let mut r = r1.clone();
+        f(&mut r);
+        r
+    };
+    for (comment, r, keys) in [
+        (
+            "user name changed, properly signed",
+            edited(&|r| r.user_name = "mallory@example.org".into()),
+            &c[1].keys,
+        ),
+        (
+            "previous hash zero, properly signed",
+            edited(&|r| r.previous = Some(Bytes([0u8; 32]))),
+            &c[1].keys,
+        ),
+        (
+            "previous hash over the record instead of the signed identity",
+            edited(&|r| r.previous = Some(Bytes(sha256(&signed_of(&s[0]).record)))),
+            &c[1].keys,
+        ),
+        (
+            "created before its predecessor",
+            edited(&|r| r.created = r0.created - 1),
+            &c[1].keys,
+        ),
+        (
+            "signing key reused from generation 0",
+            edited(&|r| r.signing_key = r0.signing_key),
+            &c[0].keys,
+        ),
+        (
+            "agreement key reused from generation 0",
+            edited(&|r| r.agreement_key = r0.agreement_key),
+            &c[1].keys,
+        ),
+    ] {
+        let chain = vec![s[0].clone(), resign(&r, keys, Some(&c[0].keys.signing))];
+        inv(g, comment, "BrokenChain", "binding-mismatch", chain);
+    }
+    // Weak and non-canonical keys.
     let mut ident = [0u8; 32];
     ident[0] = 1;
     let mut p_plus_1 = [0xffu8; 32];

@@ -47,6 +47,9 @@ fn without(mut v: Value, k: &str) -> Value {
     v
 }
 
+/// One change to a link record, for a fault vector.
+type RecordEdit = fn(&mut LinkRecord);
+
 fn mutate(record: &[u8], f: impl FnOnce(&mut LinkRecord)) -> Vec<u8> {
     let mut r = LinkRecord::parse(record).expect("generator: record parses");
     f(&mut r);
@@ -369,58 +372,59 @@ pub fn generate() -> VectorFile {
             Value::from(other_url.to_string()),
         ),
     );
-    g.invalid(
-        "bit flip in the node id",
-        &["TamperedPublicField"],
-        "decryption-failed",
-        base(
-            b,
-            &mutate(r, |x| {
+    // Public fields changed after sealing (the capability's associated data no longer matches)
+    // and structural rules broken, each by one change to the record.
+    let record_faults: [(&str, &str, &str, RecordEdit); 7] = [
+        (
+            "bit flip in the node id",
+            "TamperedPublicField",
+            "decryption-failed",
+            |x| {
                 let mut id = *x.node_id.as_bytes();
                 id[15] ^= 0x80;
                 x.node_id = NodeId::from_bytes(id);
-            }),
+            },
         ),
-    );
-    g.invalid(
-        "expiry extended by one second",
-        &["TamperedPublicField"],
-        "decryption-failed",
-        base(
-            b,
-            &mutate(r, |x| x.expires_at = x.expires_at.map(|e| e + 1)),
+        (
+            "expiry extended by one second",
+            "TamperedPublicField",
+            "decryption-failed",
+            |x| x.expires_at = x.expires_at.map(|e| e + 1),
         ),
-    );
-    g.invalid(
-        "expiry removed",
-        &["TamperedPublicField"],
-        "decryption-failed",
-        base(b, &mutate(r, |x| x.expires_at = None)),
-    );
-    g.invalid(
-        "download limit raised",
-        &["TamperedPublicField"],
-        "decryption-failed",
-        base(b, &mutate(r, |x| x.max_downloads = Some(11))),
-    );
-    g.invalid(
-        "download limit removed",
-        &["TamperedPublicField"],
-        "decryption-failed",
-        base(b, &mutate(r, |x| x.max_downloads = None)),
-    );
-    g.invalid(
-        "download limit of 0",
-        &["Malformed"],
-        "invalid-value",
-        base(b, &mutate(r, |x| x.max_downloads = Some(0))),
-    );
-    g.invalid(
-        "permission changed to upload-only without a drop part",
-        &["Malformed"],
-        "invalid-value",
-        base(b, &mutate(r, |x| x.permission = Permission::UploadOnly)),
-    );
+        (
+            "expiry removed",
+            "TamperedPublicField",
+            "decryption-failed",
+            |x| x.expires_at = None,
+        ),
+        (
+            "download limit raised",
+            "TamperedPublicField",
+            "decryption-failed",
+            |x| x.max_downloads = Some(11),
+        ),
+        (
+            "download limit removed",
+            "TamperedPublicField",
+            "decryption-failed",
+            |x| x.max_downloads = None,
+        ),
+        (
+            "download limit of 0",
+            "Malformed",
+            "invalid-value",
+            |x| x.max_downloads = Some(0),
+        ),
+        (
+            "permission changed to upload-only without a drop part",
+            "Malformed",
+            "invalid-value",
+            |x| x.permission = Permission::UploadOnly,
+        ),
+    ];
+    for (comment, flag, failure, fault) in record_faults {
+        g.invalid(comment, &[flag], failure, base(b, &mutate(r, fault)));
+    }
     let cap_len = LinkRecord::parse(r).expect("parse").capability.len();
     for (what, pos) in [
         ("nonce", 0),

@@ -6,14 +6,13 @@ use serde_json::{json, Value};
 
 use coffer_core::encoding::{decode, encode, ByteBuf};
 use coffer_core::ids::{NodeId, ShareId};
-use coffer_core::primitives::{AgreementSecret, SecretKey, SigningKey, VerifyingKey};
+use coffer_core::primitives::{SecretKey, SigningKey, VerifyingKey};
 use coffer_core::rotation::{
     rekey_share_for_recovery, remove_member_eager, remove_member_lazy, RecoverShare, Rekeyed,
     RekeyedFileUpdate, RemoveMember, RotationBundle, RotationOutput, ShareState,
 };
 use coffer_core::share::{
-    create_share, open_grant, GrantExpectation, GranterKeys, PinnedIdentity, RecipientKeys,
-    ShareRecord, PERMISSION_READ, PERMISSION_WRITE,
+    create_share, GranterKeys, ShareRecord, PERMISSION_READ, PERMISSION_WRITE,
 };
 use coffer_core::tree::{
     create_file, create_folder, create_root, FileContent, FolderKey, NewNode, NodeRecord,
@@ -872,31 +871,7 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        "GrantOpen" => {
-            let secret = AgreementSecret::from_bytes(t.hex_array("recipientSecret")?);
-            let granter = PinnedIdentity {
-                user_name: t.str("granterName")?.to_owned(),
-                identity_generation: t.u64("granterIdentityGeneration")?,
-                ed25519: VerifyingKey::from_bytes(&t.hex_array("granterPublic")?)?,
-                x25519: secret.public_key(),
-            };
-            let expected = GrantExpectation {
-                share_id: ShareId::from_bytes(t.hex_array("shareId")?),
-                generation: t.u64("generation")?,
-                granter,
-            };
-            let name = t.str("recipientName")?.to_owned();
-            let me = RecipientKeys {
-                user_name: &name,
-                identity_generation: t.u64("recipientIdentityGeneration")?,
-                secret: &secret,
-            };
-            let out = open_grant(&t.hex("signedGrant")?, &expected, &me);
-            expect(t, out, |(_, k)| {
-                anyhow::ensure!(k.expose()[..] == t.hex("folderKey")?[..], "folder key");
-                Ok(())
-            })
-        }
+        "GrantOpen" => super::share::verify_grant_open(t),
         "OpenPath" => {
             let recs = records(t, "records")?;
             let mut key = SecretKey::from_bytes(t.hex_array("folderKey")?);

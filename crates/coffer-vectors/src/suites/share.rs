@@ -116,21 +116,7 @@ pub fn generate() -> VectorFile {
         "MODIFIED_CIPHERTEXT",
         "The HPKE enc or ciphertext is modified and the grant re-signed.",
     );
-    file.note(
-        "NonCanonical",
-        "MALFORMED",
-        "A non-canonical CBOR encoding.",
-    );
-    file.note(
-        "TrailingBytes",
-        "MALFORMED",
-        "Bytes after the encoded item.",
-    );
-    file.note(
-        "WrongType",
-        "MALFORMED",
-        "The type code or version is wrong.",
-    );
+    file.note_encoding_faults();
     file.note(
         "InvalidKey",
         "INVALID_PUBLIC_KEY",
@@ -687,6 +673,38 @@ fn user_from(t: &Test) -> anyhow::Result<AgreementSecret> {
     Ok(AgreementSecret::from_bytes(t.hex_array("recipientSecret")?))
 }
 
+/// Checks a `GrantOpen` test (used by `share.json` and `rotation.json`): opens the signed grant
+/// as the recipient and compares the folder key.
+pub(crate) fn verify_grant_open(t: &Test) -> anyhow::Result<()> {
+    let secret = user_from(t)?;
+    let granter = PinnedIdentity {
+        user_name: t.str("granterName")?.to_owned(),
+        identity_generation: t.u64("granterIdentityGeneration")?,
+        ed25519: VerifyingKey::from_bytes(&t.hex_array("granterPublic")?)?,
+        // The granter's X25519 key plays no part in opening a grant.
+        x25519: AgreementPublic::from_bytes(&secret.public_key().to_bytes())?,
+    };
+    let expected = GrantExpectation {
+        share_id: ShareId::from_bytes(t.hex_array("shareId")?),
+        generation: t.u64("generation")?,
+        granter,
+    };
+    let name = t.str("recipientName")?.to_owned();
+    let me = RecipientKeys {
+        user_name: &name,
+        identity_generation: t.u64("recipientIdentityGeneration")?,
+        secret: &secret,
+    };
+    let out = open_grant(&t.hex("signedGrant")?, &expected, &me);
+    expect(t, out, |(_, k)| {
+        anyhow::ensure!(
+            k.expose()[..] == t.hex("folderKey")?[..],
+            "folder key differs"
+        );
+        Ok(())
+    })
+}
+
 /// Checks one test.
 pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
     match group.kind.as_str() {
@@ -748,35 +766,7 @@ pub fn verify_test(group: &TestGroup, t: &Test) -> anyhow::Result<()> {
             anyhow::ensure!(encode(&sg) == t.hex("signedGrant")?, "signed grant");
             Ok(())
         }
-        "GrantOpen" => {
-            let secret = user_from(t)?;
-            let granter = PinnedIdentity {
-                user_name: t.str("granterName")?.to_owned(),
-                identity_generation: t.u64("granterIdentityGeneration")?,
-                ed25519: VerifyingKey::from_bytes(&t.hex_array("granterPublic")?)?,
-                // The granter's X25519 key plays no part in opening a grant.
-                x25519: AgreementPublic::from_bytes(&secret.public_key().to_bytes())?,
-            };
-            let expected = GrantExpectation {
-                share_id: ShareId::from_bytes(t.hex_array("shareId")?),
-                generation: t.u64("generation")?,
-                granter,
-            };
-            let name = t.str("recipientName")?.to_owned();
-            let me = RecipientKeys {
-                user_name: &name,
-                identity_generation: t.u64("recipientIdentityGeneration")?,
-                secret: &secret,
-            };
-            let out = open_grant(&t.hex("signedGrant")?, &expected, &me);
-            expect(t, out, |(_, k)| {
-                anyhow::ensure!(
-                    k.expose()[..] == t.hex("folderKey")?[..],
-                    "folder key differs"
-                );
-                Ok(())
-            })
-        }
+        "GrantOpen" => verify_grant_open(t),
         other => anyhow::bail!("unknown group type {other}"),
     }
 }

@@ -385,21 +385,7 @@ pub fn generate() -> VectorFile {
         "WRONG_CONTEXT",
         "A generation does not match.",
     );
-    file.note(
-        "NonCanonical",
-        "MALFORMED",
-        "A non-canonical CBOR encoding.",
-    );
-    file.note(
-        "TrailingBytes",
-        "MALFORMED",
-        "Bytes after the encoded item.",
-    );
-    file.note(
-        "WrongType",
-        "MALFORMED",
-        "The type code or version is wrong.",
-    );
+    file.note_encoding_faults();
     file.note("Truncated", "TRUNCATION", "The input is cut short.");
     file.note(
         "SwappedKey",
