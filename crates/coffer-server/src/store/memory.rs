@@ -676,11 +676,11 @@ impl MetadataStore for MemoryMetadataStore {
         })
     }
 
-    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+    async fn create_session(&self, session: NewSession) -> StoreResult<Account> {
         self.tx(|s| {
-            if !s.accounts.contains_key(&session.account_id) {
+            let Some(account) = s.accounts.get(&session.account_id).cloned() else {
                 return Err(StoreError::NotFound);
-            }
+            };
             if s.sessions.contains_key(&session.session_id)
                 || s.sessions.values().any(|(_, h)| h == &session.token_hash)
             {
@@ -696,7 +696,7 @@ impl MetadataStore for MemoryMetadataStore {
             };
             s.sessions
                 .insert(session.session_id, (stored, session.token_hash));
-            Ok(())
+            Ok(account)
         })
     }
 

@@ -797,8 +797,11 @@ pub trait MetadataStore: Send + Sync {
 
     // ---- sessions -------------------------------------------------------------------------
 
-    /// Creates a session. [`StoreError::AlreadyExists`] on a duplicate id or token hash.
-    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// Creates a session and returns its account as it stands when the session is created (in
+    /// the same atomic step: a login answers with the account's key bundle without a second
+    /// read). [`StoreError::NotFound`] if the account does not exist;
+    /// [`StoreError::AlreadyExists`] on a duplicate id or token hash.
+    async fn create_session(&self, session: NewSession) -> StoreResult<Account>;
 
     /// Looks a live session up by token hash and records `now` as its last use (a backend may
     /// skip the write while the recorded last use is less than [`LAST_USED_GRANULARITY_SECS`]
