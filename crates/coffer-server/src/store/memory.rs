@@ -428,17 +428,7 @@ impl MetadataStore for MemoryMetadataStore {
                 return Err(StoreError::AlreadyExists);
             }
             s.handshakes.remove(&reservation);
-            let account = Account {
-                account_id: new.account_id,
-                username: new.username,
-                revision: 0,
-                password_file: new.password_file,
-                key_bundle: new.key_bundle,
-                sealed_account_secrets: new.sealed_account_secrets,
-                identity_generation: 0,
-                root_node_id: new.root.node_id,
-                created_at: new.created_at,
-            };
+            let account = new.to_account();
             s.identities.insert(
                 new.account_id,
                 IdentityChain {

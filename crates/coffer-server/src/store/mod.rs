@@ -238,6 +238,24 @@ pub struct NewAccount {
     pub created_at: u64,
 }
 
+impl NewAccount {
+    /// The stored account this creates: revision 0, identity generation 0.
+    #[must_use]
+    pub fn to_account(&self) -> Account {
+        Account {
+            account_id: self.account_id,
+            username: self.username.clone(),
+            revision: 0,
+            password_file: self.password_file.clone(),
+            key_bundle: self.key_bundle.clone(),
+            sealed_account_secrets: self.sealed_account_secrets.clone(),
+            identity_generation: 0,
+            root_node_id: self.root.node_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {

@@ -1689,17 +1689,7 @@ impl MetadataStore for SqliteMetadataStore {
             g.barrier().await.map_err(|e| db(sqlx::Error::Io(e)))?;
         }
         // What was just written, without reading it back.
-        Ok(Account {
-            account_id: new.account_id,
-            username: new.username,
-            revision: 0,
-            password_file: new.password_file,
-            key_bundle: new.key_bundle,
-            sealed_account_secrets: new.sealed_account_secrets,
-            identity_generation: 0,
-            root_node_id: new.root.node_id,
-            created_at: new.created_at,
-        })
+        Ok(new.to_account())
     }
 
     async fn account(&self, account_id: AccountId) -> StoreResult<Option<Account>> {
