@@ -80,6 +80,21 @@
 //! sustains; with fast handlers `max-in-flight` is rarely reached, which is what
 //! `max-queue-delay-ms` is for.
 //!
+//! Session 3 (branch h-sperf), server CPU per operation, main d9b4e78 against h-sperf, back to
+//! back on fresh data directories, 16 connections, 8 s each, load average 14 (four other
+//! engineers building: throughput and latency are meaningless here, CPU per operation is not):
+//!
+//! ```text
+//!                          d9b4e78                 h-sperf
+//! registration             2.16 ms (1231 in 8 s)   1.31 ms (1919 in 8 s)
+//! login                    1.15 ms (1923 in 8 s)   1.02 ms (2542 in 8 s)
+//! link-resolve, 256 conn   28 us                   27 us (path unchanged)
+//! ```
+//!
+//! Account creation went from eleven statements (each a hand-off to the connection's worker
+//! thread) to two, session creation from five to one, and login finish no longer reads the
+//! account separately.
+//!
 //! Not reached on this shared machine: link resolve p99 <= 20 ms at 256 connections (the server
 //! process got a third of a core), and 1000 registrations and logins per second (the server used
 //! 0.9 core for ~600/s: most of it is sqlx's hand-off of every statement to its SQLite worker

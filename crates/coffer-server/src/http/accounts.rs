@@ -281,29 +281,39 @@ async fn login_finish(
     let username = hs.username.clone().unwrap_or_default();
     let login_state = ServerLoginState::from_bytes(&hs.state);
     let proof = server_login_finish(&login_state, &req.credential_finalization);
-    let account = match (proof, hs.account_id) {
-        (Ok(_session_key), Some(id)) => state.meta.account(id).await?,
+    let account_id = match (proof, hs.account_id) {
+        (Ok(_session_key), Some(id)) => Some(id),
         _ => None,
     };
-    let Some(account) = account else {
+    let fail = |state: &AppState| {
         state.limits.login_failures_per_user.record(username);
         state.metrics.login(false);
-        return Err(auth_failed());
+        auth_failed()
+    };
+    let Some(account_id) = account_id else {
+        return Err(fail(&state));
     };
     let token = SessionToken::generate(&mut OsRng);
     let session_id = random16();
     let expires_at = now + SESSION_MAX_TTL_SECS;
-    state
+    // The session and the account it answers with come from one store call; an account deleted
+    // since the login started fails like a wrong password.
+    let account = match state
         .meta
         .create_session(NewSession {
             session_id,
-            account_id: account.account_id,
+            account_id,
             token_hash: *token.hash().as_bytes(),
             label: req.session_label.clone(),
             created_at: now,
             expires_at,
         })
-        .await?;
+        .await
+    {
+        Ok(account) => account,
+        Err(store::StoreError::NotFound) => return Err(fail(&state)),
+        Err(e) => return Err(e.into()),
+    };
     state.metrics.login(true);
     Ok(CborResponse::ok(LoginFinishResponse {
         account_id: account.account_id,

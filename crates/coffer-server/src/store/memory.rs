@@ -423,16 +423,7 @@ impl MetadataStore for MemoryMetadataStore {
                 return Err(StoreError::AlreadyExists);
             }
             s.handshakes.remove(&reservation);
-            let account = Account {
-                account_id: new.account_id,
-                username: new.username,
-                revision: 0,
-                password_file: new.password_file,
-                key_bundle: new.key_bundle,
-                identity_generation: 0,
-                root_node_id: new.root.node_id,
-                created_at: new.created_at,
-            };
+            let account = new.to_account();
             s.identities.insert(
                 new.account_id,
                 IdentityChain {
@@ -669,11 +660,11 @@ impl MetadataStore for MemoryMetadataStore {
         })
     }
 
-    async fn create_session(&self, session: NewSession) -> StoreResult<()> {
+    async fn create_session(&self, session: NewSession) -> StoreResult<Account> {
         self.tx(|s| {
-            if !s.accounts.contains_key(&session.account_id) {
+            let Some(account) = s.accounts.get(&session.account_id).cloned() else {
                 return Err(StoreError::NotFound);
-            }
+            };
             if s.sessions.contains_key(&session.session_id)
                 || s.sessions.values().any(|(_, h)| h == &session.token_hash)
             {
@@ -689,7 +680,7 @@ impl MetadataStore for MemoryMetadataStore {
             };
             s.sessions
                 .insert(session.session_id, (stored, session.token_hash));
-            Ok(())
+            Ok(account)
         })
     }
 

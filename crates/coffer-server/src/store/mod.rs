@@ -235,6 +235,23 @@ pub struct NewAccount {
     pub created_at: u64,
 }
 
+impl NewAccount {
+    /// The stored account this creates: revision 0, identity generation 0.
+    #[must_use]
+    pub fn to_account(&self) -> Account {
+        Account {
+            account_id: self.account_id,
+            username: self.username.clone(),
+            revision: 0,
+            password_file: self.password_file.clone(),
+            key_bundle: self.key_bundle.clone(),
+            identity_generation: 0,
+            root_node_id: self.root.node_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// A stored account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -828,8 +845,11 @@ pub trait MetadataStore: Send + Sync {
 
     // ---- sessions -------------------------------------------------------------------------
 
-    /// Creates a session. [`StoreError::AlreadyExists`] on a duplicate id or token hash.
-    async fn create_session(&self, session: NewSession) -> StoreResult<()>;
+    /// Creates a session and returns its account as it stands when the session is created (in
+    /// the same atomic step: a login answers with the account's key bundle without a second
+    /// read). [`StoreError::NotFound`] if the account does not exist;
+    /// [`StoreError::AlreadyExists`] on a duplicate id or token hash.
+    async fn create_session(&self, session: NewSession) -> StoreResult<Account>;
 
     /// Looks a live session up by token hash and records `now` as its last use (a backend may
     /// skip the write while the recorded last use is less than [`LAST_USED_GRANULARITY_SECS`]

@@ -500,6 +500,22 @@ impl WriteTx {
 
 type Conn = SqliteConnection;
 
+/// After a failed query that opened its own transaction (`BEGIN IMMEDIATE; ...; COMMIT` in one
+/// query): rolls the transaction back, so that the connection goes back to the pool with none
+/// open; a connection whose rollback fails is closed instead of reused.
+async fn rollback_batch(c: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
+    let in_tx = match sqlx::query("ROLLBACK").execute(&mut **c).await {
+        Ok(_) => false,
+        // Nothing to roll back: the failure came before `BEGIN` took effect, or at `COMMIT`,
+        // which then ended the transaction.
+        Err(sqlx::Error::Database(e)) if e.message().contains("no transaction is active") => false,
+        Err(_) => true,
+    };
+    if in_tx {
+        c.close_on_drop();
+    }
+}
+
 fn db(e: sqlx::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -1575,18 +1591,30 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn create_account(&self, new: NewAccount, now: u64) -> StoreResult<Account> {
-        let mut tx = self.write().await?;
+        // Two hand-offs to the connection's worker thread instead of eleven: every check in one
+        // statement, then the writes in one transaction of one query. The checks run in the
+        // writer's turn, before the transaction but with no write possible in between (every
+        // writer of these tables takes the turn), and the tables' keys would refuse a duplicate
+        // anyway.
+        let turn = Arc::clone(&self.shared.writer).lock_owned().await;
+        let mut c = self.read().await?;
         let aid = &new.account_id.as_bytes()[..];
-        let exists = sqlx::query(
-            "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
-                OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1)",
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
+                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1),
+                    EXISTS (SELECT 1 FROM accounts WHERE username = ?2)
+                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?3),
+                    EXISTS (SELECT 1 FROM nodes WHERE node_id = ?4)",
         )
         .bind(aid)
-        .fetch_optional(&mut *tx)
+        .bind(&new.username)
+        .bind(&username_hash(&new.username)[..])
+        .bind(&new.root.node_id.as_bytes()[..])
+        .fetch_one(&mut *c)
         .await
-        .map_err(db)?
-        .is_some();
-        if exists {
+        .map_err(db)?;
+        let flag = |col: usize| row.try_get::<bool, _>(col).map_err(db);
+        if flag(0)? {
             return Err(StoreError::AlreadyExists);
         }
         let reservation = {
@@ -1596,17 +1624,7 @@ impl MetadataStore for SqliteMetadataStore {
                 _ => return Err(StoreError::NotFound),
             }
         };
-        let taken = sqlx::query(
-            "SELECT 1 WHERE EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
-                OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2)",
-        )
-        .bind(&new.username)
-        .bind(&username_hash(&new.username)[..])
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        .is_some();
-        if taken {
+        if flag(1)? {
             return Err(StoreError::UsernameTaken);
         }
         if new.root.owner != new.account_id
@@ -1617,13 +1635,22 @@ impl MetadataStore for SqliteMetadataStore {
                 "the root must be a parentless folder of the account",
             ));
         }
-        if node_exists(&mut tx, &new.root.node_id).await? {
+        if flag(2)? {
             return Err(StoreError::AlreadyExists);
         }
-        sqlx::query(
-            "INSERT INTO accounts (account_id, username, revision, password_file, key_bundle,
+        // The account, its identity chain at generation 0 and its root node: one transaction in
+        // one multi-statement query (numbered parameters are shared by its statements).
+        let written = sqlx::query(
+            "BEGIN IMMEDIATE;
+             INSERT INTO accounts (account_id, username, revision, password_file, key_bundle,
                                    identity_generation, root_node_id, created_at)
-             VALUES (?, ?, 0, ?, ?, 0, ?, ?)",
+             VALUES (?1, ?2, 0, ?3, ?4, 0, ?5, ?6);
+             INSERT INTO identity_chains (account_id, deleted) VALUES (?1, 0);
+             INSERT INTO identities (account_id, generation, record) VALUES (?1, 0, ?7);
+             INSERT INTO nodes (node_id, parent_id, owner, kind, revision, share_id, record,
+                                content_revision, content_length, blob_key)
+             VALUES (?5, NULL, ?1, ?8, ?9, ?10, ?11, 0, 0, NULL);
+             COMMIT",
         )
         .bind(aid)
         .bind(&new.username)
@@ -1631,22 +1658,26 @@ impl MetadataStore for SqliteMetadataStore {
         .bind(&new.key_bundle)
         .bind(&new.root.node_id.as_bytes()[..])
         .bind(i(new.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("INSERT INTO identity_chains (account_id, deleted) VALUES (?, 0)")
-            .bind(aid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        push_identity(&mut tx, &new.account_id, 0, &new.identity).await?;
-        insert_node(&mut tx, &new.root).await?;
-        let account = get_account(&mut tx, &new.account_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        tx.commit().await.map_err(db)?;
+        .bind(&new.identity)
+        .bind(kind_code(new.root.kind))
+        .bind(i(new.root.revision))
+        .bind(new.root.share_id.as_ref().map(|s| s.as_bytes().to_vec()))
+        .bind(&new.root.record)
+        .execute(&mut *c)
+        .await;
+        if let Err(e) = written {
+            rollback_batch(&mut c).await;
+            return Err(db(e));
+        }
+        self.shared.invalidate();
         lock(&self.shared.handshakes).remove(&reservation);
-        Ok(account)
+        drop(c);
+        drop(turn);
+        if let Some(g) = &self.shared.group {
+            g.barrier().await.map_err(|e| db(sqlx::Error::Io(e)))?;
+        }
+        // What was just written, without reading it back.
+        Ok(new.to_account())
     }
 
     async fn account(&self, account_id: AccountId) -> StoreResult<Option<Account>> {
@@ -1878,36 +1909,46 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(removed)
     }
 
-    async fn create_session(&self, s: NewSession) -> StoreResult<()> {
-        let mut tx = self.write().await?;
-        if get_account(&mut tx, &s.account_id).await?.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        let dup = sqlx::query("SELECT 1 FROM sessions WHERE session_id = ? OR token_hash = ?")
-            .bind(&s.session_id[..])
-            .bind(&s.token_hash[..])
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .is_some();
-        if dup {
-            return Err(StoreError::AlreadyExists);
-        }
-        sqlx::query(
+    async fn create_session(&self, s: NewSession) -> StoreResult<Account> {
+        // One query of two statements, run in one hand-off to the connection's worker thread
+        // instead of a transaction of five: the insert is atomic on its own (it inserts only if
+        // the account exists and neither the session id nor the token hash is in use), and the
+        // account is read back only if it inserted. Both run in the writer's turn, so no other
+        // write comes between them.
+        let turn = Arc::clone(&self.shared.writer).lock_owned().await;
+        let mut c = self.read().await?;
+        let row = sqlx::query(&format!(
             "INSERT INTO sessions (session_id, account_id, token_hash, label, created_at, last_used_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
+             SELECT ?1, ?2, ?3, ?4, ?5, ?5, ?6
+             WHERE EXISTS (SELECT 1 FROM accounts WHERE account_id = ?2)
+               AND NOT EXISTS (SELECT 1 FROM sessions WHERE session_id = ?1 OR token_hash = ?3);
+             SELECT {ACCOUNT_COLS} FROM accounts WHERE account_id = ?2 AND changes() = 1"
+        ))
         .bind(&s.session_id[..])
         .bind(&s.account_id.as_bytes()[..])
         .bind(&s.token_hash[..])
         .bind(&s.label)
         .bind(i(s.created_at))
-        .bind(i(s.created_at))
         .bind(i(s.expires_at))
-        .execute(&mut *tx)
+        .fetch_optional(&mut *c)
         .await
         .map_err(db)?;
-        commit!(tx, ())
+        let Some(row) = row else {
+            // Tell the two refusals apart (rare path): a missing account first.
+            let account = get_account(&mut c, &s.account_id).await?;
+            return Err(if account.is_none() {
+                StoreError::NotFound
+            } else {
+                StoreError::AlreadyExists
+            });
+        };
+        let account = account_from_row(&row)?;
+        drop(c);
+        drop(turn);
+        if let Some(g) = &self.shared.group {
+            g.barrier().await.map_err(|e| db(sqlx::Error::Io(e)))?;
+        }
+        Ok(account)
     }
 
     async fn authenticate_session(

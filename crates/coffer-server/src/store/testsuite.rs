@@ -488,8 +488,18 @@ pub async fn sessions(h: &dyn Harness) {
     let (s3, h3) = session(a.account_id, T0 + 20);
     let (sb, hb) = session(b.account_id, T0);
     for x in [&s1, &s2, &s3, &sb] {
-        m.create_session(x.clone()).await.expect("create");
+        // The account comes back with the session, as stored.
+        let acc = m.create_session(x.clone()).await.expect("create");
+        assert_eq!(
+            Some(&acc),
+            m.account(x.account_id).await.expect("a").as_ref()
+        );
     }
+    let unknown = session(AccountId::from_bytes([0xEE; 16]), T0).0;
+    assert!(matches!(
+        m.create_session(unknown).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(matches!(
         m.create_session(s1.clone()).await,
         Err(StoreError::AlreadyExists)
