@@ -17,7 +17,8 @@
 //!
 //! Every request passes [`frame`] first (spec §11.4.1 step 1): it draws a request id and opens a
 //! tracing span with the route *template* (never the path: paths hold link ids), sheds load when
-//! `limits.max-in-flight` requests are in flight (`503` + `Retry-After`), applies the request
+//! `limits.max-in-flight` requests are in flight or ready tasks wait longer than
+//! `limits.max-queue-delay-ms` for a worker (`503` + `Retry-After`), applies the request
 //! timeout, turns routing failures into problem documents (`404`, `405` with `Allow`), rejects
 //! query parameters on endpoints that define none, sets `Cache-Control: no-store` and records
 //! metrics.
