@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// The interval over which the fastest admitted request is taken.
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
+/// Fewest admitted requests an interval needs to be judged: a queue means many requests, and a
+/// lone slow request (a durable write on a quiet server) must not shed the next interval.
+pub const MIN_REQUESTS: u64 = 8;
+
 /// The sojourn-time monitor: lock-free, shared by every request.
 #[derive(Debug)]
 pub struct Sojourn {
@@ -21,6 +25,8 @@ pub struct Sojourn {
     window_end_us: AtomicU64,
     /// Fastest admitted request of the current interval (`u64::MAX`: none yet).
     window_min_us: AtomicU64,
+    /// Admitted requests recorded in the current interval.
+    window_count: AtomicU64,
     /// Shed new requests until this time (microseconds since `epoch`; 0: not shedding).
     shed_until_us: AtomicU64,
 }
@@ -35,6 +41,7 @@ impl Sojourn {
             target_us: micros(target),
             window_end_us: AtomicU64::new(interval_us),
             window_min_us: AtomicU64::new(u64::MAX),
+            window_count: AtomicU64::new(0),
             shed_until_us: AtomicU64::new(0),
         }
     }
@@ -55,6 +62,7 @@ impl Sojourn {
             return;
         }
         self.window_min_us.fetch_min(took_us, Ordering::Relaxed);
+        self.window_count.fetch_add(1, Ordering::Relaxed);
         let end = self.window_end_us.load(Ordering::Relaxed);
         if now_us < end {
             return;
@@ -67,7 +75,8 @@ impl Sojourn {
             .is_ok()
         {
             let min = self.window_min_us.swap(u64::MAX, Ordering::Relaxed);
-            let until = if min != u64::MAX && min > self.target_us {
+            let count = self.window_count.swap(0, Ordering::Relaxed);
+            let until = if count >= MIN_REQUESTS && min > self.target_us {
                 next
             } else {
                 0
@@ -100,16 +109,26 @@ mod tests {
         s.record_at(101 * MS, 90 * MS);
         assert!(!s.over_at(102 * MS));
         // Interval 2 (101-201 ms): all slow: shed until the end of interval 3.
-        s.record_at(150 * MS, 70 * MS);
+        for _ in 0..MIN_REQUESTS {
+            s.record_at(150 * MS, 70 * MS);
+        }
         s.record_at(202 * MS, 60 * MS);
         assert!(s.over_at(203 * MS));
         assert!(s.over_at(301 * MS));
         // Nothing completes: the verdict lapses.
         assert!(!s.over_at(302 * MS));
         // Interval 3 judged at 310 ms: fast again.
-        s.record_at(250 * MS, 1 * MS);
-        s.record_at(310 * MS, 1 * MS);
+        s.record_at(250 * MS, MS);
+        s.record_at(310 * MS, MS);
         assert!(!s.over_at(311 * MS));
+    }
+
+    #[test]
+    fn a_lone_slow_request_does_not_shed() {
+        let s = Sojourn::new(Duration::from_millis(50));
+        s.record_at(10 * MS, 500 * MS);
+        s.record_at(101 * MS, 500 * MS);
+        assert!(!s.over_at(102 * MS));
     }
 
     #[test]
