@@ -52,6 +52,7 @@
 //!   not process it). Only admitted logins cost it a client finish (3DH and MAC, Argon2id from
 //!   the memo). Registrations would work too, but each admitted one makes the generator build a
 //!   whole account (keys, identity, signed root), and they grow the database for good.
+//!
 //! Rate limits (spec §11.13) are per client address, and a load generator is one address: run the
 //! server with `crates/coffer-server/load.toml` (every limit raised, `max-in-flight = 512`).
 //! Commands (from the repository root):
