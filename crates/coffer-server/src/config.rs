@@ -237,10 +237,12 @@ pub struct Limits {
     /// Largest accepted ciphertext length of one file or drop (spec §11.9.1).
     pub max_content_length: u64,
     /// Shed new requests (`503`) while ready tasks wait longer than this for a worker thread
-    /// (milliseconds; 0, the default, turns it off). `max-in-flight` bounds requests inside
-    /// handlers; when handlers are fast (cached link resolves) the queue forms before them, in
-    /// the runtime, and this bounds it instead. On a machine shared with other busy processes,
-    /// leave room for their scheduling stalls.
+    /// (milliseconds; default [`Limits::DEFAULT_MAX_QUEUE_DELAY_MS`]; 0 turns it off). This is
+    /// the queue bound of spec §11.13: `max-in-flight` bounds requests inside handlers, but when
+    /// the CPU is the bottleneck (OPAQUE logins and registrations, or many cheap link resolves)
+    /// the queue forms in the runtime, and this bounds it, so that admitted requests keep a
+    /// bounded latency under overload. On a machine shared with other busy processes, leave
+    /// room for their scheduling stalls.
     pub max_queue_delay_ms: u64,
 }
 
@@ -252,12 +254,16 @@ impl Default for Limits {
             retry_after_min_secs: 1,
             retry_after_max_secs: 30,
             max_content_length: coffer_core::api::MAX_CONTENT_LENGTH,
-            max_queue_delay_ms: 0,
+            max_queue_delay_ms: Limits::DEFAULT_MAX_QUEUE_DELAY_MS,
         }
     }
 }
 
 impl Limits {
+    /// The default of `max-queue-delay-ms`: well above the scheduling stalls of a busy but not
+    /// overloaded machine, well below a latency users notice.
+    pub const DEFAULT_MAX_QUEUE_DELAY_MS: u64 = 50;
+
     /// The request timeout as a duration.
     #[must_use]
     pub fn request_timeout(&self) -> Duration {

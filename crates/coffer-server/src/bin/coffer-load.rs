@@ -28,10 +28,30 @@
 //!   client's Argon2id runs once per user: `coffer_core::account::KsfMemo` reuses its output
 //!   (the client's 3DH still runs per login, in the generator's CPU figure).
 //! - `register-login`: both, interleaved on each connection.
-//! - `overload`: `link-resolve` offered open-loop at `--rate` requests per second, at most
-//!   `--connections` in flight: the excess must be answered `503` with `Retry-After`, admitted
-//!   requests keep a bounded p99, and the server answers normally at once afterwards (the
-//!   recovery probe printed last).
+//! - `overload` (issue 3: "offered 5x what it can sustain, the server answers 503 + Retry-After
+//!   to the excess, stays up, keeps p99 of admitted requests bounded and recovers at once"), in
+//!   one run and three phases, each printed:
+//!   1. sustained: full logins (as `login`) closed loop on `--sustain-connections` (16)
+//!      connections for `--duration`: the rate S the server sustains;
+//!   2. offered: login starts open loop at `--factor` (5) x S per second (or `--rate`) for
+//!      `--duration`, at most `--connections` logins in flight; each admitted start (`200`) is
+//!      followed by its finish on the same connection; every `503` is counted with whether it
+//!      carried `Retry-After` (the generator does not retry: the excess is new visitors). It
+//!      prints offered and sent rates, responses by status, the admitted rate with p50, p99 and
+//!      max latency, completed logins, and the CPU of generator and server;
+//!   3. recovery: 50 full logins one after another as soon as the offer has drained (and the time
+//!      to the first completed one), then `GET /healthz`.
+//!
+//!   Why logins: the offer must be 5x what the server sustains, from one generator thread on
+//!   the same 2 cores. A cached link resolve costs the server about 15 us, about what it costs
+//!   the generator to send one, so 5x resolves cannot be offered here. A login costs the server
+//!   1.4-1.8 ms of CPU (OPRF evaluation and 3DH for KE2, the handshake stored, KE3 verified, the
+//!   session created durably) and is the request launch day brings in bulk. The generator's
+//!   KE1s (a blinding and an ephemeral key) are precomputed before the clock starts, and a shed
+//!   start costs it only a pre-encoded request; a shed KE1 goes back to the pool (the server did
+//!   not process it). Only admitted logins cost it a client finish (3DH and MAC, Argon2id from
+//!   the memo). Registrations would work too, but each admitted one makes the generator build a
+//!   whole account (keys, identity, signed root), and they grow the database for good.
 //!
 //! Rate limits (spec §11.13) are per client address, and a load generator is one address: run the
 //! server with `crates/coffer-server/load.toml` (every limit raised, `max-in-flight = 512`).
@@ -46,8 +66,7 @@
 //! $L --connections 16 --scenario register
 //! $L --connections 16 --scenario login
 //! $L --connections 16 --scenario upload-small
-//! # overload: load.toml with max-in-flight = 64 and max-queue-delay-ms = 20
-//! $L --connections 512 --scenario overload --rate 100000
+//! $L --connections 512 --scenario overload   # default shedding: max-queue-delay-ms = 50
 //! ```
 //!
 //! # Figures
@@ -152,9 +171,16 @@ struct Args {
     /// What to do.
     #[arg(long, value_enum, default_value = "link-resolve")]
     scenario: Scenario,
-    /// `overload` only: offered requests per second (open loop).
+    /// `overload` only: offered login starts per second (open loop); 0: `--factor` times the
+    /// sustained rate measured first.
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// `overload` only: the offer as a multiple of the sustained rate (when `--rate` is 0).
+    #[arg(long, default_value_t = 5.0)]
+    factor: f64,
+    /// `overload` only: connections of the closed loop that measures the sustained rate.
+    #[arg(long, default_value_t = 16)]
+    sustain_connections: usize,
     /// The server identity string OPAQUE binds (`[server] identity` of the server's config).
     #[arg(long, default_value = "coffer")]
     server_identity: String,
@@ -746,14 +772,14 @@ impl CpuMeter {
 }
 
 /// Runs `make(i)` for each of `connections` connections until it returns; merges the stats.
-async fn closed_loop<F, Fut>(args: &Args, make: F) -> (Stats, Duration)
+async fn closed_loop<F, Fut>(connections: usize, make: F) -> (Stats, Duration)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Stats> + 'static,
 {
     let start = Instant::now();
     let local = tokio::task::LocalSet::new();
-    let tasks: Vec<_> = (0..args.connections)
+    let tasks: Vec<_> = (0..connections)
         .map(|i| local.spawn_local(make(i)))
         .collect();
     let stats = local
@@ -783,7 +809,7 @@ async fn run_link_resolve(args: &Args, target: &Target, setup: &Http) -> Result<
     )?);
     let deadline = Instant::now() + args.duration;
     let cpu = CpuMeter::start(args.server_pid);
-    let (stats, elapsed) = closed_loop(args, |_| {
+    let (stats, elapsed) = closed_loop(args.connections, |_| {
         let req = req.clone();
         let target = target.clone();
         async move {
@@ -864,7 +890,7 @@ async fn run_upload_small(args: &Args, target: &Target, setup: &Http) -> Result<
     let plaintext = Rc::new(plaintext);
     let deadline = Instant::now() + args.duration;
     let cpu = CpuMeter::start(args.server_pid);
-    let (stats, elapsed) = closed_loop(args, |i| {
+    let (stats, elapsed) = closed_loop(args.connections, |i| {
         let s = sessions[i % sessions.len()].clone();
         let plaintext = plaintext.clone();
         let target = target.clone();
@@ -985,23 +1011,44 @@ async fn one_registration(c: &mut Conn, l: &AccountLoad, st: &mut Stats) -> Opti
     Some(())
 }
 
-/// One full login of a registered user: KE1, KE2, KE3 and the session.
-async fn one_login(c: &mut Conn, l: &AccountLoad, k: usize, st: &mut Stats) -> Option<()> {
-    let name = &l.users[k % l.users.len()];
-    let (state, ke1) = account::login_start(PASSWORD, &mut OsRng).ok()?;
-    let start = api::LoginStartRequest {
-        username: api::Username::new(name).ok()?,
-        credential_request: ByteBuf::from(ke1),
-    };
-    let req = Req::cbor(&l.target, "/v1/sessions/login/start", None, &start).ok()?;
-    let a = c.timed(&l.target, &req, st).await?;
+/// A login start ready to send: the client's OPAQUE state and the pre-encoded request (KE1).
+/// Until the server answers it `200` it can be sent again (a shed request was not processed).
+struct PendingLogin {
+    user: usize,
+    state: account::ClientLogin,
+    req: Req,
+}
+
+impl AccountLoad {
+    /// A fresh login start (KE1) for user `k` (modulo the number of users).
+    fn login_start(&self, k: usize) -> Option<PendingLogin> {
+        let user = k % self.users.len();
+        let (state, ke1) = account::login_start(PASSWORD, &mut OsRng).ok()?;
+        let start = api::LoginStartRequest {
+            username: api::Username::new(&self.users[user]).ok()?,
+            credential_request: ByteBuf::from(ke1),
+        };
+        let req = Req::cbor(&self.target, "/v1/sessions/login/start", None, &start).ok()?;
+        Some(PendingLogin { user, state, req })
+    }
+}
+
+/// The second half of a login whose start was answered `a` (`200`): the client's KE3 (3DH and
+/// MAC; its Argon2id comes from the memo), then `.../finish`.
+async fn login_finish(
+    c: &mut Conn,
+    l: &AccountLoad,
+    p: PendingLogin,
+    a: &Answer,
+    st: &mut Stats,
+) -> Option<()> {
     let resp = api::LoginStartResponse::from_bytes(&a.body).ok()?;
     let ids = OpaqueIdentities {
-        user_name: name,
+        user_name: &l.users[p.user],
         server_identity: &l.sid,
     };
     let fin = account::login_finish_memo(
-        state,
+        p.state,
         PASSWORD,
         &resp.credential_response,
         &ids,
@@ -1021,7 +1068,18 @@ async fn one_login(c: &mut Conn, l: &AccountLoad, k: usize, st: &mut Stats) -> O
     Some(())
 }
 
-async fn run_accounts(args: &Args, target: &Target, setup: &Http) -> Result<()> {
+/// One full login of a registered user: KE1, KE2, KE3 and the session.
+async fn one_login(c: &mut Conn, l: &AccountLoad, k: usize, st: &mut Stats) -> Option<()> {
+    let p = l.login_start(k)?;
+    let a = c.timed(&l.target, &p.req, st).await?;
+    if a.status != 200 {
+        return None;
+    }
+    login_finish(c, l, p, &a, st).await
+}
+
+/// Setup of the account scenarios: registers and logs in the users, makes the reused upload.
+async fn account_load(args: &Args, target: &Target, setup: &Http) -> Result<AccountLoad> {
     let sid = args.server_identity.clone();
     // Setup: a few real accounts, each logged in once end to end (the memo stretches each
     // user's password once, here).
@@ -1037,7 +1095,7 @@ async fn run_accounts(args: &Args, target: &Target, setup: &Http) -> Result<()> 
     // reuse (the server cannot tell: it never runs the KSF).
     let (upload, export_key) = register(setup, &unique_name("loadup"), &sid).await?;
     let (_, reg_request) = account::registration_start(PASSWORD, &mut OsRng)?;
-    let load = Rc::new(AccountLoad {
+    Ok(AccountLoad {
         target: target.clone(),
         sid,
         upload,
@@ -1045,30 +1103,42 @@ async fn run_accounts(args: &Args, target: &Target, setup: &Http) -> Result<()> 
         reg_request,
         users,
         memo,
-    });
+    })
+}
+
+/// One closed-loop connection of the account scenarios until `deadline`: registrations, logins
+/// or both (`register-login`; `overload` measures logins).
+async fn account_worker(
+    load: Rc<AccountLoad>,
+    i: usize,
+    scenario: Scenario,
+    deadline: Instant,
+) -> Stats {
+    let mut st = Stats::default();
+    let Ok(mut c) = Conn::open(&load.target).await else {
+        st.transport_errors += 1;
+        return st;
+    };
+    let mut k = i;
+    while Instant::now() < deadline {
+        k += 1;
+        if matches!(scenario, Scenario::Register | Scenario::RegisterLogin) {
+            let _ = one_registration(&mut c, &load, &mut st).await;
+        }
+        if scenario != Scenario::Register {
+            let _ = one_login(&mut c, &load, k, &mut st).await;
+        }
+    }
+    st
+}
+
+async fn run_accounts(args: &Args, target: &Target, setup: &Http) -> Result<()> {
+    let load = Rc::new(account_load(args, target, setup).await?);
     let scenario = args.scenario;
     let deadline = Instant::now() + args.duration;
     let cpu = CpuMeter::start(args.server_pid);
-    let (stats, elapsed) = closed_loop(args, |i| {
-        let load = load.clone();
-        async move {
-            let mut st = Stats::default();
-            let Ok(mut c) = Conn::open(&load.target).await else {
-                st.transport_errors += 1;
-                return st;
-            };
-            let mut k = i;
-            while Instant::now() < deadline {
-                k += 1;
-                if scenario != Scenario::Login {
-                    let _ = one_registration(&mut c, &load, &mut st).await;
-                }
-                if scenario != Scenario::Register {
-                    let _ = one_login(&mut c, &load, k, &mut st).await;
-                }
-            }
-            st
-        }
+    let (stats, elapsed) = closed_loop(args.connections, |i| {
+        account_worker(load.clone(), i, scenario, deadline)
     })
     .await;
     let what = match scenario {
@@ -1085,99 +1155,150 @@ async fn run_accounts(args: &Args, target: &Target, setup: &Http) -> Result<()> 
 }
 
 async fn run_overload(args: &Args, target: &Target, setup: &Http) -> Result<()> {
-    if args.rate == 0 {
-        bail!("overload needs --rate (offered requests per second)");
+    let load = Rc::new(account_load(args, target, setup).await?);
+
+    // 1. What the server sustains: full logins, closed loop.
+    let deadline = Instant::now() + args.duration;
+    let cpu = CpuMeter::start(args.server_pid);
+    let (stats, elapsed) = closed_loop(args.sustain_connections, |i| {
+        account_worker(load.clone(), i, Scenario::Login, deadline)
+    })
+    .await;
+    stats.print(
+        &format!(
+            "overload 1/3, sustained: full logins, closed loop, {} connections",
+            args.sustain_connections
+        ),
+        elapsed,
+    );
+    cpu.print(elapsed);
+    let sustained = stats.done.get("logins").copied().unwrap_or(0) as f64 / elapsed.as_secs_f64();
+    if sustained < 1.0 {
+        bail!("the server completed no logins in the closed loop");
     }
-    let s = new_session(setup, &args.server_identity).await?;
-    let link_id = make_link(setup, &s).await?;
-    let req = Rc::new(Req::new(
-        target,
-        HMethod::GET,
-        &format!("/v1/l/{link_id}"),
-        None,
-        None,
-        Vec::new(),
-    )?);
-    // `connections` open connections; a request takes an idle one (at most `connections` in
-    // flight) and gives it back with its response.
+    let rate = if args.rate > 0 {
+        args.rate as f64
+    } else {
+        sustained * args.factor
+    };
+
+    // Client messages of the admitted logins, precomputed (KE1s: a blinding and an ephemeral
+    // key each). A shed start goes back to the pool: the server did not process it.
+    let want = (sustained * args.duration.as_secs_f64() * 1.5) as usize + args.connections;
+    let t = Instant::now();
+    let pool: Rc<std::cell::RefCell<Vec<PendingLogin>>> = Rc::new(
+        (0..want)
+            .filter_map(|k| load.login_start(k))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    println!(
+        "  {} login starts precomputed in {:.2}s (outside the measurements)",
+        pool.borrow().len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // 2. The offer: login starts open loop at `rate`, each admitted one followed by its finish
+    // on the same connection. `connections` open connections; a start takes an idle one (at
+    // most `connections` logins in flight) and gives it back when its login is over.
     let (idle_tx, mut idle_rx) = tokio::sync::mpsc::unbounded_channel::<Conn>();
     for _ in 0..args.connections {
         idle_tx
             .send(Conn::open(target).await?)
             .map_err(|_| anyhow!("idle queue"))?;
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let shared = Rc::new(std::cell::RefCell::new(Stats::default()));
+    let interval = Duration::from_secs_f64(1.0 / rate);
     let cpu = CpuMeter::start(args.server_pid);
     let local = tokio::task::LocalSet::new();
     let start = Instant::now();
     let deadline = start + args.duration;
-    let not_sent = local
+    let (offered, not_sent) = local
         .run_until(async {
             let mut next = start;
-            let mut not_sent = 0u64;
+            let (mut offered, mut not_sent) = (0u64, 0u64);
             while Instant::now() < deadline {
                 next += interval;
-                if let Ok(mut c) = idle_rx.try_recv() {
-                    let req = req.clone();
-                    let tx = tx.clone();
-                    let idle_tx = idle_tx.clone();
-                    let target = target.clone();
-                    tokio::task::spawn_local(async move {
-                        let t = Instant::now();
-                        let r = c.send(&req).await;
-                        let _ = tx.send(
-                            r.as_ref()
-                                .ok()
-                                .map(|a| (a.status, t.elapsed(), a.retry_after)),
-                        );
-                        if r.is_err() {
-                            // A broken connection is replaced.
-                            match Conn::open(&target).await {
-                                Ok(fresh) => c = fresh,
-                                Err(_) => return,
+                offered += 1;
+                let popped = pool.borrow_mut().pop();
+                let pending = popped.or_else(|| load.login_start(offered as usize));
+                match (idle_rx.try_recv(), pending) {
+                    (Ok(mut c), Some(p)) => {
+                        let (load, pool, shared) = (load.clone(), pool.clone(), shared.clone());
+                        let idle_tx = idle_tx.clone();
+                        tokio::task::spawn_local(async move {
+                            let mut st = Stats::default();
+                            if let Some(a) = c.timed(&load.target, &p.req, &mut st).await {
+                                if a.status == 200 {
+                                    let _ = login_finish(&mut c, &load, p, &a, &mut st).await;
+                                } else {
+                                    pool.borrow_mut().push(p);
+                                }
                             }
-                        }
+                            shared.borrow_mut().merge(st);
+                            let _ = idle_tx.send(c);
+                        });
+                    }
+                    (Ok(c), None) => {
+                        not_sent += 1;
                         let _ = idle_tx.send(c);
-                    });
-                } else {
-                    not_sent += 1;
+                    }
+                    (Err(_), p) => {
+                        not_sent += 1;
+                        pool.borrow_mut().extend(p);
+                    }
                 }
                 if next > Instant::now() {
                     tokio::time::sleep_until(next.into()).await;
                 }
             }
-            not_sent
+            (offered, not_sent)
         })
         .await;
-    drop(tx);
-    // Let the requests in flight finish.
+    let offer_secs = start.elapsed().as_secs_f64();
+    // Let the logins in flight finish.
     local.await;
-    let mut stats = Stats::default();
-    while let Some(r) = rx.recv().await {
-        match r {
-            Some(s) => stats.samples.push(s),
-            None => stats.transport_errors += 1,
-        }
-    }
+    let drained = Instant::now();
     let elapsed = start.elapsed();
+    let stats = std::mem::take(&mut *shared.borrow_mut());
     stats.print(
         &format!(
-            "overload: {} req/s offered, at most {} in flight",
-            args.rate, args.connections
+            "overload 2/3, offered: {rate:.0} login starts/s open loop ({:.1}x the sustained \
+             {sustained:.0} logins/s), at most {} in flight",
+            rate / sustained,
+            args.connections
         ),
         elapsed,
     );
     cpu.print(elapsed);
-    println!("  not sent (client in-flight cap reached): {not_sent}");
-    // Recovery: the server must answer normally at once.
+    println!(
+        "  offered {offered} = {:.0}/s, sent {} = {:.0}/s, not sent (no idle connection): \
+         {not_sent}",
+        offered as f64 / offer_secs,
+        offered - not_sent,
+        (offered - not_sent) as f64 / offer_secs
+    );
+
+    // 3. Recovery: full logins, one after another, as soon as the offer has drained.
     let mut probe = Conn::open(target).await?;
     let mut rec = Stats::default();
+    let mut first_login = None;
     let t0 = Instant::now();
-    for _ in 0..50 {
-        probe.timed(target, &req, &mut rec).await;
+    for k in 0..50 {
+        if one_login(&mut probe, &load, k, &mut rec).await.is_some() && first_login.is_none() {
+            first_login = Some(drained.elapsed());
+        }
     }
-    rec.print("recovery probe right after the overload", t0.elapsed());
+    rec.print(
+        "overload 3/3, recovery: 50 full logins right after",
+        t0.elapsed(),
+    );
+    if let Some(d) = first_login {
+        println!(
+            "  first completed login {:.1} ms after the offer drained",
+            d.as_secs_f64() * 1e3
+        );
+    }
     let h = probe
         .send(&Req::new(
             target,

@@ -6,7 +6,8 @@
 //! - [`body`]: the CBOR body extractor (`415`/`413`/`400`), "no body", CBOR responses.
 //! - [`auth`]: the session extractor (`Authorization: Bearer` → SHA-256 → store → `401`), the
 //!   client address, path-id parsing.
-//! - [`ratelimit`], [`metrics`]: rate limits, the metrics registry.
+//! - [`ratelimit`], [`metrics`], [`sojourn`]: rate limits, the metrics registry, shedding by
+//!   sojourn time.
 //! - Control plane (this helper): [`accounts`] (registration, login, sessions, re-authentication,
 //!   password change, recovery, deletion, user lookup), [`identities`], [`links`] (owner link
 //!   endpoints, resolve, unlock), [`ops`] (`/healthz`, `/metrics`).
@@ -17,7 +18,8 @@
 //!
 //! Every request passes [`frame`] first (spec §11.4.1 step 1): it draws a request id and opens a
 //! tracing span with the route *template* (never the path: paths hold link ids), sheds load when
-//! `limits.max-in-flight` requests are in flight (`503` + `Retry-After`), applies the request
+//! `limits.max-in-flight` requests are in flight or ready tasks wait longer than
+//! `limits.max-queue-delay-ms` for a worker (`503` + `Retry-After`), applies the request
 //! timeout, turns routing failures into problem documents (`404`, `405` with `Allow`), rejects
 //! query parameters on endpoints that define none, sets `Cache-Control: no-store` and records
 //! metrics.
@@ -52,6 +54,7 @@ pub mod metrics;
 pub mod ops;
 pub mod ratelimit;
 pub mod recovery;
+pub mod sojourn;
 
 pub mod content;
 pub mod drops;
@@ -96,6 +99,8 @@ pub struct AppInner {
     request_ids: AtomicU64,
     /// Latest scheduling delay measured by [`AppState::watch_queue_delay`], in microseconds.
     queue_delay_us: AtomicU64,
+    /// Sojourn times of admitted requests (`limits.max-queue-delay-ms`).
+    sojourn: sojourn::Sojourn,
 }
 
 impl AppState {
@@ -110,6 +115,8 @@ impl AppState {
     ) -> Self {
         let limits = ratelimit::RateLimiters::new(&config.file.rate_limits);
         let in_flight = Arc::new(Semaphore::new(config.file.limits.max_in_flight));
+        let sojourn =
+            sojourn::Sojourn::new(Duration::from_millis(config.file.limits.max_queue_delay_ms));
         AppState(Arc::new(AppInner {
             meta,
             blobs,
@@ -123,6 +130,7 @@ impl AppState {
             // Random start: request ids of two runs do not collide in aggregated logs.
             request_ids: AtomicU64::new(rand_core::OsRng.next_u64()),
             queue_delay_us: AtomicU64::new(0),
+            sojourn,
         }))
     }
 
@@ -154,9 +162,14 @@ impl AppState {
         self.in_flight.available_permits() == 0 || self.queue_too_long()
     }
 
+    /// Whether requests queue longer than `limits.max-queue-delay-ms`: ready tasks wait that
+    /// long for a worker, or every admitted request of the last interval took that long
+    /// ([`sojourn`]: the queue is elsewhere, e.g. the database).
     fn queue_too_long(&self) -> bool {
         let max_ms = self.config.file.limits.max_queue_delay_ms;
-        max_ms > 0 && self.queue_delay_us.load(Ordering::Relaxed) > max_ms.saturating_mul(1000)
+        max_ms > 0
+            && (self.queue_delay_us.load(Ordering::Relaxed) > max_ms.saturating_mul(1000)
+                || self.sojourn.over())
     }
 
     /// Measures, until `stop` turns true, how late the runtime wakes a task that sleeps a few
@@ -239,6 +252,9 @@ fn malformed_path_id(route: &str, path: &str) -> Option<ApiError> {
     })
 }
 
+/// Largest request body (bytes) whose request counts in the sojourn times.
+const SOJOURN_MAX_BODY: u64 = 64 * 1024;
+
 /// The framing middleware (see the module documentation).
 pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -262,6 +278,15 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
         state.metrics.bytes_in(len);
     }
 
+    // Requests with a large body take as long as the client needs to send it: they say nothing
+    // about queueing and are left out of the sojourn times.
+    let small_body = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_none_or(|len| len <= SOJOURN_MAX_BODY);
+    let mut admitted = false;
     let mut resp = async {
         // Step 1 of §11.4.1: load shedding. The permit is held until the response head is
         // produced (and with it every change the handler applies).
@@ -276,6 +301,7 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
             return ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
                 .into_response();
         };
+        admitted = true;
         if !QUERY_ROUTES.contains(&route) && req.uri().query().is_some_and(|q| !q.is_empty()) {
             return ApiError::invalid_parameter("this endpoint takes no query parameters")
                 .into_response();
@@ -327,6 +353,9 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
+    if admitted && small_body {
+        state.sojourn.record(elapsed);
+    }
     state
         .metrics
         .request(method.as_str(), route, status, elapsed);

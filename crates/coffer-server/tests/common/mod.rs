@@ -58,8 +58,17 @@ impl TestServer {
         Self::serve(config, dir).await
     }
 
-    /// A server with the given limits, quotas and rate limits (e.g. the defaults).
-    pub async fn start_with(file: coffer_server::config::FileConfig) -> TestServer {
+    /// A server with the given limits, quotas and rate limits (e.g. the defaults), except that
+    /// queue-delay shedding is off: a loaded test machine stalls the test's runtime, and a shed
+    /// request would fail an unrelated test. `tests/overload.rs` uses
+    /// [`TestServer::start_exactly`].
+    pub async fn start_with(mut file: coffer_server::config::FileConfig) -> TestServer {
+        file.limits.max_queue_delay_ms = 0;
+        Self::start_exactly(file).await
+    }
+
+    /// A server with exactly the given limits, quotas and rate limits.
+    pub async fn start_exactly(file: coffer_server::config::FileConfig) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(dir.path());
         config.file = file;
@@ -152,6 +161,10 @@ pub async fn start_server(config: coffer_server::config::Config) -> coffer_serve
 /// Rate limits the test suite itself cannot trip (one client address registers and logs in
 /// many users); the limits themselves are tested by the control-plane tests.
 pub const TEST_CONFIG_TOML: &str = r#"
+# Queue-delay shedding off: a loaded test machine stalls the runtime (see `start_with`).
+[limits]
+max-queue-delay-ms = 0
+
 [rate-limits]
 register-per-address = { count = 1000000, per-secs = 1 }
 login-per-user-address = { count = 1000000, per-secs = 1 }
