@@ -6,6 +6,14 @@
 //! `cofferd`; `cofferd` is brought up to date first). `COFFER_BENCH_SIZES_MIB` (default `256,1024`)
 //! picks the file sizes; the RSS figures of the sizes show whether memory stays flat as the file
 //! grows. Files go to `COFFER_BENCH_DIR` (default: the system temp dir).
+//!
+//! The bound: `put` is acknowledged only once the server has `fsync`ed every part, and `get`
+//! `fsync`s the downloaded file before renaming it into place, so both write the whole file
+//! durably to the bench directory's disk. For each size the bench also measures that disk's
+//! durable write rate (the same size written in 4 MiB blocks, then `fsync`) and prints
+//! `put/disk` and `get/disk` next to `put/enc` and `get/dec`. On a disk slower than half the
+//! core's encryption rate the disk is the bound and `put/enc` cannot reach 50 %; on tmpfs
+//! (`COFFER_BENCH_DIR=/dev/shm`) the software is.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -173,6 +181,28 @@ fn timed_coffer(server: &str, config: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// The durable write rate of `dir` in MB/s: `bytes` written in 4 MiB blocks to a new file,
+/// then `fsync`, as the server stores parts and the client stores a download.
+fn disk_write_rate(dir: &Path, bytes: u64) -> f64 {
+    let path = dir.join("disk-rate.bin");
+    let mut block = vec![0u8; 4 << 20];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut block);
+    let t = Instant::now();
+    {
+        let mut f = std::fs::File::create(&path).expect("create");
+        let mut left = bytes;
+        while left > 0 {
+            let n = usize::try_from(left.min(block.len() as u64)).expect("block");
+            f.write_all(&block[..n]).expect("write");
+            left -= n as u64;
+        }
+        f.sync_all().expect("fsync");
+    }
+    let rate = mbps(bytes, t.elapsed());
+    std::fs::remove_file(&path).expect("remove");
+    rate
+}
+
 fn sha256_file(p: &Path) -> [u8; 32] {
     let mut f = std::fs::File::open(p).expect("open");
     let mut h = sha2::Sha256::new();
@@ -233,12 +263,15 @@ fn main() {
     assert!(status.success(), "register failed");
 
     println!(
-        "{:>9} {:>9} {:>9} {:>8} {:>8} {:>10} {:>10} {:>12} {:>12} {:>15}",
+        "{:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>12} {:>12} {:>15}",
         "size",
         "put MB/s",
         "get MB/s",
+        "disk MB/s",
         "put/enc",
         "get/dec",
+        "put/disk",
+        "get/disk",
         "put CPU s",
         "get CPU s",
         "put RSS MiB",
@@ -271,23 +304,26 @@ fn main() {
             &["get", &remote, dst.to_str().expect("utf-8")],
         );
         assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
+        let _ = std::fs::remove_file(&src);
+        let _ = std::fs::remove_file(&dst);
+        let disk = disk_write_rate(work.path(), bytes);
         let hwm = vm_hwm_kib(server.child.id());
         let put = mbps(bytes, put_run.wall);
         let get = mbps(bytes, get_run.wall);
         let kib = |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
         let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.2}"));
         println!(
-            "{:>5} MiB {put:>9.0} {get:>9.0} {:>7.0}% {:>7.0}% {:>10} {:>10} {:>12} {:>12} {:>15}",
+            "{:>5} MiB {put:>9.0} {get:>9.0} {disk:>9.0} {:>7.0}% {:>7.0}% {:>8.0}% {:>8.0}% {:>10} {:>10} {:>12} {:>12} {:>15}",
             mib,
             100.0 * put / core_enc,
             100.0 * get / core_dec,
+            100.0 * put / disk,
+            100.0 * get / disk,
             secs(put_run.cpu),
             secs(get_run.cpu),
             kib(put_run.rss_kib),
             kib(get_run.rss_kib),
             kib(hwm),
         );
-        let _ = std::fs::remove_file(&src);
-        let _ = std::fs::remove_file(&dst);
     }
 }

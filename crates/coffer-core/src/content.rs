@@ -949,6 +949,182 @@ impl Decryptor {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Opening whole chunks in place
+
+/// Decrypts runs of whole chunks of one content ciphertext in place, in any order: the
+/// counterpart of [`ContentSealer`] for downloads that verify as they stream.
+///
+/// Built from the header (its key commitment is checked here) and the ciphertext length the
+/// verified record names, so the file's final chunk is recognised by its position and
+/// authenticated as final; a caller that has received exactly that many bytes has therefore
+/// detected truncation and extension too. Windows of many chunks are opened on every core with
+/// [`Parallelism::Auto`] (feature `parallel`).
+pub struct ContentOpener {
+    key: PayloadKey,
+    header: [u8; HEADER_LEN],
+    plaintext_len: u64,
+}
+
+impl core::fmt::Debug for ContentOpener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ContentOpener")
+            .field("plaintext_len", &self.plaintext_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContentOpener {
+    /// An opener for the ciphertext of `ciphertext_len` bytes whose first [`HEADER_LEN`] bytes
+    /// are `header`, under `file_key`.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] for an impossible `ciphertext_len` or a header that is not
+    /// [`HEADER_LEN`] bytes; [`Error::Decode`] for a bad header; [`Error::DecryptionFailed`] for a
+    /// failed key commitment.
+    pub fn new(file_key: &SecretKey, header: &[u8], ciphertext_len: u64) -> Result<Self> {
+        let plaintext_len = plaintext_len(ciphertext_len)?;
+        let value = parse_header(header)?;
+        let key = open_header(file_key, &value)?;
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(header);
+        Ok(ContentOpener {
+            key,
+            header: h,
+            plaintext_len,
+        })
+    }
+
+    /// The plaintext length.
+    #[must_use]
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// The number of chunks: `max(1, ceil(plaintext_len / CHUNK_LEN))`.
+    #[must_use]
+    pub fn chunk_count(&self) -> u64 {
+        chunk_count(self.plaintext_len)
+    }
+
+    /// Authenticates and decrypts in place the encrypted chunks `first_chunk..` held in `buf`:
+    /// on success `buf` holds their plaintext, which starts at plaintext offset
+    /// `first_chunk * CHUNK_LEN`. `buf` must start at ciphertext offset
+    /// `HEADER_LEN + first_chunk * ENCRYPTED_CHUNK_LEN` and hold whole encrypted chunks: every one
+    /// [`ENCRYPTED_CHUNK_LEN`] bytes except the file's final chunk, which must be complete too.
+    ///
+    /// On failure `buf` is zeroized and emptied: no plaintext of an unauthenticated chunk, and
+    /// none of the run, is ever returned. When several chunks are bad, the error is the first
+    /// bad chunk's in order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the chunks are not whole or lie outside the ciphertext;
+    /// [`Error::DecryptionFailed`] or [`Error::Truncated`] (a genuine chunk with the wrong
+    /// final flag) for a chunk that does not authenticate.
+    pub fn open_chunks_in_place(
+        &self,
+        first_chunk: u64,
+        buf: &mut Vec<u8>,
+        parallelism: Parallelism,
+    ) -> Result<()> {
+        let result = self.check_run(first_chunk, buf.len()).and_then(|pt_len| {
+            let pt_len = to_usize(pt_len)?;
+            self.open_run(first_chunk, buf, pt_len, parallelism)?;
+            Ok(pt_len)
+        });
+        match result {
+            Ok(pt_len) => {
+                buf.truncate(pt_len);
+                Ok(())
+            }
+            Err(e) => {
+                buf.zeroize();
+                buf.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks that `n` ciphertext bytes from chunk `first_chunk` are whole chunks of this
+    /// ciphertext; returns their plaintext length.
+    fn check_run(&self, first_chunk: u64, n: usize) -> Result<u64> {
+        let total = chunk_count(self.plaintext_len);
+        if first_chunk >= total {
+            return Err(Error::InvalidArgument("chunk index past the end"));
+        }
+        let remaining = self.plaintext_len - first_chunk * CHUNK_LEN_U64;
+        let n = n as u64;
+        let m = n.div_ceil(ENCRYPTED_CHUNK_LEN_U64);
+        let bad = Error::InvalidArgument("not whole chunks of the ciphertext");
+        if m == 0 || first_chunk + m > total {
+            return Err(bad);
+        }
+        let Some(pt) = n.checked_sub(m * TAG_LEN_U64) else {
+            return Err(bad);
+        };
+        // A run reaching the file's final chunk holds exactly the rest of the plaintext; any
+        // other run holds full chunks only.
+        let whole = if first_chunk + m == total {
+            pt == remaining
+        } else {
+            n == m * ENCRYPTED_CHUNK_LEN_U64
+        };
+        if !whole {
+            return Err(bad);
+        }
+        Ok(pt)
+    }
+
+    fn open_run(
+        &self,
+        first_chunk: u64,
+        buf: &mut [u8],
+        pt_len: usize,
+        parallelism: Parallelism,
+    ) -> Result<()> {
+        let last = chunk_count(self.plaintext_len) - 1;
+        let open_at = |j: usize, c: &mut [u8]| {
+            let (b, t) = c.split_at_mut(c.len() - TAG_LEN);
+            let tag: [u8; TAG_LEN] = (&*t)
+                .try_into()
+                .map_err(|_| Error::Internal("tag length"))?;
+            let i = first_chunk + j as u64;
+            open_chunk(&self.key, &self.header, i, i == last, b, &tag)
+        };
+        // Chunk j moves from j * ENCRYPTED_CHUNK_LEN down to j * CHUNK_LEN: moving chunks in
+        // order never overwrites a chunk not yet moved.
+        let locate = |j: usize| {
+            let len = CHUNK_LEN.min(pt_len - j * CHUNK_LEN);
+            (j * ENCRYPTED_CHUNK_LEN, j * CHUNK_LEN, len)
+        };
+        let m = buf.len().div_ceil(ENCRYPTED_CHUNK_LEN);
+        #[cfg(feature = "parallel")]
+        if parallelism.use_threads(buf.len()) {
+            use rayon::prelude::*;
+            let failure = buf
+                .par_chunks_mut(ENCRYPTED_CHUNK_LEN)
+                .enumerate()
+                .with_min_len(2)
+                .find_map_first(|(j, c)| open_at(j, c).err());
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            for j in 0..m {
+                let (src, dst, len) = locate(j);
+                buf.copy_within(src..src + len, dst);
+            }
+            return Ok(());
+        }
+        let _ = parallelism;
+        for j in 0..m {
+            let (src, dst, len) = locate(j);
+            open_at(j, &mut buf[src..src + len + TAG_LEN])?;
+            buf.copy_within(src..src + len, dst);
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Random access
 
 /// The chunks that cover a plaintext range.
@@ -1120,6 +1296,90 @@ mod tests {
         assert_eq!(tail.len(), 10 + TAG_LEN);
         let mut empty = Vec::new();
         assert!(sealer.seal_chunks_in_place(0, &mut empty).is_err());
+    }
+
+    #[test]
+    fn opener_matches_one_shot_decryption_for_any_split_and_parallelism() {
+        let k = key(11);
+        for len in [
+            0usize,
+            1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            5 * CHUNK_LEN - 3,
+            // Large enough for the parallel path in one run.
+            20 * CHUNK_LEN + 7,
+        ] {
+            let pt = pattern(len);
+            let ct = encrypt(&k, &pt, &mut rng(4));
+            let opener =
+                ContentOpener::new(&k, &ct[..HEADER_LEN], ct.len() as u64).expect("opener");
+            assert_eq!(opener.plaintext_len(), len as u64);
+            for (run, par) in [
+                (3usize, Parallelism::Sequential),
+                (17, Parallelism::Auto),
+                (64, Parallelism::Auto),
+            ] {
+                let mut out = Vec::new();
+                let count = opener.chunk_count();
+                let mut first = 0u64;
+                while first < count {
+                    let end = (first + run as u64).min(count);
+                    let a = HEADER_LEN + first as usize * ENCRYPTED_CHUNK_LEN;
+                    let b = (HEADER_LEN + end as usize * ENCRYPTED_CHUNK_LEN).min(ct.len());
+                    let mut buf = ct[a..b].to_vec();
+                    opener
+                        .open_chunks_in_place(first, &mut buf, par)
+                        .expect("opens");
+                    out.extend_from_slice(&buf);
+                    first = end;
+                }
+                assert_eq!(out, pt, "len {len} run {run}");
+            }
+        }
+    }
+
+    #[test]
+    fn opener_refuses_tampering_partial_runs_and_a_wrong_key() {
+        let k = key(12);
+        let len = 20 * CHUNK_LEN + 5;
+        let ct = encrypt(&k, &pattern(len), &mut rng(5));
+        let total = ct.len() as u64;
+        assert_eq!(
+            ContentOpener::new(&key(13), &ct[..HEADER_LEN], total).err(),
+            Some(Error::DecryptionFailed)
+        );
+        // No plaintext has this ciphertext length.
+        assert!(ContentOpener::new(&k, &ct[..HEADER_LEN], HEADER_LEN as u64 + 3).is_err());
+        let opener = ContentOpener::new(&k, &ct[..HEADER_LEN], total).expect("opener");
+        let body = &ct[HEADER_LEN..];
+        for par in [Parallelism::Sequential, Parallelism::Auto] {
+            // One flipped bit in chunk 9 of a run: the run fails, emptied.
+            let mut bad = body.to_vec();
+            bad[9 * ENCRYPTED_CHUNK_LEN + 100] ^= 1;
+            assert_eq!(
+                opener.open_chunks_in_place(0, &mut bad, par),
+                Err(Error::DecryptionFailed)
+            );
+            assert!(bad.is_empty());
+            // The final chunk opened as if it were not final, at another index.
+            let mut moved = body[20 * ENCRYPTED_CHUNK_LEN..].to_vec();
+            assert!(opener.open_chunks_in_place(19, &mut moved, par).is_err());
+            // A run cut inside a chunk, or the file's last chunk cut short.
+            let mut cut = body[..ENCRYPTED_CHUNK_LEN + 10].to_vec();
+            assert!(matches!(
+                opener.open_chunks_in_place(0, &mut cut, par),
+                Err(Error::InvalidArgument(_))
+            ));
+            let mut short_tail = body[20 * ENCRYPTED_CHUNK_LEN..body.len() - 1].to_vec();
+            assert!(opener
+                .open_chunks_in_place(20, &mut short_tail, par)
+                .is_err());
+            let mut past = body[..ENCRYPTED_CHUNK_LEN].to_vec();
+            assert!(opener.open_chunks_in_place(21, &mut past, par).is_err());
+            let mut empty = Vec::new();
+            assert!(opener.open_chunks_in_place(0, &mut empty, par).is_err());
+        }
     }
 
     /// Builds a ciphertext from explicit chunks: `(index, last, plaintext)`, for fault tests.
