@@ -6,16 +6,6 @@ mod support;
 
 use support::*;
 
-fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).expect("write local file");
-    p
-}
-
-fn s(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
 #[test]
 fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
     let server = Server::start();
@@ -24,8 +14,8 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
 
     // A 100 MiB random file (not a multiple of the chunk or part size).
     let big = random_bytes(100 * 1024 * 1024 + 12_345);
-    let big_path = write(local.path(), "big.bin", &big);
-    let put = a.json(&["put", s(&big_path)]);
+    let big_path = write_local(local.path(), "big.bin", &big);
+    let put = a.json(&["put", path_str(&big_path)]);
     assert_eq!(put["path"], "/big.bin");
     assert_eq!(put["size"], big.len() as u64);
     assert_eq!(put["resumed"], false);
@@ -36,10 +26,10 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
     a.ok(&["mkdir", "/docs/deep"]);
     let note = b"the quick brown fox jumps over the lazy dog, secretly".repeat(40);
     let empty: &[u8] = b"";
-    let note_path = write(local.path(), "note.txt", &note);
-    let empty_path = write(local.path(), "empty.txt", empty);
-    a.ok(&["put", s(&note_path), "/docs"]);
-    a.ok(&["put", s(&empty_path), "/docs/deep/nothing.txt"]);
+    let note_path = write_local(local.path(), "note.txt", &note);
+    let empty_path = write_local(local.path(), "empty.txt", empty);
+    a.ok(&["put", path_str(&note_path), "/docs"]);
+    a.ok(&["put", path_str(&empty_path), "/docs/deep/nothing.txt"]);
 
     let root = a.json(&["ls"]);
     let names: Vec<&str> = root
@@ -58,17 +48,21 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
     // get returns identical bytes.
     let out = tempfile::tempdir().expect("out");
     let got = out.path().join("big.copy");
-    a.ok(&["get", "/big.bin", s(&got)]);
+    a.ok(&["get", "/big.bin", path_str(&got)]);
     assert!(
         std::fs::read(&got).expect("read") == big,
         "100 MiB file differs"
     );
-    a.ok(&["get", "/docs/note.txt", s(out.path())]);
+    a.ok(&["get", "/docs/note.txt", path_str(out.path())]);
     assert_eq!(
         std::fs::read(out.path().join("note.txt")).expect("read"),
         note
     );
-    a.ok(&["get", "/docs/deep/nothing.txt", s(&out.path().join("e"))]);
+    a.ok(&[
+        "get",
+        "/docs/deep/nothing.txt",
+        path_str(&out.path().join("e")),
+    ]);
     assert_eq!(std::fs::read(out.path().join("e")).expect("read"), empty);
 
     // Byte ranges: inside one chunk, across chunk and part boundaries, to the end.
@@ -82,7 +76,7 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
         a.ok(&[
             "get",
             "/big.bin",
-            s(&dest),
+            path_str(&dest),
             "--range",
             &format!("{first}-{last}"),
         ]);
@@ -108,18 +102,18 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
         .collect();
     assert_eq!(names, ["nothing.txt", "renamed.txt"]);
     let back = out.path().join("renamed");
-    a.ok(&["get", "/docs/deep/renamed.txt", s(&back)]);
+    a.ok(&["get", "/docs/deep/renamed.txt", path_str(&back)]);
     assert_eq!(std::fs::read(&back).expect("read"), note);
 
     // Overwrite: a second put to the same name replaces the content.
     let note2 = b"second version".to_vec();
-    let note2_path = write(local.path(), "v2.txt", &note2);
-    a.ok(&["put", s(&note2_path), "/docs/deep/renamed.txt"]);
-    a.ok(&["get", "/docs/deep/renamed.txt", s(&back)]);
+    let note2_path = write_local(local.path(), "v2.txt", &note2);
+    a.ok(&["put", path_str(&note2_path), "/docs/deep/renamed.txt"]);
+    a.ok(&["get", "/docs/deep/renamed.txt", path_str(&back)]);
     assert_eq!(std::fs::read(&back).expect("read"), note2);
 
     // Clear errors with documented exit codes.
-    let e = a.fails(&["get", "/nope.bin", s(&out.path().join("x"))], 4);
+    let e = a.fails(&["get", "/nope.bin", path_str(&out.path().join("x"))], 4);
     assert!(e.contains("no such file"), "{e}");
     assert!(!out.path().join("x").exists());
     a.fails(&["mkdir", "/docs"], 6);
@@ -129,7 +123,7 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
         &[
             "get",
             "/big.bin",
-            s(&out.path().join("y")),
+            path_str(&out.path().join("y")),
             "--range",
             "200000000-",
         ],
@@ -140,7 +134,11 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
     let docs = a.json(&["ls", "/docs"]);
     assert!(docs.as_array().expect("list").is_empty());
     a.fails(
-        &["get", "/docs/deep/nothing.txt", s(&out.path().join("z"))],
+        &[
+            "get",
+            "/docs/deep/nothing.txt",
+            path_str(&out.path().join("z")),
+        ],
         4,
     );
 

@@ -6,19 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use support::*;
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).expect("write local file");
-    p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// The URL with one character of the secret in its fragment changed.
 fn changed_fragment(url: &str) -> String {
@@ -37,13 +25,20 @@ fn read_links_open_revoke_rotate_password_limits() {
     let report = random_bytes(300_000);
     let note = b"folder link note".repeat(50);
     let deep = random_bytes(70_000);
-    a.ok(&["put", s(&write(local.path(), "report.bin", &report))]);
-    a.ok(&["mkdir", "/pub"]);
-    a.ok(&["mkdir", "/pub/sub"]);
-    a.ok(&["put", s(&write(local.path(), "note.txt", &note)), "/pub"]);
     a.ok(&[
         "put",
-        s(&write(local.path(), "deep.bin", &deep)),
+        path_str(&write_local(local.path(), "report.bin", &report)),
+    ]);
+    a.ok(&["mkdir", "/pub"]);
+    a.ok(&["mkdir", "/pub/sub"]);
+    a.ok(&[
+        "put",
+        path_str(&write_local(local.path(), "note.txt", &note)),
+        "/pub",
+    ]);
+    a.ok(&[
+        "put",
+        path_str(&write_local(local.path(), "deep.bin", &deep)),
         "/pub/sub",
     ]);
 
@@ -55,19 +50,22 @@ fn read_links_open_revoke_rotate_password_limits() {
     let url = a.ok(&["link", "create", "/report.bin"]).trim().to_owned();
     assert!(url.starts_with(&format!("{}/l/", server.url)), "{url}");
     let got = out.path().join("report.copy");
-    stranger.ok(&["open", &url, "-o", s(&got)]);
+    stranger.ok(&["open", &url, "-o", path_str(&got)]);
     assert_eq!(std::fs::read(&got).expect("read"), report);
 
     // A changed fragment: a clear error, nothing written.
     let bad_out = out.path().join("bad.copy");
-    let err = stranger.fails(&["open", &changed_fragment(&url), "-o", s(&bad_out)], 2);
+    let err = stranger.fails(
+        &["open", &changed_fragment(&url), "-o", path_str(&bad_out)],
+        2,
+    );
     assert!(err.contains("link URL"), "{err}");
     assert!(!bad_out.exists());
 
     // Folder link: the whole tree.
     let furl = a.ok(&["link", "create", "/pub"]).trim().to_owned();
     let tree = out.path().join("pub-copy");
-    let r = stranger.json(&["open", &furl, "-o", s(&tree)]);
+    let r = stranger.json(&["open", &furl, "-o", path_str(&tree)]);
     assert_eq!(r["files"], 2);
     assert_eq!(std::fs::read(tree.join("note.txt")).expect("note"), note);
     assert_eq!(
@@ -87,15 +85,15 @@ fn read_links_open_revoke_rotate_password_limits() {
 
     // Revoke: the link is gone.
     a.ok(&["link", "revoke", &url]);
-    let err = stranger.fails(&["open", &url, "-o", s(&bad_out)], 4);
+    let err = stranger.fails(&["open", &url, "-o", path_str(&bad_out)], 4);
     assert!(err.contains("revoked"), "{err}");
 
     // Rotate: the old URL fails, the new one works.
     let rotated = a.ok(&["link", "rotate", &furl]).trim().to_owned();
     assert_ne!(rotated, furl);
-    stranger.fails(&["open", &furl, "-o", s(&bad_out)], 4);
+    stranger.fails(&["open", &furl, "-o", path_str(&bad_out)], 4);
     let tree2 = out.path().join("pub-rotated");
-    stranger.ok(&["open", &rotated, "-o", s(&tree2)]);
+    stranger.ok(&["open", &rotated, "-o", path_str(&tree2)]);
     assert_eq!(std::fs::read(tree2.join("note.txt")).expect("note"), note);
 
     // Password link: a wrong password is refused, the right one opens.
@@ -106,17 +104,17 @@ fn read_links_open_revoke_rotate_password_limits() {
         .to_owned();
     assert!(purl.ends_with(".p"), "{purl}");
     let wrong = stranger.run_env(
-        &["open", &purl, "-o", s(&bad_out)],
+        &["open", &purl, "-o", path_str(&bad_out)],
         &[("COFFER_LINK_PASSWORD", "not the password")],
     );
     let err = assert_fails(&wrong, &["open", "wrong password"], 3);
     assert!(err.contains("wrong link password"), "{err}");
     assert!(!bad_out.exists());
     // Without any password and no terminal: a usage error that says how to give one.
-    let err = stranger.fails(&["open", &purl, "-o", s(&bad_out)], 2);
+    let err = stranger.fails(&["open", &purl, "-o", path_str(&bad_out)], 2);
     assert!(err.contains("COFFER_LINK_PASSWORD"), "{err}");
     let got_pw = out.path().join("pw.copy");
-    let ok = stranger.run_env(&["open", &purl, "-o", s(&got_pw)], &pw);
+    let ok = stranger.run_env(&["open", &purl, "-o", path_str(&got_pw)], &pw);
     assert_ok(&ok, &["open", "right password"]);
     assert_eq!(std::fs::read(&got_pw).expect("read"), report);
 
@@ -126,9 +124,9 @@ fn read_links_open_revoke_rotate_password_limits() {
         .trim()
         .to_owned();
     let once = out.path().join("once.copy");
-    stranger.ok(&["open", &lurl, "-o", s(&once)]);
+    stranger.ok(&["open", &lurl, "-o", path_str(&once)]);
     assert_eq!(std::fs::read(&once).expect("read"), report);
-    let err = stranger.fails(&["open", &lurl, "-o", s(&bad_out)], 6);
+    let err = stranger.fails(&["open", &lurl, "-o", path_str(&bad_out)], 6);
     assert!(err.contains("download limit"), "{err}");
 
     // Expiry: works before, refused after.
@@ -137,9 +135,9 @@ fn read_links_open_revoke_rotate_password_limits() {
         .trim()
         .to_owned();
     let before = out.path().join("before.copy");
-    stranger.ok(&["open", &eurl, "-o", s(&before)]);
+    stranger.ok(&["open", &eurl, "-o", path_str(&before)]);
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let err = stranger.fails(&["open", &eurl, "-o", s(&bad_out)], 6);
+    let err = stranger.fails(&["open", &eurl, "-o", path_str(&bad_out)], 6);
     assert!(err.contains("expired"), "{err}");
     assert!(!bad_out.exists());
 
@@ -175,7 +173,7 @@ fn upload_only_link_adds_files_and_reads_nothing() {
     a.ok(&["mkdir", "/inbox"]);
     a.ok(&[
         "put",
-        s(&write(local.path(), "secret.txt", &secret)),
+        path_str(&write_local(local.path(), "secret.txt", &secret)),
         "/inbox",
     ]);
     // A write member of the folder's share sees its drops (spec §11.11.2) but leaves them to
@@ -191,12 +189,12 @@ fn upload_only_link_adds_files_and_reads_nothing() {
     let stranger = server.user("stranger");
     let dropped = random_bytes(200_000);
     let theirs = tempfile::tempdir().expect("stranger dir");
-    let file = write(theirs.path(), "dropped.bin", &dropped);
-    let up = stranger.json(&["open", &url, "--upload", s(&file)]);
+    let file = write_local(theirs.path(), "dropped.bin", &dropped);
+    let up = stranger.json(&["open", &url, "--upload", path_str(&file)]);
     assert_eq!(up["uploaded"], "dropped.bin");
 
     // The stranger cannot read the folder through the link.
-    let err = stranger.fails(&["open", &url, "-o", s(&theirs.path().join("x"))], 2);
+    let err = stranger.fails(&["open", &url, "-o", path_str(&theirs.path().join("x"))], 2);
     assert!(err.contains("upload-only"), "{err}");
     assert!(!theirs.path().join("x").exists());
 
@@ -213,7 +211,7 @@ fn upload_only_link_adds_files_and_reads_nothing() {
     assert_eq!(filed.len(), 1);
     assert_eq!(filed[0]["name"], "dropped.bin");
     let got = local.path().join("dropped.copy");
-    a.ok(&["get", "/inbox/dropped.bin", s(&got)]);
+    a.ok(&["get", "/inbox/dropped.bin", path_str(&got)]);
     assert_eq!(std::fs::read(&got).expect("read"), dropped);
     let names: Vec<String> = a
         .json(&["ls", "/inbox"])

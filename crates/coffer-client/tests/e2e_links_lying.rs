@@ -5,13 +5,10 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::http::StatusCode;
 use coffer_core::api::{Body as _, LinkResolved};
 use coffer_core::encoding::ByteBuf;
+use support::proxy::{Liar, Proxy, Relayed};
 use support::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,115 +24,48 @@ enum Lie {
     Content,
 }
 
-struct Proxy {
-    url: String,
-    lie: Arc<Mutex<Lie>>,
-}
+/// Lies in link resolutions and link content.
+struct LinkLiar;
 
-struct St {
-    upstream: String,
-    lie: Arc<Mutex<Lie>>,
-    client: reqwest::Client,
-}
+impl Liar for LinkLiar {
+    type Lie = Lie;
 
-impl Proxy {
-    fn start(upstream: &str) -> Proxy {
-        let lie = Arc::new(Mutex::new(Lie::None));
-        let st = Arc::new(St {
-            upstream: upstream.to_owned(),
-            lie: Arc::clone(&lie),
-            client: reqwest::Client::new(),
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(l.local_addr().expect("addr")).expect("send");
-                let app = axum::Router::new().fallback(relay).with_state(st);
-                axum::serve(l, app).await.expect("serve");
-            });
-        });
-        Proxy {
-            url: format!("http://{}", rx.recv().expect("address")),
-            lie,
-        }
-    }
-
-    fn set(&self, l: Lie) {
-        *self.lie.lock().expect("lock") = l;
-    }
-}
-
-async fn relay(State(st): State<Arc<St>>, req: Request) -> Response {
-    let lie = *st.lie.lock().expect("lock");
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let mut rb = st.client.request(method, format!("{}{pq}", st.upstream));
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            rb = rb.header(k, v);
-        }
-    }
-    let resp = rb.body(body.to_vec()).send().await.expect("upstream");
-    let status = resp.status();
-    let rh = resp.headers().clone();
-    let mut bytes = resp.bytes().await.expect("upstream body").to_vec();
-    let resolve = path.starts_with("/v1/l/") && path.matches('/').count() == 3;
-    if resolve && status == 200 {
-        let mut r = LinkResolved::from_bytes(&bytes).expect("resolved");
-        match lie {
-            Lie::Capability | Lie::Expiry => {
-                if let Some(rec) = r.link_record.take() {
-                    let mut rec: coffer_core::link::LinkRecord =
-                        coffer_core::encoding::decode(&rec).expect("record");
-                    if lie == Lie::Capability {
-                        let i = rec.capability.len() / 2;
-                        rec.capability[i] ^= 0x01;
-                    } else {
-                        rec.expires_at = Some(u64::MAX / 2);
+    fn after(&self, lie: Lie, req: &Relayed, status: StatusCode, bytes: &mut Vec<u8>) {
+        let path = &req.path;
+        let resolve = path.starts_with("/v1/l/") && path.matches('/').count() == 3;
+        if resolve && status == 200 {
+            let mut r = LinkResolved::from_bytes(bytes).expect("resolved");
+            match lie {
+                Lie::Capability | Lie::Expiry => {
+                    if let Some(rec) = r.link_record.take() {
+                        let mut rec: coffer_core::link::LinkRecord =
+                            coffer_core::encoding::decode(&rec).expect("record");
+                        if lie == Lie::Capability {
+                            let i = rec.capability.len() / 2;
+                            rec.capability[i] ^= 0x01;
+                        } else {
+                            rec.expires_at = Some(u64::MAX / 2);
+                        }
+                        r.link_record = Some(ByteBuf::from(rec.to_bytes()));
                     }
-                    r.link_record = Some(ByteBuf::from(rec.to_bytes()));
                 }
-            }
-            Lie::NodeSignature => {
-                if let Some(n) = r.node.take() {
-                    let mut n = n.into_vec();
-                    let last = n.len() - 1;
-                    n[last] ^= 0x01;
-                    r.node = Some(ByteBuf::from(n));
+                Lie::NodeSignature => {
+                    if let Some(n) = r.node.take() {
+                        let mut n = n.into_vec();
+                        let last = n.len() - 1;
+                        n[last] ^= 0x01;
+                        r.node = Some(ByteBuf::from(n));
+                    }
                 }
+                _ => {}
             }
-            _ => {}
+            *bytes = r.to_bytes();
         }
-        bytes = r.to_bytes();
-    }
-    if lie == Lie::Content && path.ends_with("/content") && status == 200 {
-        let i = bytes.len() / 2;
-        bytes[i] ^= 0x01;
-    }
-    let mut out = Response::builder().status(status);
-    for (k, v) in &rh {
-        if k != "content-length" && k != "transfer-encoding" {
-            out = out.header(k, v);
+        if lie == Lie::Content && path.ends_with("/content") && status == 200 {
+            let i = bytes.len() / 2;
+            bytes[i] ^= 0x01;
         }
     }
-    out.body(Body::from(bytes)).expect("response")
 }
 
 #[test]
@@ -148,7 +78,7 @@ fn a_lying_server_cannot_make_a_link_show_wrong_bytes() {
     std::fs::write(&file, &data).expect("write");
     a.ok(&["put", file.to_str().expect("path")]);
     let url = a.ok(&["link", "create", "/data.bin"]).trim().to_owned();
-    let proxy = Proxy::start(&server.url);
+    let proxy = Proxy::start(&server.url, LinkLiar, Lie::None);
     // The same link, reached through the proxy.
     let lying_url = url.replacen(&server.url, &proxy.url, 1);
     let stranger = server.user("stranger");

@@ -6,19 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use support::*;
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).expect("write local file");
-    p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 #[test]
 fn keys_rotate_rekeys_everything() {
@@ -30,10 +18,14 @@ fn keys_rotate_rekeys_everything() {
     let local = tempfile::tempdir().expect("dir");
     let top = random_bytes(250_000);
     let deep = b"a deep file, still readable after the rotation".repeat(20);
-    a.ok(&["put", s(&write(local.path(), "top.bin", &top))]);
+    a.ok(&["put", path_str(&write_local(local.path(), "top.bin", &top))]);
     a.ok(&["mkdir", "/d"]);
     a.ok(&["mkdir", "/d/e"]);
-    a.ok(&["put", s(&write(local.path(), "deep.txt", &deep)), "/d/e"]);
+    a.ok(&[
+        "put",
+        path_str(&write_local(local.path(), "deep.txt", &deep)),
+        "/d/e",
+    ]);
     let old_url = a.ok(&["link", "create", "/top.bin"]).trim().to_owned();
 
     // B pins A's generation 0; A has a second session.
@@ -44,7 +36,7 @@ fn keys_rotate_rekeys_everything() {
     a.ok(&["share", "add", "/d", &bn]);
     let shared_deep = format!("/shared/{an}/d/e/deep.txt");
     let p = local.path().join("b-before");
-    b.ok(&["get", &shared_deep, s(&p)]);
+    b.ok(&["get", &shared_deep, path_str(&p)]);
     assert_eq!(std::fs::read(&p).expect("read"), deep);
     let a2 = server.user(&an);
     a2.ok(&["login", &an]);
@@ -65,7 +57,7 @@ fn keys_rotate_rekeys_everything() {
     // Everything is still readable with the session that rotated.
     for (remote, bytes) in [("/top.bin", &top[..]), ("/d/e/deep.txt", &deep[..])] {
         let p = local.path().join(remote.replace('/', "_"));
-        a.ok(&["get", remote, s(&p)]);
+        a.ok(&["get", remote, path_str(&p)]);
         assert_eq!(std::fs::read(&p).expect("read"), bytes, "{remote}");
     }
     assert_eq!(a.json(&["fingerprint"])["generation"], 1);
@@ -78,7 +70,7 @@ fn keys_rotate_rekeys_everything() {
     assert_ok(&relog, &["login", "new password"]);
     let p = local.path().join("relog-deep");
     let got = a2.run_env(
-        &["get", "/d/e/deep.txt", s(&p)],
+        &["get", "/d/e/deep.txt", path_str(&p)],
         &[("COFFER_PASSWORD", new_pw)],
     );
     assert_ok(&got, &["get", "after relogin"]);
@@ -91,9 +83,12 @@ fn keys_rotate_rekeys_everything() {
         .to_owned();
     assert_ne!(new_url, old_url);
     let stranger = server.user("stranger");
-    stranger.fails(&["open", &old_url, "-o", s(&local.path().join("x"))], 4);
+    stranger.fails(
+        &["open", &old_url, "-o", path_str(&local.path().join("x"))],
+        4,
+    );
     let via = local.path().join("via-link");
-    stranger.ok(&["open", &new_url, "-o", s(&via)]);
+    stranger.ok(&["open", &new_url, "-o", path_str(&via)]);
     assert_eq!(std::fs::read(&via).expect("read"), top);
 
     // B sees A's new identity through a valid chain: the pin advances.
@@ -104,7 +99,7 @@ fn keys_rotate_rekeys_everything() {
     assert_eq!(b.json(&["fingerprint", &an])["pin"], "pinned");
     // B still reads the folder A shares, now under A's new share generation and identity.
     let p = local.path().join("b-after");
-    b.ok(&["get", &shared_deep, s(&p)]);
+    b.ok(&["get", &shared_deep, path_str(&p)]);
     assert_eq!(std::fs::read(&p).expect("read"), deep);
     let owned = a.json(&["share", "list"]);
     assert_eq!(owned["owned"][0]["generation"], 1);

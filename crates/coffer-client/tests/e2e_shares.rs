@@ -6,19 +6,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use support::*;
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).expect("write local file");
-    p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 #[test]
 fn share_read_remove_leave_and_pins() {
@@ -35,7 +23,7 @@ fn share_read_remove_leave_and_pins() {
     a.ok(&["mkdir", "/team/inner"]);
     a.ok(&[
         "put",
-        s(&write(local.path(), "old.bin", &old)),
+        path_str(&write_local(local.path(), "old.bin", &old)),
         "/team/inner",
     ]);
 
@@ -56,7 +44,7 @@ fn share_read_remove_leave_and_pins() {
     let listed = b.json(&["share", "list"]);
     assert_eq!(listed["incoming"][0]["path"], shared.as_str());
     let got = local.path().join("b-old");
-    b.ok(&["get", &format!("{shared}/inner/old.bin"), s(&got)]);
+    b.ok(&["get", &format!("{shared}/inner/old.bin"), path_str(&got)]);
     assert_eq!(std::fs::read(&got).expect("read"), old);
     // B pinned A on the way.
     let b_sees_a = b.json(&["fingerprint", &an]);
@@ -75,7 +63,7 @@ fn share_read_remove_leave_and_pins() {
     let new = random_bytes(120_000);
     a.ok(&[
         "put",
-        s(&write(local.path(), "new.bin", &new)),
+        path_str(&write_local(local.path(), "new.bin", &new)),
         "/team/inner",
     ]);
     // The folder link was re-sealed for the new generation: the same URL reads old files and
@@ -87,7 +75,7 @@ fn share_read_remove_leave_and_pins() {
     );
     let stranger = server.user("stranger");
     let via = local.path().join("via-link");
-    stranger.ok(&["open", &old_url, "-o", s(&via)]);
+    stranger.ok(&["open", &old_url, "-o", path_str(&via)]);
     assert_eq!(
         std::fs::read(via.join("inner").join("new.bin")).expect("new"),
         new
@@ -101,7 +89,7 @@ fn share_read_remove_leave_and_pins() {
         &[
             "get",
             &format!("{shared}/inner/new.bin"),
-            s(&local.path().join("b-new")),
+            path_str(&local.path().join("b-new")),
         ],
         4,
     );
@@ -109,7 +97,7 @@ fn share_read_remove_leave_and_pins() {
         &[
             "get",
             &format!("{shared}/inner/old.bin"),
-            s(&local.path().join("b-old2")),
+            path_str(&local.path().join("b-old2")),
         ],
         4,
     );
@@ -123,7 +111,7 @@ fn share_read_remove_leave_and_pins() {
         };
         for (name, bytes) in [("old.bin", &old), ("new.bin", &new)] {
             let p = local.path().join(format!("{tag}-{name}"));
-            u.ok(&["get", &format!("{base}/inner/{name}"), s(&p)]);
+            u.ok(&["get", &format!("{base}/inner/{name}"), path_str(&p)]);
             assert_eq!(&std::fs::read(&p).expect("read"), bytes, "{tag} {name}");
         }
     }
@@ -164,7 +152,7 @@ fn share_read_remove_leave_and_pins() {
         &[
             "get",
             &format!("{shared}/inner/old.bin"),
-            s(&local.path().join("c-gone")),
+            path_str(&local.path().join("c-gone")),
         ],
         4,
     );
@@ -174,6 +162,6 @@ fn share_read_remove_leave_and_pins() {
         .is_empty());
     // A still has everything.
     let p = local.path().join("a-final");
-    a.ok(&["get", "/team/inner/new.bin", s(&p)]);
+    a.ok(&["get", "/team/inner/new.bin", path_str(&p)]);
     assert_eq!(std::fs::read(&p).expect("read"), new);
 }

@@ -5,13 +5,14 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_core::api::{Body as _, NodeList};
 use coffer_core::encoding::ByteBuf;
+use support::proxy::{Liar, Proxy, Relayed};
 use support::*;
 
 /// What the proxy does to the traffic.
@@ -31,53 +32,15 @@ enum Tamper {
     FailPart3,
 }
 
-struct ProxyState {
-    upstream: String,
-    tamper: Mutex<Tamper>,
+/// Tampers with content, listings and uploads; learns the root from the first listing.
+struct Tamperer {
     root: Mutex<Option<String>>,
-    client: reqwest::Client,
 }
 
-struct Proxy {
-    url: String,
-    state: Arc<ProxyState>,
-}
-
-impl Proxy {
-    fn start(upstream: &str) -> Proxy {
-        let state = Arc::new(ProxyState {
-            upstream: upstream.to_owned(),
-            tamper: Mutex::new(Tamper::None),
-            root: Mutex::new(None),
-            client: reqwest::Client::new(),
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let st = Arc::clone(&state);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("send");
-                let app = axum::Router::new().fallback(forward).with_state(st);
-                axum::serve(listener, app).await.expect("serve");
-            });
-        });
-        let addr = rx.recv().expect("proxy address");
-        Proxy {
-            url: format!("http://{addr}"),
-            state,
-        }
-    }
-
-    fn set(&self, t: Tamper) {
-        *self.state.tamper.lock().expect("lock") = t;
-    }
+/// The folder a listing request is for.
+fn listing(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/nodes/")
+        .and_then(|r| r.strip_suffix("/children"))
 }
 
 fn problem(status: u16, kind: &str) -> Response {
@@ -94,83 +57,63 @@ fn problem(status: u16, kind: &str) -> Response {
         .expect("response")
 }
 
-async fn forward(State(st): State<Arc<ProxyState>>, req: Request) -> Response {
-    let tamper = *st.tamper.lock().expect("lock");
-    let method = req.method().clone();
-    let path_q = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let path = req.uri().path().to_owned();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .expect("request body");
-    if tamper == Tamper::FailPart3 && method == "PUT" && path.ends_with("/parts/3") {
-        return problem(400, "invalid-parameter");
-    }
-    // Which folder a listing is for; the first one listed is the root.
-    let listing = path
-        .strip_prefix("/v1/nodes/")
-        .and_then(|r| r.strip_suffix("/children"))
-        .map(str::to_owned);
-    let mut upstream_path = path_q.clone();
-    if let Some(folder) = &listing {
-        let mut root = st.root.lock().expect("lock");
-        let root_id = root.get_or_insert_with(|| folder.clone()).clone();
-        if tamper == Tamper::SwapListing && *folder != root_id {
-            upstream_path = format!("/v1/nodes/{root_id}/children");
+impl Liar for Tamperer {
+    type Lie = Tamper;
+
+    fn before(&self, tamper: Tamper, req: &Relayed) -> Result<Option<String>, Response> {
+        if tamper == Tamper::FailPart3 && req.method == "PUT" && req.path.ends_with("/parts/3") {
+            return Err(problem(400, "invalid-parameter"));
         }
-    }
-    let mut rb = st
-        .client
-        .request(method, format!("{}{}", st.upstream, upstream_path));
-    for (k, v) in &headers {
-        if k != "host" && k != "content-length" {
-            rb = rb.header(k, v);
-        }
-    }
-    let resp = rb.body(body.to_vec()).send().await.expect("upstream");
-    let status = resp.status();
-    let rh = resp.headers().clone();
-    let mut bytes = resp.bytes().await.expect("upstream body").to_vec();
-    let is_content = path.ends_with("/content") && (status == 200 || status == 206);
-    match tamper {
-        Tamper::FlipContent if is_content && !bytes.is_empty() => {
-            let mid = bytes.len() / 2;
-            bytes[mid] ^= 0x01;
-        }
-        Tamper::TruncateContent if is_content && bytes.len() > 200 => {
-            bytes.truncate(bytes.len() - 100);
-        }
-        _ => {}
-    }
-    if let (Some(folder), true) = (&listing, status == 200) {
-        let root_id = st.root.lock().expect("lock").clone().unwrap_or_default();
-        if *folder != root_id && matches!(tamper, Tamper::ForgeRecord | Tamper::SwapListing) {
-            let mut list = NodeList::from_bytes(&bytes).expect("node list");
-            if tamper == Tamper::ForgeRecord {
-                if let Some(first) = list.records.first_mut() {
-                    let mut v = first.to_vec();
-                    let last = v.len() - 1;
-                    v[last] ^= 0x01;
-                    *first = ByteBuf::from(v);
-                }
-            } else {
-                // Relabel the root's listing as the asked folder's.
-                list.parent_id = coffer_core::ids::NodeId::from_b64(folder).expect("node id");
+        // The first folder listed is the root.
+        if let Some(folder) = listing(&req.path) {
+            let mut root = self.root.lock().expect("lock");
+            let root_id = root.get_or_insert_with(|| folder.to_owned()).clone();
+            if tamper == Tamper::SwapListing && folder != root_id {
+                return Ok(Some(format!("/v1/nodes/{root_id}/children")));
             }
-            bytes = list.to_bytes();
+        }
+        Ok(None)
+    }
+
+    fn after(&self, tamper: Tamper, req: &Relayed, status: StatusCode, bytes: &mut Vec<u8>) {
+        let is_content = req.path.ends_with("/content") && (status == 200 || status == 206);
+        match tamper {
+            Tamper::FlipContent if is_content && !bytes.is_empty() => {
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x01;
+            }
+            Tamper::TruncateContent if is_content && bytes.len() > 200 => {
+                bytes.truncate(bytes.len() - 100);
+            }
+            _ => {}
+        }
+        if let (Some(folder), true) = (listing(&req.path), status == 200) {
+            let root_id = self.root.lock().expect("lock").clone().unwrap_or_default();
+            if folder != root_id && matches!(tamper, Tamper::ForgeRecord | Tamper::SwapListing) {
+                let mut list = NodeList::from_bytes(bytes).expect("node list");
+                if tamper == Tamper::ForgeRecord {
+                    if let Some(first) = list.records.first_mut() {
+                        let mut v = first.to_vec();
+                        let last = v.len() - 1;
+                        v[last] ^= 0x01;
+                        *first = ByteBuf::from(v);
+                    }
+                } else {
+                    // Relabel the root's listing as the asked folder's.
+                    list.parent_id = coffer_core::ids::NodeId::from_b64(folder).expect("node id");
+                }
+                *bytes = list.to_bytes();
+            }
         }
     }
-    let mut out = Response::builder().status(status.as_u16());
-    for (k, v) in &rh {
-        if k != "content-length" && k != "transfer-encoding" {
-            out = out.header(k, v);
-        }
-    }
-    out.body(Body::from(bytes)).expect("response")
+}
+
+/// A proxy in front of `upstream` that forwards faithfully until told otherwise.
+fn tamper_proxy(upstream: &str) -> Proxy<Tamperer> {
+    let liar = Tamperer {
+        root: Mutex::new(None),
+    };
+    Proxy::start(upstream, liar, Tamper::None)
 }
 
 fn no_temp_files(dir: &std::path::Path) {
@@ -185,7 +128,7 @@ fn no_temp_files(dir: &std::path::Path) {
 #[test]
 fn tampered_content_and_records_give_clear_errors_never_wrong_bytes() {
     let server = Server::start();
-    let proxy = Proxy::start(&server.url);
+    let proxy = tamper_proxy(&server.url);
     let mut a = server.user(&unique("eve"));
     a.server = proxy.url.clone();
     a.ok(&["register", &a.name.clone()]);
@@ -238,7 +181,7 @@ fn tampered_content_and_records_give_clear_errors_never_wrong_bytes() {
 #[test]
 fn interrupted_put_resumes_and_an_edited_file_restarts() {
     let server = Server::start();
-    let proxy = Proxy::start(&server.url);
+    let proxy = tamper_proxy(&server.url);
     let mut a = server.user(&unique("frank"));
     a.server = proxy.url.clone();
     a.ok(&["register", &a.name.clone()]);

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod proxy;
+
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -302,4 +304,16 @@ pub fn assert_absent(dir: &Path, needles: &[(&str, &[u8])]) {
             );
         }
     }
+}
+
+/// Writes `bytes` to `dir/name` (a local file for a test to upload) and returns its path.
+pub fn write_local(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write local file");
+    p
+}
+
+/// `p` as a command-line argument.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
