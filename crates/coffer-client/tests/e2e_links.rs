@@ -201,7 +201,10 @@ fn upload_only_link_adds_files_and_reads_nothing() {
     // The write member lists, files nothing, and leaves the drop in place.
     let b_list = b.json(&["link", "list"]);
     assert!(
-        b_list["filed_uploads"].as_array().expect("filed").is_empty(),
+        b_list["filed_uploads"]
+            .as_array()
+            .expect("filed")
+            .is_empty(),
         "{b_list}"
     );
 

@@ -60,9 +60,9 @@ fn problem(status: u16, kind: &str) -> Response {
 impl Liar for Tamperer {
     type Lie = Tamper;
 
-    fn before(&self, tamper: Tamper, req: &Relayed) -> Result<Option<String>, Response> {
+    fn before(&self, tamper: Tamper, req: &Relayed) -> Result<Option<String>, Box<Response>> {
         if tamper == Tamper::FailPart3 && req.method == "PUT" && req.path.ends_with("/parts/3") {
-            return Err(problem(400, "invalid-parameter"));
+            return Err(Box::new(problem(400, "invalid-parameter")));
         }
         // The first folder listed is the root.
         if let Some(folder) = listing(&req.path) {

@@ -24,9 +24,9 @@ pub trait Liar: Send + Sync + 'static {
     /// The kinds of lie the test chooses from.
     type Lie: Copy + Send + 'static;
 
-    /// Before relaying: `Err` answers the request without asking upstream, `Ok(Some(path))`
+    /// Before relaying: `Err` (boxed: a response is large) answers the request without asking upstream, `Ok(Some(path))`
     /// relays it to another path (with query), `Ok(None)` relays it as it is.
-    fn before(&self, _lie: Self::Lie, _req: &Relayed) -> Result<Option<String>, Response> {
+    fn before(&self, _lie: Self::Lie, _req: &Relayed) -> Result<Option<String>, Box<Response>> {
         Ok(None)
     }
 
@@ -108,7 +108,7 @@ async fn relay<L: Liar>(State(st): State<Arc<ProxyState<L>>>, req: Request) -> R
         .await
         .expect("request body");
     let upstream_path = match st.liar.before(lie, &relayed) {
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
         Ok(path) => path.unwrap_or_else(|| relayed.path_q.clone()),
     };
     let mut rb = st.client.request(
