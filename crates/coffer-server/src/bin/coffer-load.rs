@@ -54,7 +54,8 @@
 //!   whole account (keys, identity, signed root), and they grow the database for good.
 //!
 //! Rate limits (spec §11.13) are per client address, and a load generator is one address: run the
-//! server with `crates/coffer-server/load.toml` (every limit raised, `max-in-flight = 512`).
+//! server with `crates/coffer-server/load.toml` (every rate limit raised, `[limits]` at the
+//! defaults).
 //! Commands (from the repository root):
 //!
 //! ```text
@@ -71,53 +72,40 @@
 //!
 //! # Figures
 //!
-//! 2026-11-28, release build, server and generator on the same 2 cores, shared with four other
-//! engineers' builds (load average 4 to 8 during the runs: absolute figures are noisy, so
-//! before and after ran back to back, each on a fresh data directory; the CPU columns show
-//! how little of the machine the server got). "Before" is the server of commit 68ca9fb, measured
-//! with this generator.
+//! 2026-11-28 17:03-17:07 UTC, release build of main after session 3's merges, on a quiet
+//! machine (no other builds; load average about 2, which is this generator and server), server
+//! and generator on the same 2 cores, each scenario on a fresh data directory, 8 s each.
+//! `[limits]` at the defaults (`max-in-flight = 64`, `max-queue-delay-ms = 50`):
 //!
 //! ```text
-//!                          before                          after
-//! link-resolve, 256 conn   6925 req/s, p50 36 p99 69 ms    15376-20967 req/s, p50 10-14 ms,
-//!                          (server 0.96 core)              p99 31-70 ms (server 0.27-0.42 core)
-//! register (start+finish)  254 /s, p99 258 ms, max 2.2 s   566 /s, p99 36 ms, max 57 ms
-//! login (start+finish)     187 /s, p99 344 ms, max 1.3 s   647 /s, p99 34 ms, max 92 ms
-//! upload-small, 16 conn    141 files/s, p99 267 ms         297 files/s, p99 39 ms
-//! server CPU per op        resolve 140 us                  resolve 13-17 us
-//!                          registration 2.4 ms             registration 1.6-2.3 ms
-//!                          login 3.7 ms                    login 1.4-1.8 ms
+//! link-resolve, 256 conn   51988 req/s, p50 4.8 ms, p99 10.9 ms, max 21.7 ms, no errors
+//!                          (with max-in-flight 512: 39718-46238 req/s, p99 11.8-16.2 ms)
+//! register (start+finish)  845 /s, p99 15.1 ms  (744-758 /s in two runs before)
+//! login (start+finish)     1259 /s, p99 12.9 ms (1168-1219 /s in two runs before)
+//! upload-small, 16 conn    315 files/s, p99 30.1 ms
+//! server CPU per op        resolve 24 us, registration 1.5 ms, login 0.9 ms
 //! ```
 //!
-//! Overload (after; `max-in-flight = 64`, `max-queue-delay-ms = 20`, 512 connections, 100000 req/s
-//! asked): the one-thread generator could send only about 15500 req/s (its 512 connections
-//! stayed busy), all served: 124635 x 200, 345 x 503 (all with `Retry-After`), admitted p99
-//! 54 ms, max 85 ms; recovery probe 50/50 x 200, p99 2.7 ms; `/healthz` 200. Before (27000
-//! req/s asked, 24300 sent, `max-in-flight = 64`): 161623 x 503 (all with `Retry-After`),
-//! 33294 x 200 at 4154 req/s, admitted p99 132 ms; recovery 50/50 x 200. A cached resolve costs
-//! the server about 15 us, so on this machine the generator cannot offer 5x what the server
-//! sustains; with fast handlers `max-in-flight` is rarely reached, which is what
-//! `max-queue-delay-ms` is for.
+//! Overload, the same server: sustained 1162 full logins/s (closed loop, 16 connections); then
+//! 5810 login starts/s offered open loop (5.0x) for 8 s with at most 512 in flight: 4355/s
+//! sent (the rest found no idle connection), 29189 x 503 (all with `Retry-After`), 19199 x 200
+//! (2379/s), admitted p50 70 ms, p99 195 ms, max 256 ms; recovery: the first full login
+//! completed 6.1 ms after the offer drained, 50/50 logins, `/healthz` 200. With `max-in-flight
+//! = 512` the same offer produced no 503 at all (512 connections never exceed 512 in flight),
+//! admitted p99 440 ms, and the queue-delay check then shed the recovery probe (50 x 503,
+//! `/healthz` 503): hence the default of 64.
 //!
-//! Session 3 (branch h-sperf), server CPU per operation, main d9b4e78 against h-sperf, back to
-//! back on fresh data directories, 16 connections, 8 s each, load average 14 (four other
-//! engineers building: throughput and latency are meaningless here, CPU per operation is not):
+//! Earlier (session 2, shared machine, load average 4-8; "before" is commit 68ca9fb):
+//! link-resolve 6925 -> 15376-20967 req/s; registrations 254 -> 566 /s; logins 187 -> 647 /s.
+//! Session 3 cut account creation from eleven statements (each a hand-off to the SQLite
+//! connection's worker thread) to two, session creation from five to one, and login finish no
+//! longer reads the account separately: server CPU per registration 2.16 -> 1.31 ms and per
+//! login 1.15 -> 1.02 ms, measured back to back under load.
 //!
-//! ```text
-//!                          d9b4e78                 h-sperf
-//! registration             2.16 ms (1231 in 8 s)   1.31 ms (1919 in 8 s)
-//! login                    1.15 ms (1923 in 8 s)   1.02 ms (2542 in 8 s)
-//! link-resolve, 256 conn   28 us                   27 us (path unchanged)
-//! ```
-//!
-//! Account creation went from eleven statements (each a hand-off to the connection's worker
-//! thread) to two, session creation from five to one, and login finish no longer reads the
-//! account separately.
-//!
-//! Not reached on this shared machine: link resolve p99 <= 20 ms at 256 connections (the server
-//! process got a third of a core), and 1000 registrations and logins per second (the server used
-//! 0.9 core for ~600/s: most of it is sqlx's hand-off of every statement to its SQLite worker
-//! thread, see the note in the report).
+//! Not reached: 1000 registrations/s (845). A profile (`perf record -e cpu-clock -g`) of the
+//! registration run shows about a third of the server's CPU in the scheduler, waking sqlx's
+//! per-connection worker threads (flume channels) and the group-commit thread; the crypto
+//! (OPRF evaluation, signature checks) is about 15%.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
