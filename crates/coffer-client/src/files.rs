@@ -23,6 +23,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use rand_core::OsRng;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
+use tokio::io::AsyncWriteExt as _;
 
 use crate::account::session_problem;
 use crate::error::{Error, Result};
@@ -1332,8 +1333,9 @@ pub async fn download_to(
             Some(first..end)
         }
     };
-    let mut sink = if dest.as_os_str() == "-" {
-        Sink::new(Box::new(std::io::stdout()), None)
+    let to_stdout = dest.as_os_str() == "-";
+    let mut sink = if to_stdout {
+        Sink::Stdout(tokio::io::stdout())
     } else {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -1343,11 +1345,15 @@ pub async fn download_to(
             .prefix(".coffer-download-")
             .tempfile_in(&dir)
             .map_err(|e| Error::io(format!("creating a temporary file in {}", dir.display()), e))?;
-        let file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io("opening the temporary file", e))?;
-        Sink::new(Box::new(file), Some(tmp))
+        let file = tokio::fs::File::from_std(
+            tmp.as_file()
+                .try_clone()
+                .map_err(|e| Error::io("opening the temporary file", e))?,
+        );
+        Sink::File {
+            tmp,
+            file: tokio::io::BufWriter::with_capacity(1 << 20, file),
+        }
     };
     progress.set_total(span.as_ref().map_or(size, |r| r.end - r.start));
     let written = match &span {
@@ -1358,112 +1364,53 @@ pub async fn download_to(
     Ok(written)
 }
 
-/// A blocking writer of plaintext (standard output or the temporary file).
-type Out = Box<dyn std::io::Write + Send>;
-
-/// What a blocking write job hands back: the writer, and the buffer it wrote (for reuse).
-type WriteDone = (Out, Result<Vec<u8>>);
-
-/// Where plaintext goes: written on a blocking thread, one job at a time, so that the next
-/// window is received (and the one after it decrypted) while the previous one is written.
-struct Sink {
-    /// The writer; `None` while a job holds it.
-    out: Option<Out>,
-    /// For a file: the temporary file renamed into place by [`Sink::commit`].
-    tmp: Option<tempfile::NamedTempFile>,
-    /// The job in flight.
-    pending: Option<tokio::task::JoinHandle<WriteDone>>,
+/// Where plaintext goes.
+enum Sink {
+    Stdout(tokio::io::Stdout),
+    File {
+        tmp: tempfile::NamedTempFile,
+        file: tokio::io::BufWriter<tokio::fs::File>,
+    },
 }
 
 impl Sink {
-    fn new(out: Out, tmp: Option<tempfile::NamedTempFile>) -> Self {
-        Sink {
-            out: Some(out),
-            tmp,
-            pending: None,
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::Stdout(s) => s.write_all(bytes).await,
+            Sink::File { file, .. } => file.write_all(bytes).await,
         }
+        .map_err(|e| Error::io("writing the download", e))
     }
 
-    /// Waits for the job in flight; returns the buffer it wrote, if there was one.
-    async fn wait(&mut self) -> Result<Option<Vec<u8>>> {
-        let Some(job) = self.pending.take() else {
-            return Ok(None);
-        };
-        let (out, done) = job
-            .await
-            .map_err(|e| Error::State(format!("write task: {e}")))?;
-        self.out = Some(out);
-        done.map(Some)
-    }
-
-    /// Starts `job` on a blocking thread with the writer, once the previous job is done; returns
-    /// the buffer the previous job wrote, if any.
-    async fn submit(
-        &mut self,
-        job: impl FnOnce(&mut dyn std::io::Write) -> Result<Vec<u8>> + Send + 'static,
-    ) -> Result<Option<Vec<u8>>> {
-        let previous = self.wait().await?;
-        let mut out = self
-            .out
-            .take()
-            .ok_or(Error::Internal("download writer lost"))?;
-        self.pending = Some(tokio::task::spawn_blocking(move || {
-            let done = job(&mut *out);
-            (out, done)
-        }));
-        Ok(previous)
-    }
-
-    /// Writes `bytes` (and waits for it).
-    async fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
-        self.submit(move |w| {
-            w.write_all(&bytes)
-                .map_err(|e| Error::io("writing the download", e))?;
-            Ok(bytes)
-        })
-        .await?;
-        self.wait().await.map(drop)
-    }
-
-    /// Waits for the last write and flushes; for a file: fsync, rename into place, fsync the
-    /// directory.
-    async fn commit(mut self, dest: &Path) -> Result<()> {
-        self.wait().await?;
-        let mut out = self
-            .out
-            .take()
-            .ok_or(Error::Internal("download writer lost"))?;
-        let tmp = self.tmp.take();
-        let tmp = tokio::task::spawn_blocking(move || -> Result<_> {
-            out.flush()
-                .map_err(|e| Error::io("writing the download", e))?;
-            drop(out);
-            if let Some(t) = &tmp {
-                t.as_file()
-                    .sync_all()
+    /// Flushes; for a file: fsync, rename into place, fsync the directory.
+    async fn commit(self, dest: &Path) -> Result<()> {
+        match self {
+            Sink::Stdout(mut s) => s.flush().await.map_err(|e| Error::io("writing stdout", e)),
+            Sink::File { tmp, mut file } => {
+                file.flush()
+                    .await
+                    .map_err(|e| Error::io("writing the download", e))?;
+                let f = file.into_inner();
+                f.sync_all()
+                    .await
                     .map_err(|e| Error::io("syncing the download", e))?;
+                drop(f);
+                tmp.persist(dest).map_err(|e| {
+                    Error::io(
+                        format!("renaming the download to {}", dest.display()),
+                        e.error,
+                    )
+                })?;
+                if let Some(dir) = dest.parent() {
+                    crate::state::sync_dir(if dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        dir
+                    });
+                }
+                Ok(())
             }
-            Ok(tmp)
-        })
-        .await
-        .map_err(|e| Error::State(format!("write task: {e}")))??;
-        let Some(tmp) = tmp else {
-            return Ok(());
-        };
-        tmp.persist(dest).map_err(|e| {
-            Error::io(
-                format!("renaming the download to {}", dest.display()),
-                e.error,
-            )
-        })?;
-        if let Some(dir) = dest.parent() {
-            crate::state::sync_dir(if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            });
         }
-        Ok(())
     }
 }
 
@@ -1502,41 +1449,21 @@ fn check_content_response(
     Ok(etag)
 }
 
-/// Encrypted chunks a whole-file download authenticates, decrypts (on every core) and writes at
-/// a time: 64, about 4 MiB; two windows are in memory at once.
-const DOWNLOAD_WINDOW_CHUNKS: usize = 64;
-
-/// The whole file: one request, received in windows of whole chunks; each window is
-/// authenticated and decrypted in place, then written, while the next one is received.
+/// The whole file: one request, decrypted as it streams.
 async fn stream_whole(
     source: &ContentSource<'_>,
     sink: &mut Sink,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    const WINDOW: usize = DOWNLOAD_WINDOW_CHUNKS * content::ENCRYPTED_CHUNK_LEN;
-    let auth =
-        |e: coffer_core::Error| Error::integrity(format!("content does not authenticate: {e}"));
     let mut resp = source
         .http
         .get_octets(&source.path, source.bearer, None, None)
         .await?;
     check_content_response(&resp, source, 200, source.ciphertext_length)?;
-    let mut header = Vec::with_capacity(content::HEADER_LEN);
-    let mut opener: Option<Arc<content::ContentOpener>> = None;
-    let mut window = Vec::with_capacity(WINDOW);
-    let mut spare: Option<Vec<u8>> = None;
-    // The first chunk of `window`.
-    let mut first_chunk = 0u64;
+    let mut dec = content::Decryptor::new(source.file_key);
+    let mut out = Vec::with_capacity(1 << 20);
     let mut received = 0u64;
     let mut written = 0u64;
-    let mut done = |buf: Option<Vec<u8>>, spare: &mut Option<Vec<u8>>| {
-        if let Some(mut b) = buf {
-            written += b.len() as u64;
-            progress.advance(b.len() as u64);
-            b.clear();
-            *spare = Some(b);
-        }
-    };
     while let Some(chunk) = resp.chunk().await? {
         received += chunk.len() as u64;
         if received > source.ciphertext_length {
@@ -1544,34 +1471,13 @@ async fn stream_whole(
                 "more content than the signed record names",
             ));
         }
-        let mut rest = &chunk[..];
-        if opener.is_none() {
-            let take = (content::HEADER_LEN - header.len()).min(rest.len());
-            header.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if header.len() == content::HEADER_LEN {
-                opener = Some(Arc::new(
-                    content::ContentOpener::new(source.file_key, &header, source.ciphertext_length)
-                        .map_err(auth)?,
-                ));
-            }
-        }
-        while !rest.is_empty() {
-            // Bytes remain only once the header is complete.
-            let op = opener.as_ref().ok_or(Error::Internal("content header"))?;
-            let take = (WINDOW - window.len()).min(rest.len());
-            window.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            if window.len() == WINDOW {
-                let next = spare.take().unwrap_or_else(|| Vec::with_capacity(WINDOW));
-                let full = std::mem::replace(&mut window, next);
-                let (op, first) = (Arc::clone(op), first_chunk);
-                first_chunk += DOWNLOAD_WINDOW_CHUNKS as u64;
-                let freed = sink
-                    .submit(move |w| open_and_write(&op, first, full, w))
-                    .await?;
-                done(freed, &mut spare);
-            }
+        out.clear();
+        dec.update(&chunk, &mut out)
+            .map_err(|e| Error::integrity(format!("content does not authenticate: {e}")))?;
+        if !out.is_empty() {
+            sink.write(&out).await?;
+            written += out.len() as u64;
+            progress.advance(out.len() as u64);
         }
     }
     if received != source.ciphertext_length {
@@ -1579,32 +1485,13 @@ async fn stream_whole(
             "content shorter than the signed record names",
         ));
     }
-    let op = opener.ok_or_else(|| Error::integrity("content without a header"))?;
-    if !window.is_empty() {
-        let freed = sink
-            .submit(move |w| open_and_write(&op, first_chunk, window, w))
-            .await?;
-        done(freed, &mut spare);
-    }
-    let freed = sink.wait().await?;
-    done(freed, &mut spare);
-    Ok(written)
-}
-
-/// Authenticates and decrypts a window of whole encrypted chunks in place, then writes its
-/// plaintext; returns the buffer.
-fn open_and_write(
-    opener: &content::ContentOpener,
-    first_chunk: u64,
-    mut buf: Vec<u8>,
-    out: &mut dyn std::io::Write,
-) -> Result<Vec<u8>> {
-    opener
-        .open_chunks_in_place(first_chunk, &mut buf, content::Parallelism::Auto)
+    out.clear();
+    dec.finish(&mut out)
         .map_err(|e| Error::integrity(format!("content does not authenticate: {e}")))?;
-    out.write_all(&buf)
-        .map_err(|e| Error::io("writing the download", e))?;
-    Ok(buf)
+    sink.write(&out).await?;
+    written += out.len() as u64;
+    progress.advance(out.len() as u64);
+    Ok(written)
 }
 
 /// Reads a whole (small) response body of exactly `len` bytes.
@@ -1663,10 +1550,9 @@ async fn stream_range(
             &chunks,
         )
         .map_err(|e| Error::integrity(format!("content does not authenticate: {e}")))?;
-        let n = plain.len() as u64;
-        sink.write(plain).await?;
-        written += n;
-        progress.advance(n);
+        sink.write(&plain).await?;
+        written += plain.len() as u64;
+        progress.advance(plain.len() as u64);
         pos = end;
     }
     Ok(written)

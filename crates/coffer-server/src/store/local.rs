@@ -32,14 +32,8 @@ use tokio_util::io::ReaderStream;
 
 use super::*;
 
-/// Read buffer size for streaming blobs: each read is a round trip to a blocking thread, so
-/// large reads keep that cost per byte small (64 KiB reads cost a download about a tenth of
-/// its server CPU).
-const READ_CHUNK: usize = 1024 * 1024;
-
-/// Write buffer size for storing parts: body chunks arrive in pieces of a few KiB to a few
-/// hundred KiB; gathering them into large writes saves a blocking round trip per piece.
-const WRITE_CHUNK: usize = 1024 * 1024;
+/// Read buffer size for streaming blobs.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// A blob store in a local directory.
 #[derive(Debug, Clone)]
@@ -230,8 +224,7 @@ impl BlobStore for LocalBlobStore {
     ) -> StoreResult<PartStored> {
         let tmp = self.tmp_path();
         let mut guard = TmpGuard(Some(tmp.clone()));
-        let file = fs::File::create(&tmp).await.map_err(StoreError::backend)?;
-        let mut file = tokio::io::BufWriter::with_capacity(WRITE_CHUNK, file);
+        let mut file = fs::File::create(&tmp).await.map_err(StoreError::backend)?;
         let mut hasher = Sha256::new();
         let mut length = 0u64;
         while let Some(chunk) = body.next().await {
@@ -244,7 +237,6 @@ impl BlobStore for LocalBlobStore {
             file.write_all(&chunk).await.map_err(StoreError::backend)?;
         }
         file.flush().await.map_err(StoreError::backend)?;
-        let file = file.into_inner();
         file.sync_all().await.map_err(StoreError::backend)?;
         drop(file);
         let dir = self.parts_dir(&upload_id);
