@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coffer_core::api::ProblemKind;
 use coffer_server::config::{FileConfig, Limits};
 use common::TestServer;
 
@@ -47,16 +46,8 @@ async fn saturated_workers_shed_with_retry_after_and_recover() {
         assert_eq!(r.status, 401);
     }
     let r = shed.expect("a request is shed while the workers are saturated");
-    let p = r.expect(ProblemKind::Unavailable);
-    let retry: u64 = r
-        .header("retry-after")
-        .as_deref()
-        .expect("retry-after")
-        .parse()
-        .expect("secs");
     let limits = Limits::default();
-    assert!((limits.retry_after_min_secs..=limits.retry_after_max_secs).contains(&retry));
-    assert_eq!(p.retry_after, Some(retry));
+    r.expect_shed(limits.retry_after_min_secs..=limits.retry_after_max_secs);
 
     stop.store(true, Ordering::Relaxed);
     task.await.expect("hog");

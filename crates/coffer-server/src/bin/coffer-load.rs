@@ -299,6 +299,36 @@ impl Session {
     }
 }
 
+/// The client's part of a registration finish for the server-chosen `account_id`: the account's
+/// keys and records (key bundle under `export_key`, identity, signed root folder) with the
+/// OPAQUE registration `upload`.
+fn finish_request(
+    export_key: &account::ExportKey,
+    name: &str,
+    account_id: coffer_core::ids::AccountId,
+    upload: &[u8],
+) -> Result<api::RegisterFinishRequest> {
+    let reg = account::new_account(export_key, name, account_id, now(), &mut OsRng)?;
+    let acct = &reg.account;
+    let root = NewNode {
+        node_id: acct.secrets.root_node_id,
+        node_key: acct.secrets.root_node_key.clone(),
+    };
+    let (_, signed_root) = tree::create_root(
+        &acct.secrets.identity.signing,
+        &root,
+        folder_meta(&root, "root")?,
+        now(),
+    )?;
+    Ok(api::RegisterFinishRequest {
+        account_id,
+        registration_upload: ByteBuf::from(upload.to_vec()),
+        key_bundle: ByteBuf::from(reg.key_bundle),
+        signed_identity: ByteBuf::from(reg.signed_identity),
+        root_node: ByteBuf::from(encode(&signed_root)),
+    })
+}
+
 fn folder_meta(node: &NewNode, name: &str) -> Result<SealedMetadata> {
     let m = Metadata::folder(name.into(), now())?;
     Ok(SealedMetadata {
@@ -336,25 +366,7 @@ async fn register(http: &Http, name: &str, sid: &str) -> Result<(Vec<u8>, accoun
         })
         .await??
     };
-    let reg = account::new_account(&export_key, name, resp.account_id, now(), &mut OsRng)?;
-    let acct = &reg.account;
-    let root = NewNode {
-        node_id: acct.secrets.root_node_id,
-        node_key: acct.secrets.root_node_key.clone(),
-    };
-    let (_, signed_root) = tree::create_root(
-        &acct.secrets.identity.signing,
-        &root,
-        folder_meta(&root, "root")?,
-        now(),
-    )?;
-    let finish = api::RegisterFinishRequest {
-        account_id: resp.account_id,
-        registration_upload: ByteBuf::from(upload.clone()),
-        key_bundle: ByteBuf::from(reg.key_bundle.clone()),
-        signed_identity: ByteBuf::from(reg.signed_identity),
-        root_node: ByteBuf::from(encode(&signed_root)),
-    };
+    let finish = finish_request(&export_key, name, resp.account_id, &upload)?;
     let _: api::RegisterFinishResponse = http
         .cbor(
             Method::POST,
@@ -975,27 +987,7 @@ async fn one_registration(c: &mut Conn, l: &AccountLoad, st: &mut Stats) -> Opti
     let resp = api::RegisterStartResponse::from_bytes(&a.body).ok()?;
     // The client's part: the account's keys and records for the server-chosen account id. (Its
     // OPAQUE finish, which would run Argon2id, is the precomputed upload.)
-    let reg =
-        account::new_account(&l.export_key, &name, resp.account_id, now(), &mut OsRng).ok()?;
-    let acct = &reg.account;
-    let root = NewNode {
-        node_id: acct.secrets.root_node_id,
-        node_key: acct.secrets.root_node_key.clone(),
-    };
-    let (_, signed_root) = tree::create_root(
-        &acct.secrets.identity.signing,
-        &root,
-        folder_meta(&root, "root").ok()?,
-        now(),
-    )
-    .ok()?;
-    let finish = api::RegisterFinishRequest {
-        account_id: resp.account_id,
-        registration_upload: ByteBuf::from(l.upload.clone()),
-        key_bundle: ByteBuf::from(reg.key_bundle),
-        signed_identity: ByteBuf::from(reg.signed_identity),
-        root_node: ByteBuf::from(encode(&signed_root)),
-    };
+    let finish = finish_request(&l.export_key, &name, resp.account_id, &l.upload).ok()?;
     let req = Req::cbor(&l.target, "/v1/accounts/register/finish", None, &finish).ok()?;
     if c.timed(&l.target, &req, st).await?.status == 201 {
         *st.done.entry("registrations").or_default() += 1;

@@ -330,6 +330,24 @@ impl Resp {
         p
     }
 
+    /// Asserts a shed request (spec §11.13): an `unavailable` problem whose `retry-after`
+    /// member equals the `Retry-After` header, which lies in `range` (seconds).
+    #[track_caller]
+    pub fn expect_shed(&self, range: std::ops::RangeInclusive<u64>) {
+        let p = self.expect(ProblemKind::Unavailable);
+        let retry: u64 = self
+            .header("retry-after")
+            .as_deref()
+            .expect("retry-after")
+            .parse()
+            .expect("secs");
+        assert!(
+            range.contains(&retry),
+            "Retry-After {retry} outside {range:?}"
+        );
+        assert_eq!(p.retry_after, Some(retry));
+    }
+
     /// Asserts the problem kind.
     #[track_caller]
     pub fn expect(&self, kind: ProblemKind) -> Problem {
