@@ -861,18 +861,9 @@ async fn the_opaque_setup_survives_a_restart() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let mut config = coffer_server::config::Config::new(
-        "127.0.0.1:0".parse().expect("addr"),
-        dir.path().to_path_buf(),
-    );
-    config.file = FileConfig::default();
-    let handle = coffer_server::serve(config).await.expect("restart");
-    let srv = TestServer {
-        base: format!("http://{}", handle.local_addr()),
-        handle,
-        client: reqwest::Client::new(),
-        dir,
-    };
+    // The same data directory, with the test configuration (queue-delay shedding off: the
+    // client's Argon2id runs on this test's runtime, and a loaded machine made it shed).
+    let srv = TestServer::start_in(dir).await;
     let s = login(&srv, "alice", "pw").await;
     let _: AccountInfo = srv.get("/v1/account", Some(&s.token)).await.body(200);
 }

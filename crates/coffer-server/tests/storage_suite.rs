@@ -153,6 +153,7 @@ macro_rules! suite {
 
 suite!(
     registration,
+    concurrent_registrations,
     handshakes,
     sessions,
     password_change,

@@ -326,6 +326,24 @@ impl Handshakes {
             .and_then(|id| self.by_id.get(id))
             .is_some_and(|h| h.expires_at > now)
     }
+
+    /// Whether a registration handshake `id` may reserve `name` and `account` (none of them
+    /// held by a live handshake).
+    fn may_reserve(
+        &self,
+        id: &HandshakeId,
+        name: &str,
+        account: &AccountId,
+        now: u64,
+    ) -> StoreResult<()> {
+        if self.by_id.contains_key(id) || self.account_reserved(account, now) {
+            return Err(StoreError::AlreadyExists);
+        }
+        if self.reservation_of(name, now).is_some() {
+            return Err(StoreError::UsernameTaken);
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -1454,6 +1472,58 @@ impl SqliteMetadataStore {
         });
     }
 
+    /// The checks of [`MetadataStore::create_account`] on `c`'s snapshot, in the order of the
+    /// memory store: the account id unused, the user name reserved for this account by a live
+    /// registration handshake (whose id it returns) and free (neither an account's nor
+    /// retained), the root a parentless folder of the account, its node id unused.
+    async fn check_new_account(
+        &self,
+        c: &mut Conn,
+        new: &NewAccount,
+        now: u64,
+    ) -> StoreResult<HandshakeId> {
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
+                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1),
+                    EXISTS (SELECT 1 FROM accounts WHERE username = ?2)
+                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?3),
+                    EXISTS (SELECT 1 FROM nodes WHERE node_id = ?4)",
+        )
+        .bind(&new.account_id.as_bytes()[..])
+        .bind(&new.username)
+        .bind(&username_hash(&new.username)[..])
+        .bind(&new.root.node_id.as_bytes()[..])
+        .fetch_one(&mut *c)
+        .await
+        .map_err(db)?;
+        let flag = |col: usize| row.try_get::<bool, _>(col).map_err(db);
+        if flag(0)? {
+            return Err(StoreError::AlreadyExists);
+        }
+        let reservation = {
+            let hs = lock(&self.shared.handshakes);
+            match hs.reservation_of(&new.username, now) {
+                Some(h) if h.account_id == Some(new.account_id) => h.id,
+                _ => return Err(StoreError::NotFound),
+            }
+        };
+        if flag(1)? {
+            return Err(StoreError::UsernameTaken);
+        }
+        if new.root.owner != new.account_id
+            || new.root.parent_id.is_some()
+            || new.root.kind != NodeKind::Folder
+        {
+            return Err(StoreError::Invalid(
+                "the root must be a parentless folder of the account",
+            ));
+        }
+        if flag(2)? {
+            return Err(StoreError::AlreadyExists);
+        }
+        Ok(reservation)
+    }
+
     async fn write(&self) -> StoreResult<WriteTx> {
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
@@ -1517,21 +1587,11 @@ impl MetadataStore for SqliteMetadataStore {
                 "registration needs a username and an account id",
             ));
         };
-        // The writer's turn: no account can be created between the database check and the
-        // reservation.
-        let _turn = Arc::clone(&self.shared.writer).lock_owned().await;
-        {
-            let hs = lock(&self.shared.handshakes);
-            if hs.by_id.contains_key(&h.id) {
-                return Err(StoreError::AlreadyExists);
-            }
-            if hs.reservation_of(&name, now).is_some() {
-                return Err(StoreError::UsernameTaken);
-            }
-            if hs.account_reserved(&account, now) {
-                return Err(StoreError::AlreadyExists);
-            }
-        }
+        // Not in the writer's turn: an account committed between this check and the reservation
+        // below only makes the start succeed for a name that its finish then refuses
+        // (`create_account` decides, under the tables' unique keys). Keeping the writer free of
+        // reads is what lets registrations through at launch-day rates.
+        lock(&self.shared.handshakes).may_reserve(&h.id, &name, &account, now)?;
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM accounts WHERE username = ?1)
                     OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?2),
@@ -1554,6 +1614,9 @@ impl MetadataStore for SqliteMetadataStore {
         if now > hs.swept_at {
             hs.sweep(now);
         }
+        // Again under the lock that inserts: a concurrent start may have reserved the name or
+        // the id since the first check.
+        hs.may_reserve(&h.id, &name, &account, now)?;
         // A stale reservation of the same name or id (expired, not yet swept) gives way.
         for stale in [
             hs.names.get(&name).copied(),
@@ -1591,53 +1654,17 @@ impl MetadataStore for SqliteMetadataStore {
     }
 
     async fn create_account(&self, new: NewAccount, now: u64) -> StoreResult<Account> {
-        // Two hand-offs to the connection's worker thread instead of eleven: every check in one
-        // statement, then the writes in one transaction of one query. The checks run in the
-        // writer's turn, before the transaction but with no write possible in between (every
-        // writer of these tables takes the turn), and the tables' keys would refuse a duplicate
-        // anyway.
+        // One hand-off to the connection's worker thread in the writer's turn: the checks run
+        // before it, on a snapshot, and the tables' unique keys decide for an account committed
+        // in between (a failed insert is classified by the same checks, then certain to see it).
+        // A retained user name cannot slip in between: the account deletion that retains it
+        // removes the account's row in the same transaction, and either refuses the name.
+        let reservation = self
+            .check_new_account(&mut *self.read().await?, &new, now)
+            .await?;
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
         let mut c = self.read().await?;
         let aid = &new.account_id.as_bytes()[..];
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
-                    OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1),
-                    EXISTS (SELECT 1 FROM accounts WHERE username = ?2)
-                    OR EXISTS (SELECT 1 FROM retained_usernames WHERE username_hash = ?3),
-                    EXISTS (SELECT 1 FROM nodes WHERE node_id = ?4)",
-        )
-        .bind(aid)
-        .bind(&new.username)
-        .bind(&username_hash(&new.username)[..])
-        .bind(&new.root.node_id.as_bytes()[..])
-        .fetch_one(&mut *c)
-        .await
-        .map_err(db)?;
-        let flag = |col: usize| row.try_get::<bool, _>(col).map_err(db);
-        if flag(0)? {
-            return Err(StoreError::AlreadyExists);
-        }
-        let reservation = {
-            let hs = lock(&self.shared.handshakes);
-            match hs.reservation_of(&new.username, now) {
-                Some(h) if h.account_id == Some(new.account_id) => h.id,
-                _ => return Err(StoreError::NotFound),
-            }
-        };
-        if flag(1)? {
-            return Err(StoreError::UsernameTaken);
-        }
-        if new.root.owner != new.account_id
-            || new.root.parent_id.is_some()
-            || new.root.kind != NodeKind::Folder
-        {
-            return Err(StoreError::Invalid(
-                "the root must be a parentless folder of the account",
-            ));
-        }
-        if flag(2)? {
-            return Err(StoreError::AlreadyExists);
-        }
         // The account, its identity chain at generation 0 and its root node: one transaction in
         // one multi-statement query (numbered parameters are shared by its statements).
         let written = sqlx::query(
@@ -1667,6 +1694,13 @@ impl MetadataStore for SqliteMetadataStore {
         .await;
         if let Err(e) = written {
             rollback_batch(&mut c).await;
+            drop(turn);
+            let unique = matches!(&e, sqlx::Error::Database(d)
+                if d.kind() == sqlx::error::ErrorKind::UniqueViolation);
+            if unique {
+                // The conflicting account is committed now: the checks name it.
+                self.check_new_account(&mut c, &new, now).await?;
+            }
             return Err(db(e));
         }
         self.shared.invalidate();

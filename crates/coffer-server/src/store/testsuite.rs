@@ -420,6 +420,68 @@ pub async fn registration(h: &dyn Harness) {
     ));
 }
 
+/// Registrations racing for one name or one account: exactly one wins, the others get the
+/// errors a sequential run gives (the SQLite store checks outside its writer's turn and lets
+/// the tables' keys decide).
+pub async fn concurrent_registrations(h: &dyn Harness) {
+    let s = h.fresh().await;
+    let m = &*s.meta;
+    let reserve = |name: &str| Handshake {
+        id: fresh16(),
+        kind: HandshakeKind::Registration,
+        username: Some(name.to_owned()),
+        account_id: Some(AccountId::from_bytes(fresh16())),
+        session_id: None,
+        state: Vec::new(),
+        expires_at: T0 + 300,
+    };
+    let starts: Vec<Handshake> = (0..16).map(|_| reserve("zoe")).collect();
+    let results =
+        futures_util::future::join_all(starts.iter().map(|h| m.put_handshake(h.clone(), T0))).await;
+    let won: Vec<&Handshake> = starts
+        .iter()
+        .zip(&results)
+        .filter_map(|(h, r)| r.is_ok().then_some(h))
+        .collect();
+    assert_eq!(won.len(), 1, "one reservation of the name: {results:?}");
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(()) | Err(StoreError::UsernameTaken))));
+    let account_id = won[0].account_id.expect("account id");
+    let new = NewAccount {
+        account_id,
+        username: "zoe".into(),
+        password_file: b"password-file-0".to_vec(),
+        key_bundle: b"kb-0".to_vec(),
+        identity: b"identity-0".to_vec(),
+        root: node_write(account_id, None, NodeKind::Folder, 1),
+        created_at: T0,
+    };
+    // The same finish sent eight times at once (a client retrying).
+    let results =
+        futures_util::future::join_all((0..8).map(|_| m.create_account(new.clone(), T0 + 1))).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one account: {results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(_) | Err(StoreError::AlreadyExists))));
+    assert_eq!(
+        m.account_by_username("zoe")
+            .await
+            .expect("get")
+            .map(|a| a.account_id),
+        Some(account_id)
+    );
+    // Starts racing a finish for a name: none reserves a name whose account exists.
+    assert!(matches!(
+        m.put_handshake(reserve("zoe"), T0 + 2).await,
+        Err(StoreError::UsernameTaken)
+    ));
+}
+
 /// Handshakes are single use, typed and expire.
 pub async fn handshakes(h: &dyn Harness) {
     let s = h.fresh().await;
