@@ -227,7 +227,9 @@ impl Default for ServerSettings {
 #[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct Limits {
     /// Requests served concurrently; further requests are shed with `503` (spec §11.13).
-    /// Default [`Limits::DEFAULT_MAX_IN_FLIGHT`].
+    /// Default [`Limits::DEFAULT_MAX_IN_FLIGHT`]. New work (see
+    /// [`Priority`](crate::http::Priority)) is admitted only while more than a quarter of them
+    /// are free: the rest is kept for follow-ups.
     pub max_in_flight: usize,
     /// Time a request may take until its response starts.
     pub request_timeout_secs: u64,
@@ -237,7 +239,8 @@ pub struct Limits {
     pub retry_after_max_secs: u64,
     /// Largest accepted ciphertext length of one file or drop (spec §11.9.1).
     pub max_content_length: u64,
-    /// Shed new requests (`503`) while ready tasks wait longer than this for a worker thread
+    /// Shed new work (`503`) while ready tasks wait longer than this for a worker thread, and
+    /// follow-ups at [`FOLLOW_UP_QUEUE_FACTOR`](crate::http::FOLLOW_UP_QUEUE_FACTOR) times it
     /// (milliseconds; default [`Limits::DEFAULT_MAX_QUEUE_DELAY_MS`]; 0 turns it off). This is
     /// the queue bound of spec §11.13: `max-in-flight` bounds requests inside handlers, but when
     /// the CPU is the bottleneck (OPAQUE logins and registrations, or many cheap link resolves)

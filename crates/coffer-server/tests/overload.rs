@@ -1,6 +1,7 @@
 //! Load shedding by queue delay (spec §11.13, `limits.max-queue-delay-ms`, on by default): while
-//! the server's workers are saturated, new requests are answered `503` with `Retry-After`; once
-//! the saturation ends the server answers normally again and stays healthy.
+//! the server's workers are saturated, new requests are answered `503` with `Retry-After`, and
+//! requests of existing sessions are still served; once the saturation ends the server answers
+//! normally again and stays healthy.
 
 mod common;
 
@@ -31,6 +32,10 @@ async fn saturated_workers_shed_with_retry_after_and_recover() {
     );
     let busy = Duration::from_millis(cfg.limits.max_queue_delay_ms * 3);
     let srv = TestServer::start_exactly(cfg).await;
+    common::accounts::register(&srv, "alice", "pw").await;
+    srv.settle().await;
+    let session = common::accounts::login(&srv, "alice", "pw").await;
+    srv.settle().await;
     // Unauthenticated: 401 when admitted, 503 when shed.
     assert_eq!(srv.get("/v1/account", None).await.status, 401);
 
@@ -48,6 +53,13 @@ async fn saturated_workers_shed_with_retry_after_and_recover() {
     let r = shed.expect("a request is shed while the workers are saturated");
     let limits = Limits::default();
     r.expect_shed(limits.retry_after_min_secs..=limits.retry_after_max_secs);
+    // New work is shed before the requests of existing sessions: while the new request is shed,
+    // the session's is served.
+    assert_eq!(
+        srv.get("/v1/account", Some(&session.token)).await.status,
+        200
+    );
+    assert_eq!(srv.get("/v1/account", None).await.status, 503);
 
     stop.store(true, Ordering::Relaxed);
     task.await.expect("hog");

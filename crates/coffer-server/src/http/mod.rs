@@ -19,7 +19,8 @@
 //! Every request passes [`frame`] first (spec §11.4.1 step 1): it draws a request id and opens a
 //! tracing span with the route *template* (never the path: paths hold link ids), sheds load when
 //! `limits.max-in-flight` requests are in flight or ready tasks wait longer than
-//! `limits.max-queue-delay-ms` for a worker (`503` + `Retry-After`), applies the request
+//! `limits.max-queue-delay-ms` for a worker (`503` + `Retry-After`; new work first, see
+//! [`Priority`]), applies the request
 //! timeout, turns routing failures into problem documents (`404`, `405` with `Allow`), rejects
 //! query parameters on endpoints that define none, sets `Cache-Control: no-store` and records
 //! metrics.
@@ -166,10 +167,46 @@ impl AppState {
     /// long for a worker, or every admitted request of the last interval took that long
     /// ([`sojourn`]: the queue is elsewhere, e.g. the database).
     fn queue_too_long(&self) -> bool {
-        let max_ms = self.config.file.limits.max_queue_delay_ms;
-        max_ms > 0
-            && (self.queue_delay_us.load(Ordering::Relaxed) > max_ms.saturating_mul(1000)
-                || self.sojourn.over())
+        self.queue(Priority::New) != Queue::Short
+    }
+
+    /// The queue as a request of `priority` sees it.
+    fn queue(&self, priority: Priority) -> Queue {
+        let target_us = self
+            .config
+            .file
+            .limits
+            .max_queue_delay_ms
+            .saturating_mul(1000);
+        if target_us == 0 {
+            return Queue::Short;
+        }
+        let delay_us = self.queue_delay_us.load(Ordering::Relaxed);
+        let over = match priority {
+            Priority::New => delay_us > target_us || self.sojourn.over(),
+            Priority::FollowUp => delay_us > target_us.saturating_mul(FOLLOW_UP_QUEUE_FACTOR),
+        };
+        if over {
+            Queue::TooLong
+        } else {
+            Queue::Short
+        }
+    }
+
+    /// An in-flight slot for a request of `priority`, or `None` to shed it (§11.13): new work
+    /// is shed while the queue is too long or only the reserve of slots is left; follow-ups
+    /// take any slot, and are shed by queue delay only when it is [`FOLLOW_UP_QUEUE_FACTOR`]
+    /// times the bound.
+    fn admit(&self, priority: Priority) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let admits = admits(
+            priority,
+            self.queue(priority),
+            self.in_flight.available_permits(),
+            self.config.file.limits.max_in_flight,
+        );
+        admits
+            .then(|| self.in_flight.clone().try_acquire_owned().ok())
+            .flatten()
     }
 
     /// Measures, until `stop` turns true, how late the runtime wakes a task that sleeps a few
@@ -252,6 +289,60 @@ fn malformed_path_id(route: &str, path: &str) -> Option<ApiError> {
     })
 }
 
+/// Which requests are shed first (spec §11.13): new work before the work of those already
+/// admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// New work, shed first: registration and login starts, anonymous link requests (link
+    /// resolves, unlocks, drops), new uploads, and every request without a session token.
+    New,
+    /// The rest of admitted work: requests of existing sessions (a session token is presented)
+    /// and the finishes of registrations and logins whose start was admitted.
+    FollowUp,
+}
+
+impl Priority {
+    /// The priority of a request to the route template `route`, with or without an
+    /// `Authorization` header.
+    #[must_use]
+    pub fn of(method: &axum::http::Method, route: &str, has_session_token: bool) -> Self {
+        let handshake_finish = matches!(
+            route,
+            "/v1/accounts/register/finish" | "/v1/sessions/login/finish"
+        );
+        let new_upload = method == axum::http::Method::POST && route == "/v1/uploads";
+        if handshake_finish || (has_session_token && !new_upload && !route.starts_with("/v1/l/")) {
+            Priority::FollowUp
+        } else {
+            Priority::New
+        }
+    }
+}
+
+/// How far the queue bound is stretched for [`Priority::FollowUp`] requests: they are shed by
+/// queue delay only when ready tasks wait this many times `limits.max-queue-delay-ms` (the
+/// slots of `max-in-flight` bound them otherwise).
+pub const FOLLOW_UP_QUEUE_FACTOR: u64 = 8;
+
+/// The queue as [`AppState::admit`] judges it for one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queue {
+    Short,
+    TooLong,
+}
+
+/// Whether a request of `priority` is admitted when `available` of `max` in-flight slots are
+/// free: never when its queue is too long; new work only while more than a quarter of the
+/// slots are free (the rest is kept for follow-ups: a login whose start was admitted can
+/// finish).
+fn admits(priority: Priority, queue: Queue, available: usize, max: usize) -> bool {
+    let reserve = match priority {
+        Priority::New => max / 4,
+        Priority::FollowUp => 0,
+    };
+    queue == Queue::Short && available > reserve
+}
+
 /// Largest request body (bytes) whose request counts in the sojourn times.
 const SOJOURN_MAX_BODY: u64 = 64 * 1024;
 
@@ -290,12 +381,13 @@ pub async fn frame(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut resp = async {
         // Step 1 of §11.4.1: load shedding. The permit is held until the response head is
         // produced (and with it every change the handler applies).
-        let permit = if state.queue_too_long() {
-            None
-        } else {
-            state.in_flight.clone().try_acquire_owned().ok()
-        };
-        let Some(_permit) = permit else {
+        let priority = Priority::of(
+            &method,
+            route,
+            req.headers()
+                .contains_key(axum::http::header::AUTHORIZATION),
+        );
+        let Some(_permit) = state.admit(priority) else {
             state.metrics.shed();
             tracing::warn!("shedding load");
             return ApiError::retry_later(ProblemKind::Unavailable, state.shed_retry_after())
@@ -434,5 +526,57 @@ pub async fn delete_removed_blobs(state: &AppState, removed: &crate::store::Remo
     }
     for upload in &removed.uploads {
         delete_upload_blobs(state, upload).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn new_work_is_shed_before_follow_ups() {
+        use Priority::{FollowUp, New};
+        use Queue::{Short, TooLong};
+        // Slots free and a short queue: both admitted.
+        assert!(admits(New, Short, 64, 64));
+        assert!(admits(FollowUp, Short, 64, 64));
+        // Down to the reserve: new work shed, follow-ups still admitted.
+        assert!(admits(New, Short, 17, 64));
+        assert!(!admits(New, Short, 16, 64));
+        assert!(admits(FollowUp, Short, 1, 64));
+        // No slot at all, or a queue too long: both shed.
+        assert!(!admits(FollowUp, Short, 0, 64));
+        assert!(!admits(FollowUp, TooLong, 64, 64));
+        assert!(!admits(New, TooLong, 64, 64));
+        // A single slot is not reserved away from new work.
+        assert!(admits(New, Short, 1, 1));
+    }
+
+    #[test]
+    fn priorities_of_routes() {
+        use Priority::{FollowUp, New};
+        let of = Priority::of;
+        assert_eq!(of(&Method::POST, "/v1/accounts/register/start", false), New);
+        assert_eq!(of(&Method::POST, "/v1/sessions/login/start", false), New);
+        assert_eq!(
+            of(&Method::POST, "/v1/accounts/register/finish", false),
+            FollowUp
+        );
+        assert_eq!(
+            of(&Method::POST, "/v1/sessions/login/finish", false),
+            FollowUp
+        );
+        assert_eq!(of(&Method::GET, "/v1/l/{link_id}", false), New);
+        // A token does not lift anonymous link traffic or new uploads out of the first class.
+        assert_eq!(of(&Method::GET, "/v1/l/{link_id}", true), New);
+        assert_eq!(of(&Method::POST, "/v1/uploads", true), New);
+        assert_eq!(
+            of(&Method::PUT, "/v1/uploads/{upload-id}/parts/{index}", true),
+            FollowUp
+        );
+        assert_eq!(of(&Method::GET, "/v1/account", true), FollowUp);
+        assert_eq!(of(&Method::GET, "/v1/account", false), New);
+        assert_eq!(of(&Method::GET, "/healthz", false), New);
     }
 }

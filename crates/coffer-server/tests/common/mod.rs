@@ -146,6 +146,21 @@ impl TestServer {
     }
 
     /// Checks the server still serves.
+    /// Waits (up to 5 s) until `/healthz` answers `200`: the server is not shedding. With
+    /// queue-delay shedding on, a test's own CPU work on the server's runtime (a client's
+    /// Argon2id) makes the next new request look queued; this lets the runtime's probe see it
+    /// idle again.
+    pub async fn settle(&self) {
+        let started = std::time::Instant::now();
+        while self.get("/healthz", None).await.status != 200 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "still shedding after 5 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub async fn assert_healthy(&self) {
         let r = self.get("/healthz", None).await;
         assert_eq!(r.status, 200);
