@@ -556,27 +556,33 @@ mod tests {
     #[test]
     fn priorities_of_routes() {
         use Priority::{FollowUp, New};
-        let of = Priority::of;
-        assert_eq!(of(&Method::POST, "/v1/accounts/register/start", false), New);
-        assert_eq!(of(&Method::POST, "/v1/sessions/login/start", false), New);
-        assert_eq!(
-            of(&Method::POST, "/v1/accounts/register/finish", false),
-            FollowUp
-        );
-        assert_eq!(
-            of(&Method::POST, "/v1/sessions/login/finish", false),
-            FollowUp
-        );
-        assert_eq!(of(&Method::GET, "/v1/l/{link_id}", false), New);
-        // A token does not lift anonymous link traffic or new uploads out of the first class.
-        assert_eq!(of(&Method::GET, "/v1/l/{link_id}", true), New);
-        assert_eq!(of(&Method::POST, "/v1/uploads", true), New);
-        assert_eq!(
-            of(&Method::PUT, "/v1/uploads/{upload-id}/parts/{index}", true),
-            FollowUp
-        );
-        assert_eq!(of(&Method::GET, "/v1/account", true), FollowUp);
-        assert_eq!(of(&Method::GET, "/v1/account", false), New);
-        assert_eq!(of(&Method::GET, "/healthz", false), New);
+        let (get, post, put) = (Method::GET, Method::POST, Method::PUT);
+        // (method, route template, session token presented, priority)
+        let table = [
+            (&post, "/v1/accounts/register/start", false, New),
+            (&post, "/v1/sessions/login/start", false, New),
+            (&post, "/v1/accounts/register/finish", false, FollowUp),
+            (&post, "/v1/sessions/login/finish", false, FollowUp),
+            (&get, "/v1/l/{link_id}", false, New),
+            // A token does not lift anonymous link traffic or new uploads out of new work.
+            (&get, "/v1/l/{link_id}", true, New),
+            (&post, "/v1/uploads", true, New),
+            (
+                &put,
+                "/v1/uploads/{upload-id}/parts/{index}",
+                true,
+                FollowUp,
+            ),
+            (&get, "/v1/account", true, FollowUp),
+            (&get, "/v1/account", false, New),
+            (&get, "/healthz", false, New),
+        ];
+        for (method, route, token, priority) in table {
+            assert_eq!(
+                Priority::of(method, route, token),
+                priority,
+                "{method} {route}"
+            );
+        }
     }
 }

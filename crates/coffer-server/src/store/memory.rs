@@ -411,14 +411,7 @@ impl MetadataStore for MemoryMetadataStore {
             {
                 return Err(StoreError::UsernameTaken);
             }
-            if new.root.owner != new.account_id
-                || new.root.parent_id.is_some()
-                || new.root.kind != NodeKind::Folder
-            {
-                return Err(StoreError::Invalid(
-                    "the root must be a parentless folder of the account",
-                ));
-            }
+            new.check_root()?;
             if s.nodes.contains_key(&new.root.node_id) {
                 return Err(StoreError::AlreadyExists);
             }

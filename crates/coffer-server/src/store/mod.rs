@@ -236,6 +236,22 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
+    /// Checks that the root is a parentless folder owned by the account.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] otherwise.
+    pub fn check_root(&self) -> StoreResult<()> {
+        if self.root.owner != self.account_id
+            || self.root.parent_id.is_some()
+            || self.root.kind != NodeKind::Folder
+        {
+            return Err(StoreError::Invalid(
+                "the root must be a parentless folder of the account",
+            ));
+        }
+        Ok(())
+    }
+
     /// The stored account this creates: revision 0, identity generation 0.
     #[must_use]
     pub fn to_account(&self) -> Account {

@@ -1510,14 +1510,7 @@ impl SqliteMetadataStore {
         if flag(1)? {
             return Err(StoreError::UsernameTaken);
         }
-        if new.root.owner != new.account_id
-            || new.root.parent_id.is_some()
-            || new.root.kind != NodeKind::Folder
-        {
-            return Err(StoreError::Invalid(
-                "the root must be a parentless folder of the account",
-            ));
-        }
+        new.check_root()?;
         if flag(2)? {
             return Err(StoreError::AlreadyExists);
         }
