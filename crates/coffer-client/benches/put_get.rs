@@ -121,6 +121,18 @@ struct Run {
     cpu: Option<f64>,
 }
 
+/// User plus system CPU seconds a process has used so far (`/proc/PID/stat` fields 14 and 15,
+/// in clock ticks of 1/100 s, the Linux `USER_HZ`).
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// `VmHWM` of a process, in KiB.
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -278,7 +290,7 @@ fn main() {
     assert!(status.success(), "register failed");
 
     println!(
-        "{:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>12} {:>12} {:>15}",
+        "{:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10} {:>10} {:>11} {:>11} {:>12} {:>12} {:>15}",
         "size",
         "put MB/s",
         "get MB/s",
@@ -289,6 +301,8 @@ fn main() {
         "get/disk",
         "put CPU s",
         "get CPU s",
+        "srv put CPU",
+        "srv get CPU",
         "put RSS MiB",
         "get RSS MiB",
         "server HWM MiB"
@@ -308,16 +322,21 @@ fn main() {
         }
         let remote = format!("/bench-{mib}.bin");
         let dst = work.path().join(format!("dst-{mib}.bin"));
+        let srv0 = proc_cpu_secs(server.child.id());
         let put_run = timed_coffer(
             &server.url,
             config.path(),
             &["put", src.to_str().expect("utf-8"), &remote],
         );
+        let srv1 = proc_cpu_secs(server.child.id());
         let get_run = timed_coffer(
             &server.url,
             config.path(),
             &["get", &remote, dst.to_str().expect("utf-8")],
         );
+        let srv2 = proc_cpu_secs(server.child.id());
+        let srv_put = srv0.zip(srv1).map(|(a, b)| b - a);
+        let srv_get = srv1.zip(srv2).map(|(a, b)| b - a);
         assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
         let _ = std::fs::remove_file(&src);
         let _ = std::fs::remove_file(&dst);
@@ -328,7 +347,7 @@ fn main() {
         let kib = |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
         let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.2}"));
         println!(
-            "{:>5} MiB {put:>9.0} {get:>9.0} {disk:>9.0} {:>7.0}% {:>7.0}% {:>8.0}% {:>8.0}% {:>10} {:>10} {:>12} {:>12} {:>15}",
+            "{:>5} MiB {put:>9.0} {get:>9.0} {disk:>9.0} {:>7.0}% {:>7.0}% {:>8.0}% {:>8.0}% {:>10} {:>10} {:>11} {:>11} {:>12} {:>12} {:>15}",
             mib,
             100.0 * put / core_enc,
             100.0 * get / core_dec,
@@ -336,6 +355,8 @@ fn main() {
             100.0 * get / disk,
             secs(put_run.cpu),
             secs(get_run.cpu),
+            secs(srv_put),
+            secs(srv_get),
             kib(put_run.rss_kib),
             kib(get_run.rss_kib),
             kib(hwm),
