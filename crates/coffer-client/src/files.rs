@@ -1978,13 +1978,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn part_check_changes_with_any_plaintext_change() {
-        let size = 3 * content::CHUNK_LEN as u64 + 5;
-        let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    /// A patterned plaintext of `size` bytes, a fresh file key and a sealer for them.
+    fn sealed_setup(size: u64) -> (Vec<u8>, SecretKey, content::ContentSealer) {
+        let plain: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
         let key = SecretKey::generate(&mut OsRng);
         let salt = content::ContentSealer::new_salt(&mut OsRng);
         let sealer = content::ContentSealer::new(&key, &salt, size).expect("sealer");
+        (plain, key, sealer)
+    }
+
+    #[test]
+    fn part_check_changes_with_any_plaintext_change() {
+        let size = 3 * content::CHUNK_LEN as u64 + 5;
+        let (plain, _, sealer) = sealed_setup(size);
         let total = sealer.ciphertext_len();
         let pool = BufferPool::default();
         let check = |p: &[u8]| {
@@ -2014,10 +2020,7 @@ mod tests {
     #[test]
     fn parts_sealed_separately_form_the_one_shot_ciphertext() {
         let size = 40 * content::CHUNK_LEN as u64 + 5;
-        let plain: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
-        let key = SecretKey::generate(&mut OsRng);
-        let salt = content::ContentSealer::new_salt(&mut OsRng);
-        let sealer = content::ContentSealer::new(&key, &salt, size).expect("sealer");
+        let (plain, key, sealer) = sealed_setup(size);
         let total = sealer.ciphertext_len();
         let part = api::MIN_PART_SIZE;
         let count = api::upload::part_count(total, part).expect("count");
