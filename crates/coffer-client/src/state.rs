@@ -19,8 +19,13 @@
 //! An unfinished upload is recorded in `uploads/<key>.json`, `<key>` being SHA-256 of the local
 //! path, size, modification time and remote parent, so repeating the same `coffer put` resumes
 //! it. The record holds the file key, content salt and node key of the new file (so the content
-//! re-encrypts byte-identically, spec §11.9.1) and the SHA-256 of the plaintext of every part
-//! that was ever sent, checked again before a part is re-encrypted; it is deleted on finalize.
+//! re-encrypts byte-identically, spec §11.9.1) and a check of every part that was ever sent:
+//! SHA-256 of the Poly1305 tags of the chunks covering it. Under the fixed file key and salt a
+//! chunk's tag changes with its plaintext, so a resumed upload re-encrypts a part locally and
+//! compares the check before sending it again (spec §11.9.1, resumption safety), and re-checks
+//! the parts already stored. The record is deleted on finalize. Its `format` is
+//! [`UPLOAD_STATE_FORMAT`]; state of another format (format 1 recorded SHA-256 of each part's
+//! plaintext) is never resumed: `put` aborts that upload and starts a new one.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -44,6 +49,9 @@ pub const CONFIG_DIR_ENV: &str = "COFFER_CONFIG_DIR";
 pub const SESSION_FILE: &str = "session.json";
 /// The directory of upload state files in the config directory.
 pub const UPLOADS_DIR: &str = "uploads";
+/// The format of upload state this client writes and resumes (2: part checks are SHA-256 of
+/// the chunk tags; 1, or a missing field: SHA-256 of the part's plaintext).
+pub const UPLOAD_STATE_FORMAT: u32 = 2;
 
 /// The client's config directory.
 #[derive(Debug, Clone)]
@@ -390,6 +398,9 @@ impl UploadKey {
 /// The persisted state of an unfinished upload (see the module docs).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct UploadState {
+    /// The state format ([`UPLOAD_STATE_FORMAT`]; absent in format 1 files, read as 1).
+    #[serde(default = "format_1")]
+    pub format: u32,
     /// Which upload this is.
     pub key: UploadKey,
     /// The server's upload id (base64url).
@@ -410,8 +421,14 @@ pub struct UploadState {
     pub content_revision: u64,
     /// Whether the upload replaces the content of an existing file (else it creates the node).
     pub replaces_existing: bool,
-    /// SHA-256 of the plaintext of every part ever sent, by part index (hex).
+    /// The check of every part ever sent, by part index (hex): SHA-256 of the tags of the
+    /// sealed chunks covering the part (format 2).
     pub sent: BTreeMap<u64, String>,
+}
+
+/// The format of upload state files written before the field existed.
+fn format_1() -> u32 {
+    1
 }
 
 impl std::fmt::Debug for UploadState {
@@ -581,6 +598,7 @@ mod tests {
         let mut sent = BTreeMap::new();
         sent.insert(2, "ab".repeat(32));
         let st = UploadState {
+            format: UPLOAD_STATE_FORMAT,
             key: key.clone(),
             upload_id: "u".into(),
             node_id: "n".into(),
@@ -605,6 +623,17 @@ mod tests {
         };
         assert_ne!(other.id(), key.id());
         assert!(config.load_upload(&other).expect("load").is_none());
+        assert_eq!(back.format, UPLOAD_STATE_FORMAT);
+        // A file of the first format (no `format` field) loads as format 1, which `put`
+        // never resumes.
+        let path = config.upload_path(&key);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+        v.as_object_mut().expect("object").remove("format");
+        fs::write(&path, v.to_string()).expect("write");
+        let old = config.load_upload(&key).expect("load").expect("saved");
+        assert_eq!(old.format, 1);
+        assert_ne!(old.format, UPLOAD_STATE_FORMAT);
         config.delete_upload(&key).expect("delete");
         assert!(config.load_upload(&key).expect("load").is_none());
     }

@@ -250,4 +250,25 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
     assert_eq!(v["resumed"], false);
     a.ok(&["get", "/other.bin", dest.to_str().expect("utf-8")]);
     assert!(std::fs::read(&dest).expect("read") == data);
+
+    // State written by an older client (format 1: no `format` field, plaintext digests) is
+    // never resumed: its upload is discarded and a new one sends every part.
+    proxy.set(Tamper::FailPart3);
+    a.fails(&["put", src_s, "/third.bin"], 1);
+    let state = std::fs::read_dir(&uploads)
+        .expect("uploads")
+        .flatten()
+        .next()
+        .expect("state")
+        .path();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("read")).expect("json");
+    v.as_object_mut().expect("object").remove("format");
+    std::fs::write(&state, v.to_string()).expect("write");
+    proxy.set(Tamper::None);
+    let v = a.json(&["put", src_s, "/third.bin"]);
+    assert_eq!(v["resumed"], false);
+    assert_eq!(v["parts_sent"], 7);
+    a.ok(&["get", "/third.bin", dest.to_str().expect("utf-8")]);
+    assert!(std::fs::read(&dest).expect("read") == data);
 }

@@ -25,6 +25,8 @@
 //! - in place, without a second buffer: [`encrypt_in_place`] / [`decrypt_in_place`] (the fastest
 //!   single-threaded path: the out-of-place functions must copy every chunk once);
 //! - streaming with bounded memory: [`Encryptor`] and [`Decryptor`];
+//! - whole chunks at known positions, in place: [`ContentSealer`] and [`ContentOpener`] (parallel
+//!   uploads by part, downloads decrypted as they arrive without a copy per chunk);
 //! - random access: [`ciphertext_range`] and [`decrypt_range`].
 //!
 //! ## Failure classes
@@ -820,6 +822,113 @@ impl ContentSealer {
     }
 }
 
+/// Decryption of whole chunks in place, at positions the caller knows: the reading counterpart
+/// of [`ContentSealer`], for a reader that knows the ciphertext's length from an authenticated
+/// record (spec §4.8) and receives the ciphertext in pieces.
+///
+/// [`ContentOpener::new`] checks the header's key commitment; every call to
+/// [`ContentOpener::open_chunks_in_place`] then authenticates and decrypts a run of whole chunks
+/// where they lie, with no second buffer and no copy beyond moving each plaintext chunk down over
+/// its tag. The last chunk of the file is recognised from the ciphertext length, so a caller who
+/// streams the whole content MUST also check that it received exactly that many bytes: a
+/// ciphertext cut at a chunk boundary is otherwise only noticed because the final chunk never
+/// arrives.
+pub struct ContentOpener {
+    key: PayloadKey,
+    header: [u8; HEADER_LEN],
+    ciphertext_len: u64,
+    plaintext_len: u64,
+}
+
+impl core::fmt::Debug for ContentOpener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ContentOpener")
+            .field("ciphertext_len", &self.ciphertext_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContentOpener {
+    /// An opener for the content of `ciphertext_len` bytes whose first [`HEADER_LEN`] bytes are
+    /// `header`, under `file_key`.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] for an impossible `ciphertext_len` or a header that is not
+    /// [`HEADER_LEN`] bytes; [`Error::Decode`] for a bad header; [`Error::DecryptionFailed`] when
+    /// the key commitment fails.
+    pub fn new(file_key: &SecretKey, header: &[u8], ciphertext_len: u64) -> Result<Self> {
+        let plaintext_len = plaintext_len(ciphertext_len)?;
+        let key = open_header(file_key, &parse_header(header)?)?;
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(header);
+        Ok(ContentOpener {
+            key,
+            header: h,
+            ciphertext_len,
+            plaintext_len,
+        })
+    }
+
+    /// The plaintext's length.
+    #[must_use]
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// Authenticates and decrypts in place the ciphertext of chunks `first_chunk..` held in
+    /// `buf`, which starts at ciphertext offset `HEADER_LEN + first_chunk * ENCRYPTED_CHUNK_LEN`
+    /// and holds whole chunks (each [`ENCRYPTED_CHUNK_LEN`] bytes but the file's final one,
+    /// which must be complete too). On success `buf` holds their plaintext, which starts at
+    /// plaintext offset `first_chunk * CHUNK_LEN`. Chunks are opened in order; on failure `buf`
+    /// is zeroized and emptied, so no plaintext of the run is released.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `buf` is not whole chunks of this ciphertext (`buf` is left
+    /// as it was); [`Error::DecryptionFailed`] or [`Error::Truncated`] for a chunk that does not
+    /// authenticate at its position.
+    pub fn open_chunks_in_place(&self, first_chunk: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let total = chunk_count(self.plaintext_len);
+        let n = buf.len() as u64;
+        let m = n.div_ceil(ENCRYPTED_CHUNK_LEN_U64);
+        let start = first_chunk
+            .checked_mul(ENCRYPTED_CHUNK_LEN_U64)
+            .and_then(|s| s.checked_add(HEADER_LEN_U64))
+            .ok_or(Error::InvalidArgument("chunk index"))?;
+        let end = first_chunk
+            .checked_add(m)
+            .and_then(|e| e.checked_mul(ENCRYPTED_CHUNK_LEN_U64))
+            .and_then(|e| e.checked_add(HEADER_LEN_U64))
+            .ok_or(Error::InvalidArgument("chunk index"))?
+            .min(self.ciphertext_len);
+        if n == 0 || first_chunk >= total || start.checked_add(n) != Some(end) {
+            return Err(Error::InvalidArgument("not whole chunks of the ciphertext"));
+        }
+        let last_of_file = total - 1;
+        let mut out = 0usize;
+        let mut pos = 0usize;
+        let mut i = first_chunk;
+        while pos < buf.len() {
+            let len = ENCRYPTED_CHUNK_LEN.min(buf.len() - pos);
+            let body_len = len - TAG_LEN;
+            let (body, tag) = buf[pos..pos + len].split_at_mut(body_len);
+            let tag: [u8; TAG_LEN] = (&*tag)
+                .try_into()
+                .map_err(|_| Error::Internal("tag length"))?;
+            if let Err(e) = open_chunk(&self.key, &self.header, i, i == last_of_file, body, &tag) {
+                buf.zeroize();
+                buf.clear();
+                return Err(e);
+            }
+            buf.copy_within(pos..pos + body_len, out);
+            out += body_len;
+            pos += len;
+            i += 1;
+        }
+        buf.truncate(out);
+        Ok(())
+    }
+}
+
 /// Streaming decryption with bounded memory (one encrypted chunk of buffer).
 ///
 /// Push ciphertext with [`Decryptor::update`] and end with [`Decryptor::finish`]; plaintext is
@@ -1120,6 +1229,84 @@ mod tests {
         assert_eq!(tail.len(), 10 + TAG_LEN);
         let mut empty = Vec::new();
         assert!(sealer.seal_chunks_in_place(0, &mut empty).is_err());
+    }
+
+    #[test]
+    fn opener_matches_one_shot_decryption_for_any_split() {
+        let k = key(4);
+        for len in [0usize, 1, CHUNK_LEN, 5 * CHUNK_LEN + 3] {
+            let pt = pattern(len);
+            let ct = encrypt(&k, &pt, &mut rng(9));
+            let opener = ContentOpener::new(&k, &ct[..HEADER_LEN], ct.len() as u64).expect("new");
+            assert_eq!(opener.plaintext_len(), len as u64);
+            for per_run in [1usize, 2, 4] {
+                let mut out = Vec::new();
+                let body = &ct[HEADER_LEN..];
+                for (j, run) in body.chunks(per_run * ENCRYPTED_CHUNK_LEN).enumerate() {
+                    let mut buf = run.to_vec();
+                    opener
+                        .open_chunks_in_place((j * per_run) as u64, &mut buf)
+                        .expect("opens");
+                    out.extend_from_slice(&buf);
+                }
+                assert_eq!(out, pt, "len {len}, {per_run} chunks per run");
+            }
+        }
+    }
+
+    #[test]
+    fn opener_refuses_bad_runs_and_tampering() {
+        let k = key(5);
+        let pt = pattern(3 * CHUNK_LEN + 10);
+        let ct = encrypt(&k, &pt, &mut rng(2));
+        let n = ct.len() as u64;
+        assert!(matches!(
+            ContentOpener::new(&key(6), &ct[..HEADER_LEN], n),
+            Err(Error::DecryptionFailed)
+        ));
+        assert!(matches!(
+            // A final chunk of only a tag after full ones: no plaintext has this length.
+            ContentOpener::new(&k, &ct[..HEADER_LEN], n - 10),
+            Err(Error::Truncated)
+        ));
+        let opener = ContentOpener::new(&k, &ct[..HEADER_LEN], n).expect("new");
+        let chunk = |i: usize| ct[HEADER_LEN + i * ENCRYPTED_CHUNK_LEN..].iter();
+        // Partial chunks, runs past the end and empty runs are refused and left alone.
+        let mut partial: Vec<u8> = chunk(0).take(ENCRYPTED_CHUNK_LEN - 1).copied().collect();
+        assert!(matches!(
+            opener.open_chunks_in_place(0, &mut partial),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(partial.len(), ENCRYPTED_CHUNK_LEN - 1);
+        let mut tail: Vec<u8> = chunk(3).copied().collect();
+        assert!(opener.open_chunks_in_place(4, &mut tail).is_err());
+        assert!(opener.open_chunks_in_place(3, &mut Vec::new()).is_err());
+        let mut tail_short = tail[..tail.len() - 1].to_vec();
+        assert!(opener.open_chunks_in_place(3, &mut tail_short).is_err());
+        opener
+            .open_chunks_in_place(3, &mut tail)
+            .expect("final chunk");
+        assert_eq!(tail, pt[3 * CHUNK_LEN..]);
+        // A chunk at another position, or a flipped bit, fails and releases nothing.
+        let mut moved: Vec<u8> = chunk(1).take(ENCRYPTED_CHUNK_LEN).copied().collect();
+        assert!(matches!(
+            opener.open_chunks_in_place(2, &mut moved),
+            Err(Error::DecryptionFailed)
+        ));
+        assert!(moved.is_empty());
+        let mut two: Vec<u8> = chunk(0).take(2 * ENCRYPTED_CHUNK_LEN).copied().collect();
+        two[ENCRYPTED_CHUNK_LEN + 7] ^= 1;
+        assert!(opener.open_chunks_in_place(0, &mut two).is_err());
+        assert!(two.is_empty());
+        // A full chunk presented as the file's last (the content cut at a chunk boundary).
+        let short = HEADER_LEN + 2 * ENCRYPTED_CHUNK_LEN;
+        let cut = ContentOpener::new(&k, &ct[..HEADER_LEN], short as u64).expect("new");
+        let mut last: Vec<u8> = chunk(1).take(ENCRYPTED_CHUNK_LEN).copied().collect();
+        assert!(matches!(
+            cut.open_chunks_in_place(1, &mut last),
+            Err(Error::Truncated)
+        ));
+        assert!(!format!("{opener:?}").contains("key"));
     }
 
     /// Builds a ciphertext from explicit chunks: `(index, last, plaintext)`, for fault tests.

@@ -27,13 +27,106 @@ use futures_util::StreamExt;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest as _, Sha256};
 use tokio::fs;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncSeekExt;
 
 use super::*;
 
-/// Read buffer size for streaming blobs.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from a blob file per hand-off to the response: large enough that the blocking
+/// reader wakes the connection's task rarely (a 64 KiB `tokio::fs` read cost a thread round
+/// trip per 64 KiB), small enough to keep a download's buffers well under a MiB.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Body bytes gathered before a blocking task hashes and writes them (one hand-off per batch
+/// instead of one per network read: thread wake-ups cost more CPU than the writes). A part
+/// upload holds at most two batches: one being written, one being gathered.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// A part file being written and the hash of what it holds so far.
+type PartFile = (std::fs::File, Sha256);
+
+/// Hashes and writes `batch` to the part file on a blocking thread (one hand-off per batch
+/// instead of one per network read), while the connection receives the next batch.
+fn spawn_write(
+    part: PartFile,
+    batch: Vec<bytes::Bytes>,
+) -> tokio::task::JoinHandle<io::Result<PartFile>> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let (mut file, mut hasher) = part;
+        for b in &batch {
+            hasher.update(b);
+            file.write_all(b)?;
+        }
+        Ok((file, hasher))
+    })
+}
+
+/// The part file once the write in progress, if any, is done.
+async fn written(
+    part: Option<PartFile>,
+    writing: Option<tokio::task::JoinHandle<io::Result<PartFile>>>,
+) -> StoreResult<PartFile> {
+    match (writing, part) {
+        (Some(h), _) => h
+            .await
+            .map_err(|e| StoreError::backend(io::Error::other(e)))?
+            .map_err(StoreError::backend),
+        (None, Some(p)) => Ok(p),
+        (None, None) => Err(StoreError::backend(io::Error::other("part file lost"))),
+    }
+}
+
+/// Reads the next piece of at most [`READ_CHUNK`] bytes of `left` from `file`, on a blocking
+/// thread; returns the file for the next read.
+async fn read_piece(file: std::fs::File, left: u64) -> io::Result<(std::fs::File, bytes::Bytes)> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        let n = usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
+        let mut buf = Vec::with_capacity(n);
+        let mut file = file;
+        (&mut file).take(n as u64).read_to_end(&mut buf)?;
+        if buf.len() != n {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob file shorter than listed",
+            ));
+        }
+        Ok((file, bytes::Bytes::from(buf)))
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// The bytes of `files` (each positioned at its range's start, with the range's length), in
+/// order, read one piece ahead of the consumer.
+fn blob_stream(files: Vec<(std::fs::File, u64)>) -> ByteStream {
+    type Ahead = tokio::task::JoinHandle<io::Result<(std::fs::File, bytes::Bytes)>>;
+    struct State {
+        files: std::vec::IntoIter<(std::fs::File, u64)>,
+        /// The read in progress, and how much of its file is left after it.
+        ahead: Option<(Ahead, u64)>,
+    }
+    fn start(file: std::fs::File, left: u64) -> (Ahead, u64) {
+        let n = left.min(READ_CHUNK as u64);
+        (tokio::spawn(read_piece(file, left)), left - n)
+    }
+    let mut files = files.into_iter();
+    let ahead = files.next().map(|(f, left)| start(f, left));
+    let state = State { files, ahead };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        let (handle, left) = st.ahead.take()?;
+        let (file, piece) = match handle.await.map_err(io::Error::other) {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) | Err(e) => return Some((Err(e), st)),
+        };
+        st.ahead = if left > 0 {
+            Some(start(file, left))
+        } else {
+            st.files.next().map(|(f, left)| start(f, left))
+        };
+        Some((Ok(piece), st))
+    }))
+}
 
 /// A blob store in a local directory.
 #[derive(Debug, Clone)]
@@ -224,21 +317,36 @@ impl BlobStore for LocalBlobStore {
     ) -> StoreResult<PartStored> {
         let tmp = self.tmp_path();
         let mut guard = TmpGuard(Some(tmp.clone()));
-        let mut file = fs::File::create(&tmp).await.map_err(StoreError::backend)?;
-        let mut hasher = Sha256::new();
+        let file = fs::File::create(&tmp)
+            .await
+            .map_err(StoreError::backend)?
+            .into_std()
+            .await;
+        let mut part = Some((file, Sha256::new()));
+        let mut writing = None;
         let mut length = 0u64;
+        let mut batch = Vec::new();
+        let mut batched = 0usize;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(StoreError::backend)?;
             length += chunk.len() as u64;
             if length > max_len {
                 return Err(StoreError::Invalid("part longer than allowed"));
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(StoreError::backend)?;
+            batched += chunk.len();
+            batch.push(chunk);
+            if batched >= WRITE_BATCH {
+                batched = 0;
+                let p = written(part.take(), writing.take()).await?;
+                writing = Some(spawn_write(p, std::mem::take(&mut batch)));
+            }
         }
-        file.flush().await.map_err(StoreError::backend)?;
+        let p = written(part.take(), writing.take()).await?;
+        let (file, hasher) = written(None, Some(spawn_write(p, batch))).await?;
+        let file = fs::File::from_std(file);
         file.sync_all().await.map_err(StoreError::backend)?;
         drop(file);
+        let digest = hasher.finalize().into();
         let dir = self.parts_dir(&upload_id);
         if fs::metadata(&dir).await.is_err() {
             fs::create_dir_all(&dir)
@@ -250,10 +358,7 @@ impl BlobStore for LocalBlobStore {
         }
         self.publish(&tmp, &dir.join(index.to_string())).await?;
         guard.0 = None;
-        Ok(PartStored {
-            length,
-            digest: hasher.finalize().into(),
-        })
+        Ok(PartStored { length, digest })
     }
 
     async fn list_parts(&self, upload_id: UploadId) -> StoreResult<Vec<(u64, u64)>> {
@@ -320,7 +425,7 @@ impl BlobStore for LocalBlobStore {
         }
         // Every file the range touches is opened now, so that a download survives the blob's
         // deletion (replaced content) while it streams.
-        let mut readers = Vec::new();
+        let mut opened = Vec::new();
         let mut start = 0u64;
         for (path, len) in files {
             let end = start + len;
@@ -333,16 +438,13 @@ impl BlobStore for LocalBlobStore {
                         .await
                         .map_err(StoreError::backend)?;
                 }
-                readers.push(ReaderStream::with_capacity(
-                    file.take(to - from),
-                    READ_CHUNK,
-                ));
+                opened.push((file.into_std().await, to - from));
             }
             start = end;
         }
         Ok(BlobRead {
             length,
-            stream: Box::pin(futures_util::stream::iter(readers).flatten()),
+            stream: blob_stream(opened),
         })
     }
 
