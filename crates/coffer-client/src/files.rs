@@ -1390,6 +1390,7 @@ impl Client {
             file_key: &file_key,
             ciphertext_length: file.ciphertext_length,
             content_revision: Some(file.content_revision),
+            content_digest: node.metadata.content_digest().copied(),
         };
         let written = download_to(&source, &dest, range, progress).await?;
         Ok((written, dest))
@@ -1411,6 +1412,9 @@ pub struct ContentSource<'a> {
     pub ciphertext_length: u64,
     /// The content revision the verified record names (checked against the `ETag`), if known.
     pub content_revision: Option<u64>,
+    /// SHA-256 of the whole plaintext, from the verified metadata (spec §5.6): checked after a
+    /// whole-file download (a range cannot be checked), before the file is renamed into place.
+    pub content_digest: Option<[u8; 32]>,
 }
 
 /// Downloads and decrypts `source` into `dest` (`-`: standard output): the whole file, or the
@@ -1595,16 +1599,16 @@ fn check_content_response(
 /// 512 KiB or 256 KiB ones (`dd bs=1M` vs `bs=512K`, 1 GiB, `conv=fsync`), 2 MiB writes 4 times.
 const DOWNLOAD_BATCH_CHUNKS: usize = 8;
 
-/// A batch being decrypted and written: the writer and the buffer come back for reuse, with the
-/// plaintext length written.
-type Batch = tokio::task::JoinHandle<Result<(Out, zeroize::Zeroizing<Vec<u8>>, u64)>>;
+/// A batch being decrypted and written: the writer, the plaintext hash and the buffer come back
+/// for reuse, with the plaintext length written.
+type Batch = tokio::task::JoinHandle<Result<(Out, sha2::Sha256, zeroize::Zeroizing<Vec<u8>>, u64)>>;
 
-/// Authenticates and decrypts the chunks `first_chunk..` in `buf` in place and writes their
-/// plaintext, on a blocking thread. Nothing of a batch is written unless all of it
+/// Authenticates and decrypts the chunks `first_chunk..` in `buf` in place, hashes and writes
+/// their plaintext, on a blocking thread. Nothing of a batch is written unless all of it
 /// authenticates.
 fn decrypt_and_write(
     opener: &Arc<content::ContentOpener>,
-    mut out: Out,
+    (mut out, mut hash): (Out, sha2::Sha256),
     mut buf: zeroize::Zeroizing<Vec<u8>>,
     first_chunk: u64,
 ) -> Batch {
@@ -1613,27 +1617,30 @@ fn decrypt_and_write(
         opener
             .open_chunks_in_place(first_chunk, &mut buf)
             .map_err(|e| Error::integrity(format!("content does not authenticate: {e}")))?;
+        sha2::Digest::update(&mut hash, buf.as_slice());
         out.write_all(&buf)?;
         let n = buf.len() as u64;
-        Ok((out, buf, n))
+        Ok((out, hash, buf, n))
     })
 }
 
-/// Waits for the batch in flight, if any: puts the writer back into `sink` and returns the
-/// buffer for reuse.
+/// Waits for the batch in flight, if any: puts the writer back into `sink` and the hash into
+/// `hash`, and returns the buffer for reuse.
 async fn finish_batch(
     batch: Option<Batch>,
     sink: &mut Sink,
+    hash: &mut Option<sha2::Sha256>,
     written: &mut u64,
     progress: &dyn Progress,
 ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
     let Some(batch) = batch else {
         return Ok(None);
     };
-    let (out, mut buf, n) = batch
+    let (out, h, mut buf, n) = batch
         .await
         .map_err(|e| Error::State(format!("decryption task: {e}")))??;
     sink.out = Some(out);
+    *hash = Some(h);
     *written += n;
     progress.advance(n);
     buf.clear();
@@ -1641,9 +1648,10 @@ async fn finish_batch(
 }
 
 /// The whole file: one request, decrypted as it streams. The ciphertext is gathered into batches
-/// of whole chunks; each is authenticated and decrypted in place and written on a blocking
-/// thread while the next arrives (two buffers, reused). The final chunk is the one the signed
-/// length names, and the length received must be exactly that.
+/// of whole chunks; each is authenticated and decrypted in place, hashed and written on a
+/// blocking thread while the next arrives (two buffers, reused). The final chunk is the one the
+/// signed length names, the length received must be exactly that, and the plaintext's SHA-256
+/// must be the metadata's `content_digest` (§5.6) when it names one.
 async fn stream_whole(
     source: &ContentSource<'_>,
     sink: &mut Sink,
@@ -1660,6 +1668,7 @@ async fn stream_whole(
     let mut opener: Option<Arc<content::ContentOpener>> = None;
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(batch_len));
     let mut in_flight: Option<Batch> = None;
+    let mut hash = Some(<sha2::Sha256 as sha2::Digest>::new());
     let mut next_chunk = 0u64;
     let mut received = 0u64;
     let mut written = 0u64;
@@ -1689,12 +1698,18 @@ async fn stream_whole(
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if buf.len() == batch_len {
-                let spare = finish_batch(in_flight.take(), sink, &mut written, progress).await?;
+                let spare =
+                    finish_batch(in_flight.take(), sink, &mut hash, &mut written, progress).await?;
                 let full = std::mem::replace(
                     &mut buf,
                     spare.unwrap_or_else(|| zeroize::Zeroizing::new(Vec::with_capacity(batch_len))),
                 );
-                in_flight = Some(decrypt_and_write(op, sink.take()?, full, next_chunk));
+                in_flight = Some(decrypt_and_write(
+                    op,
+                    (sink.take()?, take_hash(&mut hash)?),
+                    full,
+                    next_chunk,
+                ));
                 next_chunk += DOWNLOAD_BATCH_CHUNKS as u64;
             }
         }
@@ -1705,17 +1720,29 @@ async fn stream_whole(
         ));
     }
     let op = opener.ok_or_else(|| Error::integrity("content without a header"))?;
-    finish_batch(in_flight.take(), sink, &mut written, progress).await?;
+    finish_batch(in_flight.take(), sink, &mut hash, &mut written, progress).await?;
     if !buf.is_empty() {
-        let last = decrypt_and_write(&op, sink.take()?, buf, next_chunk);
-        finish_batch(Some(last), sink, &mut written, progress).await?;
+        let last = decrypt_and_write(&op, (sink.take()?, take_hash(&mut hash)?), buf, next_chunk);
+        finish_batch(Some(last), sink, &mut hash, &mut written, progress).await?;
     }
     if written != op.plaintext_len() {
         return Err(Error::integrity(
             "content shorter than the signed record names",
         ));
     }
+    let digest: [u8; 32] = sha2::Digest::finalize(take_hash(&mut hash)?).into();
+    if source.content_digest.is_some_and(|d| d != digest) {
+        return Err(Error::integrity(
+            "the content does not match its authenticated metadata (content digest)",
+        ));
+    }
     Ok(written)
+}
+
+/// The plaintext hash, for the next batch.
+fn take_hash(hash: &mut Option<sha2::Sha256>) -> Result<sha2::Sha256> {
+    hash.take()
+        .ok_or(Error::Internal("the download's hash was lost"))
 }
 
 /// Reads a whole (small) response body of exactly `len` bytes.
@@ -1922,6 +1949,68 @@ fn write_problem(e: Error, path: &RemotePath) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use coffer_core::primitives::sha256;
+
+    /// Serves `body` at `/c` on an ephemeral port; returns the base URL.
+    async fn serve_bytes(body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().route(
+            "/c",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    /// A whole-file download checks the plaintext against the metadata's content digest
+    /// (§5.6): content that authenticates under the file key but is not the content the
+    /// metadata names (a writer that reused a file key) is refused, and nothing is left.
+    #[tokio::test]
+    async fn whole_downloads_check_the_content_digest() {
+        let key = SecretKey::generate(&mut OsRng);
+        let plain: Vec<u8> = (0..5 * content::CHUNK_LEN + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let ct = content::encrypt(&key, &plain, &mut OsRng);
+        let http = Http::new(&serve_bytes(ct.clone()).await).expect("http");
+        let dir = tempfile::tempdir().expect("dir");
+        let dest = dir.path().join("out.bin");
+        let source = |digest: Option<[u8; 32]>| ContentSource {
+            http: &http,
+            path: "/c".into(),
+            bearer: None,
+            file_key: &key,
+            ciphertext_length: ct.len() as u64,
+            content_revision: None,
+            content_digest: digest,
+        };
+        for digest in [Some(sha256(&plain)), None] {
+            let n = download_to(&source(digest), &dest, None, &NoProgress)
+                .await
+                .expect("download");
+            assert_eq!(n, plain.len() as u64);
+            assert!(std::fs::read(&dest).expect("read") == plain);
+            std::fs::remove_file(&dest).expect("remove");
+        }
+        let mut other = plain.clone();
+        other[7] ^= 1;
+        let e = download_to(&source(Some(sha256(&other))), &dest, None, &NoProgress)
+            .await
+            .expect_err("digest mismatch");
+        assert!(matches!(e, Error::Integrity(_)), "{e:?}");
+        assert!(
+            !dest.exists(),
+            "unverified plaintext left at the destination"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
 
     #[test]
     fn paths_parse_from_the_root() {
