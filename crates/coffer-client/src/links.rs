@@ -864,17 +864,29 @@ impl OpenLink {
         progress: &dyn Progress,
     ) -> Result<u64> {
         let file_key = record.open_file_key(node_key)?;
-        let expected_len = record
+        let file = record
             .file
             .as_ref()
-            .map(|f| f.ciphertext_length)
             .ok_or_else(|| Error::integrity("a file without content"))?;
-        let resp = self
-            .http
-            .get_octets(path, self.token.as_ref(), None, None)
+        // The metadata's size names the same length as the record's ciphertext (checked before
+        // anything is fetched; the download then checks the bytes against both).
+        if content::ciphertext_len(metadata.size()).ok() != Some(file.ciphertext_length) {
+            return Err(Error::integrity(
+                "the content does not match its authenticated metadata",
+            ));
+        }
+        let source = crate::files::ContentSource {
+            http: &self.http,
+            path: path.to_owned(),
+            bearer: self.token.as_ref(),
+            file_key: &file_key,
+            ciphertext_length: file.ciphertext_length,
+            content_revision: Some(file.content_revision),
+            content_digest: metadata.content_digest().copied(),
+        };
+        crate::files::download_to(&source, dest, None, progress)
             .await
-            .map_err(link_problem)?;
-        stream_plaintext(resp, &file_key, expected_len, metadata, dest, progress).await
+            .map_err(link_problem)
     }
 
     /// Uploads the local file `file` through an upload-only link (§10.9.2): the node key is
@@ -1018,89 +1030,6 @@ async fn list_children_link(link: &OpenLink, folder: NodeId) -> Result<Vec<Vec<u
     )
     .await
     .map_err(link_problem)
-}
-
-/// Streams a content response through the decryptor into `dest` (or standard output for `-`):
-/// a temporary file in the destination directory, renamed into place only once every chunk
-/// authenticated and the plaintext matches the metadata's size and digest.
-async fn stream_plaintext(
-    mut resp: reqwest::Response,
-    file_key: &SecretKey,
-    expected_len: u64,
-    metadata: &Metadata,
-    dest: &Path,
-    progress: &dyn Progress,
-) -> Result<u64> {
-    let to_stdout = dest == Path::new("-");
-    let mut tmp = if to_stdout {
-        None
-    } else {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        Some(
-            tempfile::Builder::new()
-                .prefix(".coffer-")
-                .tempfile_in(&dir)
-                .map_err(|e| {
-                    Error::io(format!("creating a temporary file in {}", dir.display()), e)
-                })?,
-        )
-    };
-    let mut stdout = std::io::stdout();
-    let mut dec = Decryptor::new(file_key);
-    let mut hasher = sha2::Sha256::new();
-    let mut plain = Vec::new();
-    let mut received = 0u64;
-    let mut written = 0u64;
-    let mut flush =
-        |plain: &mut Vec<u8>, tmp: &mut Option<tempfile::NamedTempFile>| -> Result<()> {
-            hasher.update(plain.as_slice());
-            match tmp {
-                Some(t) => t
-                    .write_all(plain)
-                    .map_err(|e| Error::io("writing the download", e))?,
-                None => stdout
-                    .write_all(plain)
-                    .map_err(|e| Error::io("writing to standard output", e))?,
-            }
-            written += plain.len() as u64;
-            progress.advance(plain.len() as u64);
-            plain.clear();
-            Ok(())
-        };
-    while let Some(chunk) = resp.chunk().await? {
-        received += chunk.len() as u64;
-        if received > expected_len {
-            return Err(Error::integrity(
-                "the content is longer than its record says",
-            ));
-        }
-        dec.update(&chunk, &mut plain)
-            .map_err(|e| Error::integrity(format!("the content does not authenticate: {e}")))?;
-        flush(&mut plain, &mut tmp)?;
-    }
-    dec.finish(&mut plain)
-        .map_err(|e| Error::integrity(format!("the content does not authenticate: {e}")))?;
-    flush(&mut plain, &mut tmp)?;
-    let digest: [u8; 32] = hasher.finalize().into();
-    if received != expected_len
-        || written != metadata.size()
-        || metadata.content_digest().is_some_and(|d| *d != digest)
-    {
-        return Err(Error::integrity(
-            "the content does not match its authenticated metadata",
-        ));
-    }
-    if let Some(t) = tmp {
-        t.as_file()
-            .sync_all()
-            .map_err(|e| Error::io("syncing the download", e))?;
-        t.persist(dest)
-            .map_err(|e| Error::io(format!("renaming into {}", dest.display()), e.error))?;
-    }
-    Ok(written)
 }
 
 #[cfg(test)]
