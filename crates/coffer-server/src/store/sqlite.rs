@@ -1482,6 +1482,12 @@ impl SqliteMetadataStore {
         new: &NewAccount,
         now: u64,
     ) -> StoreResult<HandshakeId> {
+        // The reservation is read before the snapshot: an account whose creation removed it
+        // was committed first, so the snapshot sees it (`AlreadyExists`, not `NotFound`).
+        let reservation = lock(&self.shared.handshakes)
+            .reservation_of(&new.username, now)
+            .filter(|h| h.account_id == Some(new.account_id))
+            .map(|h| h.id);
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM accounts WHERE account_id = ?1)
                     OR EXISTS (SELECT 1 FROM identity_chains WHERE account_id = ?1),
@@ -1500,13 +1506,7 @@ impl SqliteMetadataStore {
         if flag(0)? {
             return Err(StoreError::AlreadyExists);
         }
-        let reservation = {
-            let hs = lock(&self.shared.handshakes);
-            match hs.reservation_of(&new.username, now) {
-                Some(h) if h.account_id == Some(new.account_id) => h.id,
-                _ => return Err(StoreError::NotFound),
-            }
-        };
+        let reservation = reservation.ok_or(StoreError::NotFound)?;
         if flag(1)? {
             return Err(StoreError::UsernameTaken);
         }
