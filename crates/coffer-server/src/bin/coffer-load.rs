@@ -78,6 +78,7 @@
 //! ```text
 //! link-resolve, 256 conn   49605 req/s, p50 4.9 ms, p99 10.9 ms, max 40 ms; 309 x 503 (0.08%)
 //! register (start+finish)  1313 /s at 16 connections, p99 16.8 ms; 1277 /s at 32, p99 35.1 ms
+//!                          (final build, 20:49 UTC: 1303-1498 /s at 16, p99 14.1-17.7 ms)
 //! login (start+finish)     1311 /s, p99 14.7 ms
 //! upload-small, 16 conn    243 files/s, p99 46.8 ms (238-305 in four A/B runs, no change)
 //! server CPU per op        resolve 23 us, registration 1.08 ms, login 0.79 ms
