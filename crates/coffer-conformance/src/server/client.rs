@@ -571,10 +571,6 @@ impl User {
             "PartStored names another part"
         );
         ensure!(s.length == part.len() as u64, "PartStored length differs");
-        ensure!(
-            s.digest.0 == coffer_core::primitives::sha256(part),
-            "PartStored digest is not SHA-256 of the part"
-        );
         Ok(())
     }
 

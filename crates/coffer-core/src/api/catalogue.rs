@@ -138,7 +138,7 @@ catalogue! {
         total_length: 20_000_000, part_size: DEFAULT_PART_SIZE, part_count: 3,
         present: ByteBuf::from(vec![0b0000_0101]), expires_at: T0 + 86_400,
     },
-    PartStored => PartStored { upload_id: UploadId::from_bytes(id(0x50)), part_index: 1, length: DEFAULT_PART_SIZE, digest: Bytes([0x51; 32]) },
+    PartStored => PartStored { upload_id: UploadId::from_bytes(id(0x50)), part_index: 1, length: DEFAULT_PART_SIZE },
     UploadFinalizeRequest => UploadFinalizeRequest { expected_revision: None, signed_node: b(0x47, 320) },
     ShareCreateRequest => ShareCreateRequest {
         share_id: ShareId::from_bytes(id(0x60)), root_node_id: NodeId::from_bytes(id(0x48)), signed_share: b(0x61, 260),

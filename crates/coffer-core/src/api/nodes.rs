@@ -4,7 +4,7 @@ use alloc::vec::Vec;
 
 use super::upload::{part_count, PartBitmap};
 use super::{body, MAX_BULK_BODY, MAX_CURSOR_LEN, MAX_RECORD_BODY, MAX_SMALL_BODY};
-use crate::encoding::{ByteBuf, Bytes};
+use crate::encoding::ByteBuf;
 use crate::error::DecodeError;
 use crate::ids::{NodeId, UploadId};
 
@@ -122,10 +122,8 @@ body! {
         pub upload_id: UploadId,
         /// The part.
         pub part_index: u64,
-        /// Its length.
+        /// Its length as stored.
         pub length: u64,
-        /// SHA-256 of the part as stored (a transfer check, not a security property).
-        pub digest: Bytes<32>,
     }
 }
 

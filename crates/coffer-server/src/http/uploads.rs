@@ -15,7 +15,7 @@ use axum::routing::{post, put};
 use axum::Router;
 use coffer_core::api::upload::{part_count, PartBitmap};
 use coffer_core::api::{self, ProblemKind};
-use coffer_core::encoding::{ByteBuf, Bytes as Fixed};
+use coffer_core::encoding::ByteBuf;
 use coffer_core::ids::{AccountId, UploadId};
 use coffer_core::Error as CoreError;
 use futures_util::TryStreamExt;
@@ -312,7 +312,6 @@ pub(crate) async fn store_part(
         upload_id: id,
         part_index: index,
         length: stored.length,
-        digest: Fixed(stored.digest),
     })
 }
 

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use rand_core::{OsRng, RngCore};
-use sha2::{Digest as _, Sha256};
 use tokio::fs;
 use tokio::io::AsyncSeekExt;
 
@@ -36,28 +35,33 @@ use super::*;
 /// trip per 64 KiB), small enough to keep a download's buffers well under a MiB.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Body bytes gathered before a blocking task hashes and writes them (one hand-off per batch
-/// instead of one per network read: thread wake-ups cost more CPU than the writes). A part
-/// upload holds at most two batches: one being written, one being gathered.
+/// Body bytes gathered before a blocking task writes them (one hand-off per batch instead of
+/// one per network read: thread wake-ups cost more CPU than the writes). A part upload holds at
+/// most two batches: one being written, one being gathered.
 const WRITE_BATCH: usize = 1024 * 1024;
 
-/// A part file being written and the hash of what it holds so far.
-type PartFile = (std::fs::File, Sha256);
+/// A part file being written.
+type PartFile = std::fs::File;
 
-/// Hashes and writes `batch` to the part file on a blocking thread (one hand-off per batch
-/// instead of one per network read), while the connection receives the next batch.
+/// Writes `batch` to the part file on a blocking thread (one hand-off and one `writev` per
+/// batch instead of one per network read), while the connection receives the next batch.
 fn spawn_write(
-    part: PartFile,
+    mut file: PartFile,
     batch: Vec<bytes::Bytes>,
 ) -> tokio::task::JoinHandle<io::Result<PartFile>> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
-        let (mut file, mut hasher) = part;
-        for b in &batch {
-            hasher.update(b);
-            file.write_all(b)?;
+        let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
+        let mut left = &mut slices[..];
+        while !left.is_empty() {
+            let n = file.write_vectored(left)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            io::IoSlice::advance_slices(&mut left, n);
         }
-        Ok((file, hasher))
+        drop(slices);
+        Ok(file)
     })
 }
 
@@ -322,7 +326,7 @@ impl BlobStore for LocalBlobStore {
             .map_err(StoreError::backend)?
             .into_std()
             .await;
-        let mut part = Some((file, Sha256::new()));
+        let mut part = Some(file);
         let mut writing = None;
         let mut length = 0u64;
         let mut batch = Vec::new();
@@ -342,11 +346,10 @@ impl BlobStore for LocalBlobStore {
             }
         }
         let p = written(part.take(), writing.take()).await?;
-        let (file, hasher) = written(None, Some(spawn_write(p, batch))).await?;
+        let file = written(None, Some(spawn_write(p, batch))).await?;
         let file = fs::File::from_std(file);
         file.sync_all().await.map_err(StoreError::backend)?;
         drop(file);
-        let digest = hasher.finalize().into();
         let dir = self.parts_dir(&upload_id);
         if fs::metadata(&dir).await.is_err() {
             fs::create_dir_all(&dir)
@@ -358,7 +361,7 @@ impl BlobStore for LocalBlobStore {
         }
         self.publish(&tmp, &dir.join(index.to_string())).await?;
         guard.0 = None;
-        Ok(PartStored { length, digest })
+        Ok(PartStored { length })
     }
 
     async fn list_parts(&self, upload_id: UploadId) -> StoreResult<Vec<(u64, u64)>> {

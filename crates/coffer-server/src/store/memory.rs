@@ -1523,7 +1523,6 @@ impl BlobStore for MemoryBlobStore {
         let data = buf.freeze();
         let stored = PartStored {
             length: data.len() as u64,
-            digest: Sha256::digest(&data).into(),
         };
         self.lock()
             .parts

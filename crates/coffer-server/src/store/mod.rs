@@ -1160,8 +1160,6 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub struct PartStored {
     /// Bytes stored.
     pub length: u64,
-    /// SHA-256 of the bytes stored.
-    pub digest: Digest,
 }
 
 /// A blob being read.

@@ -1027,10 +1027,7 @@ pub async fn uploads_and_finalize(h: &dyn Harness) {
         .put_part(uid, 1, bytes_stream(data[1000..2000].to_vec()), PS)
         .await
         .expect("put again");
-    assert_eq!(
-        p1.digest,
-        <[u8; 32]>::from(Sha256::digest(&data[1000..2000]))
-    );
+    assert_eq!(p1.length, 1000);
     m.record_part(uid, 1, 1000, T0 + DAY, T0)
         .await
         .expect("record");
@@ -2693,10 +2690,6 @@ pub async fn blob_basics(h: &dyn Harness) {
         .await
         .expect("put");
     assert_eq!(stored.length, 11);
-    assert_eq!(
-        stored.digest,
-        <[u8; 32]>::from(Sha256::digest(b"hello world"))
-    );
     // A failing body stores nothing and keeps the earlier copy.
     let failing: Vec<std::io::Result<Bytes>> = vec![
         Ok(Bytes::from_static(b"xx")),
@@ -2731,6 +2724,7 @@ pub async fn blob_basics(h: &dyn Harness) {
     ));
     assert_eq!(b.blob_length("k-1").await.expect("len"), Some(12));
     assert_eq!(read_all(b, "k-1", Some(6..11)).await, b"world");
+    assert_eq!(read_all(b, "k-1", None).await, b"hello world!");
     assert_eq!(b.list_blobs().await.expect("blobs"), vec!["k-1".to_owned()]);
     b.delete_parts(uid).await.expect("parts");
     b.delete_parts(uid).await.expect("parts twice");

@@ -862,12 +862,7 @@ impl User {
                 )
                 .await
                 .ok(200);
-            assert_eq!(s.length, p.len() as u64);
-            assert_eq!(
-                s.digest.0,
-                coffer_core::primitives::sha256(p),
-                "digest of part {i}"
-            );
+            assert_eq!(s.length, p.len() as u64, "length of part {i}");
         }
     }
 
