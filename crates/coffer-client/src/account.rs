@@ -3,9 +3,7 @@
 
 use coffer_core::account::{self, OpaqueIdentities};
 use coffer_core::api::{self, ReauthPurpose, SessionId, Username};
-use coffer_core::encoding::{encode, ByteBuf};
-use coffer_core::metadata::{seal_metadata, Metadata};
-use coffer_core::tree::{self, NewNode, SealedMetadata};
+use coffer_core::encoding::ByteBuf;
 use rand_core::OsRng;
 use reqwest::Method;
 
@@ -126,35 +124,18 @@ impl Client {
                 }
                 _ => e,
             })?;
+        let time = now();
         let reg = account::register(
             state,
             password,
             &resp.registration_response,
             &ids,
             resp.account_id,
-            now(),
+            time,
             &mut OsRng,
         )
         .map_err(auth_error)?;
-        let acct = &reg.account;
-        let root = NewNode {
-            node_id: acct.secrets.root_node_id,
-            node_key: acct.secrets.root_node_key.clone(),
-        };
-        let meta = Metadata::folder("root".into(), now())?;
-        let sealed = SealedMetadata {
-            revision: 1,
-            sealed: seal_metadata(&root.node_key, &root.node_id, 1, &meta, &mut OsRng),
-        };
-        let (_, signed_root) =
-            tree::create_root(&acct.secrets.identity.signing, &root, sealed, now())?;
-        let finish = api::RegisterFinishRequest {
-            account_id: resp.account_id,
-            registration_upload: ByteBuf::from(reg.registration_upload),
-            key_bundle: ByteBuf::from(reg.key_bundle.clone()),
-            signed_identity: ByteBuf::from(reg.signed_identity),
-            root_node: ByteBuf::from(encode(&signed_root)),
-        };
+        let finish = api::RegisterFinishRequest::new(&reg, time, &mut OsRng)?;
         let done: api::RegisterFinishResponse = self
             .http()
             .post("/v1/accounts/register/finish", None, &finish, Retry::Once)

@@ -144,35 +144,18 @@ pub fn registration_finish(
     server_identity: &str,
     resp: &api::RegisterStartResponse,
 ) -> R<api::RegisterFinishRequest> {
+    let time = now();
     let reg = account::register(
         state,
         password,
         &resp.registration_response,
         &ids(name, server_identity),
         resp.account_id,
-        now(),
+        time,
         &mut OsRng,
     )
     .ctx("register (is --server-identity right?)")?;
-    let acct = &reg.account;
-    let root = NewNode {
-        node_id: acct.secrets.root_node_id,
-        node_key: acct.secrets.root_node_key.clone(),
-    };
-    let (_, signed_root) = tree::create_root(
-        &acct.secrets.identity.signing,
-        &root,
-        meta_folder(&root, "root")?,
-        now(),
-    )
-    .ctx("root folder")?;
-    Ok(api::RegisterFinishRequest {
-        account_id: resp.account_id,
-        registration_upload: ByteBuf::from(reg.registration_upload),
-        key_bundle: ByteBuf::from(reg.key_bundle.clone()),
-        signed_identity: ByteBuf::from(reg.signed_identity),
-        root_node: ByteBuf::from(encode(&signed_root)),
-    })
+    api::RegisterFinishRequest::new(&reg, time, &mut OsRng).ctx("root folder")
 }
 
 /// Registers `name` with `password` (both steps).

@@ -12,7 +12,9 @@
 //!                           encode(AccountSecrets))
 //! ```
 //!
-//! A client signs up with [`registration_start`] and [`register`], logs in with [`login_start`],
+//! A client signs up with [`registration_start`] and [`register`] (whose
+//! [`Registration::create_root`] makes the root folder; [`crate::api::RegisterFinishRequest::new`]
+//! is the whole upload), logs in with [`login_start`],
 //! [`login_finish`] and [`unlock`], changes its password with [`change_password`], recovers from
 //! a compromise with [`recover`]. The server side is [`ServerSetup`],
 //! [`server_registration_start`], [`server_registration_finish`], [`server_login_start`] and
@@ -31,8 +33,10 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::encoding::{decode, decode_bounded, encode, ByteBuf, Bytes};
 use crate::error::{DecodeError, Error, Result};
 use crate::ids::{AccountId, NodeId};
+use crate::metadata::{seal_metadata, Metadata};
 use crate::primitives::{self, AgreementSecret, SecretKey, SigningKey};
 use crate::seal::{self, SEALED_KEY_LEN, SEAL_OVERHEAD};
+use crate::tree;
 
 pub use identity::{
     create_identity, is_valid_user_name, parse_signed_identity, rotate_identity, verify_chain,
@@ -445,6 +449,51 @@ pub struct Registration {
     pub signed_identity: Vec<u8>,
     /// The opened account, for the client to use at once.
     pub account: UnlockedAccount,
+}
+
+/// The `name` in the root folder's metadata (spec §7.6, "Create root").
+pub const ROOT_FOLDER_NAME: &str = "root";
+
+/// The metadata revision of a new node's first sealed metadata, the root's included (spec §5.4:
+/// the counter starts at 0 and the creation seals once).
+const INITIAL_METADATA_REVISION: u64 = 1;
+
+impl Registration {
+    /// Creates the account's root folder (spec §6.8 step 5, §7.6 "Create root"): folder metadata
+    /// (§5) named [`ROOT_FOLDER_NAME`] with `mtime = time`, sealed under `root_node_key` for
+    /// `root_node_id` at metadata revision 1, in a record with no parent, `kind = 0`, all
+    /// generations 0 and `time = time`, authored and signed by identity generation 0.
+    ///
+    /// Randomness: the metadata seal nonce (24 bytes), nothing else. The server accepts the
+    /// result as the registration's `root-node` (§11.6.2); [`crate::api::RegisterFinishRequest::new`]
+    /// builds the whole request around it.
+    ///
+    /// # Errors
+    /// As [`tree::create_root`] (never, for a registration made by [`register`] or
+    /// [`new_account`]).
+    pub fn create_root(
+        &self,
+        time: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<(tree::NodeRecord, tree::SignedNode)> {
+        let secrets = &self.account.secrets;
+        let root = tree::NewNode {
+            node_id: secrets.root_node_id,
+            node_key: secrets.root_node_key.clone(),
+        };
+        let metadata = Metadata::folder(ROOT_FOLDER_NAME.into(), time)?;
+        let sealed = tree::SealedMetadata {
+            revision: INITIAL_METADATA_REVISION,
+            sealed: seal_metadata(
+                &root.node_key,
+                &root.node_id,
+                INITIAL_METADATA_REVISION,
+                &metadata,
+                rng,
+            ),
+        };
+        tree::create_root(&secrets.identity.signing, &root, sealed, time)
+    }
 }
 
 /// Client sign-up (spec §6.8): finishes the OPAQUE registration started with

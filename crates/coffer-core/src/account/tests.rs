@@ -1172,3 +1172,78 @@ fn new_account_records_open_under_the_export_key() {
     let unlocked = unlock(&export_key, &other, &reg.key_bundle).expect("unlock");
     assert_eq!(unlocked.master_key, reg.account.master_key);
 }
+
+#[test]
+fn registration_root_is_the_accounts_root_folder() {
+    use crate::metadata::open_metadata;
+    use crate::tree::{verify_node, verify_node_signature, NodeExpectation};
+
+    let mut r = rng(46);
+    let account_id = AccountId::generate(&mut r);
+    let export_key = ExportKey::from_bytes([3; 64]);
+    let reg = new_account(&export_key, USER, account_id, 1_700_000_000, &mut r).expect("account");
+    let (record, signed) = reg.create_root(1_700_000_042, &mut r).expect("root");
+    let bytes = encode(&signed);
+    let secrets = &reg.account.secrets;
+
+    // It verifies as the root (no parent, generation 0) under the identity the server publishes.
+    let identity = check_new_account(&account_id, USER, &reg.key_bundle, &reg.signed_identity)
+        .expect("records check");
+    let at_root = NodeExpectation {
+        node_id: secrets.root_node_id,
+        parent: None,
+        key_generation: Some(0),
+    };
+    let verified = verify_node(&bytes, &at_root, &[identity.signing_key]).expect("verifies");
+    assert_eq!(verified, record);
+    assert_eq!(verify_node_signature(&bytes).expect("server check"), record);
+    assert!(record.parent_id.is_none() && record.sealed_node_key.is_none());
+    assert!(record.is_folder() && record.file.is_none() && record.back_chain.is_empty());
+    assert_eq!((record.key_generation, record.parent_generation), (0, 0));
+    assert_eq!(
+        (record.metadata_revision, record.metadata_generation),
+        (1, 0)
+    );
+    assert_eq!(record.time, 1_700_000_042);
+
+    // Nobody else's root: another author, another node id or a parent are refused.
+    let stranger = IdentityKeys::generate(&mut r).signing.verifying_key();
+    assert!(matches!(
+        verify_node(&bytes, &at_root, &[stranger]),
+        Err(Error::Binding(_))
+    ));
+    let elsewhere = NodeExpectation {
+        node_id: NodeId::generate(&mut r),
+        ..at_root
+    };
+    assert!(verify_node(&bytes, &elsewhere, &[identity.signing_key]).is_err());
+    let below = NodeExpectation {
+        parent: Some((NodeId::generate(&mut r), 0)),
+        ..at_root
+    };
+    assert!(verify_node(&bytes, &below, &[identity.signing_key]).is_err());
+
+    // The metadata opens under the root key (and nothing else): a folder named "root" (§7.6).
+    let metadata = open_metadata(
+        &secrets.root_node_key,
+        &secrets.root_node_id,
+        record.metadata_revision,
+        &record.sealed_metadata,
+    )
+    .expect("metadata opens");
+    assert_eq!(metadata.name(), "root");
+    assert_eq!(metadata.size(), 0);
+    assert_eq!(metadata.mtime(), 1_700_000_042);
+    assert_eq!(metadata.media_type(), None);
+    assert_eq!(metadata.content_digest(), None);
+    let other = new_account(&export_key, USER, account_id, 1_700_000_000, &mut r).expect("other");
+    assert!(matches!(
+        open_metadata(
+            &other.account.secrets.root_node_key,
+            &secrets.root_node_id,
+            record.metadata_revision,
+            &record.sealed_metadata,
+        ),
+        Err(Error::DecryptionFailed)
+    ));
+}

@@ -4,14 +4,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use rand_core::CryptoRngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::token::SessionToken;
 use super::{
     body, wire_enum, MAX_BULK_BODY, MAX_RECORD_BODY, MAX_SESSION_LABEL_LEN, MAX_SMALL_BODY,
 };
-use crate::encoding::{ByteBuf, Bytes, ERR_INVALID_VALUE};
-use crate::error::DecodeError;
+use crate::account::Registration;
+use crate::encoding::{encode, ByteBuf, Bytes, ERR_INVALID_VALUE};
+use crate::error::{DecodeError, Result};
 use crate::ids::{AccountId, NodeId};
 
 /// Shortest username, in bytes.
@@ -144,6 +146,32 @@ body! {
         pub signed_identity: ByteBuf,
         /// The root folder's first record, a `SignedNode` (§7).
         pub root_node: ByteBuf,
+    }
+}
+
+impl RegisterFinishRequest {
+    /// The client's registration finish (spec §6.8 step 5, §11.6.2) for `registration`: its
+    /// OPAQUE upload, key bundle and identity, with the account's root folder made by
+    /// [`Registration::create_root`] at `time` (the metadata's `mtime` and the record's `time`).
+    /// `account_id` is the registration's, the one `RegisterStartResponse` reserved.
+    ///
+    /// Randomness: that of [`Registration::create_root`].
+    ///
+    /// # Errors
+    /// As [`Registration::create_root`].
+    pub fn new(
+        registration: &Registration,
+        time: u64,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self> {
+        let (_, root_node) = registration.create_root(time, rng)?;
+        Ok(RegisterFinishRequest {
+            account_id: registration.account.account_id,
+            registration_upload: ByteBuf::from(registration.registration_upload.clone()),
+            key_bundle: ByteBuf::from(registration.key_bundle.clone()),
+            signed_identity: ByteBuf::from(registration.signed_identity.clone()),
+            root_node: ByteBuf::from(encode(&root_node)),
+        })
     }
 }
 

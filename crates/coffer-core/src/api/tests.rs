@@ -436,6 +436,43 @@ fn tokens_are_secret_and_strict() {
 }
 
 #[test]
+fn register_finish_request_carries_the_registration_and_its_root() {
+    use crate::account::{check_new_account, new_account, ExportKey};
+    use crate::tree::verify_node_signature;
+
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+    let account_id = AccountId::generate(&mut rng);
+    let export_key = ExportKey::from_bytes([5; 64]);
+    let mut reg =
+        new_account(&export_key, "carol", account_id, 1_700_000_000, &mut rng).expect("account");
+    reg.registration_upload = vec![0x5a; 192];
+    let mut same = rng.clone();
+    let req = RegisterFinishRequest::new(&reg, 1_700_000_007, &mut rng).expect("request");
+
+    assert_eq!(req.account_id, account_id);
+    assert_eq!(
+        req.registration_upload.as_slice(),
+        &reg.registration_upload[..]
+    );
+    assert_eq!(req.key_bundle.as_slice(), &reg.key_bundle[..]);
+    assert_eq!(req.signed_identity.as_slice(), &reg.signed_identity[..]);
+    // The root is the registration's own, made at the given time from the same randomness.
+    let (root, signed_root) = reg.create_root(1_700_000_007, &mut same).expect("root");
+    assert_eq!(req.root_node.as_slice(), &encode(&signed_root)[..]);
+    // The checks the server runs on a registration finish (§11.6.2) pass.
+    let identity = check_new_account(&account_id, "carol", &req.key_bundle, &req.signed_identity)
+        .expect("records check");
+    let record = verify_node_signature(&req.root_node).expect("root verifies");
+    assert_eq!(record, root);
+    assert_eq!(record.author_key().expect("author"), identity.signing_key);
+    assert!(record.parent_id.is_none() && record.is_folder());
+    assert_eq!(
+        RegisterFinishRequest::from_bytes(&req.to_bytes()).expect("round trip"),
+        req
+    );
+}
+
+#[test]
 fn part_size_constants_are_chunk_aligned() {
     assert_eq!(CONTENT_CHUNK_STRIDE, 65_552);
     assert_eq!(DEFAULT_PART_SIZE, 8_390_656);

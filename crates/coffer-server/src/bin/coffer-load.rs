@@ -336,25 +336,10 @@ fn finish_request(
     account_id: coffer_core::ids::AccountId,
     upload: &[u8],
 ) -> Result<api::RegisterFinishRequest> {
-    let reg = account::new_account(export_key, name, account_id, now(), &mut OsRng)?;
-    let acct = &reg.account;
-    let root = NewNode {
-        node_id: acct.secrets.root_node_id,
-        node_key: acct.secrets.root_node_key.clone(),
-    };
-    let (_, signed_root) = tree::create_root(
-        &acct.secrets.identity.signing,
-        &root,
-        folder_meta(&root, "root")?,
-        now(),
-    )?;
-    Ok(api::RegisterFinishRequest {
-        account_id,
-        registration_upload: ByteBuf::from(upload.to_vec()),
-        key_bundle: ByteBuf::from(reg.key_bundle),
-        signed_identity: ByteBuf::from(reg.signed_identity),
-        root_node: ByteBuf::from(encode(&signed_root)),
-    })
+    let time = now();
+    let mut reg = account::new_account(export_key, name, account_id, time, &mut OsRng)?;
+    reg.registration_upload = upload.to_vec();
+    Ok(api::RegisterFinishRequest::new(&reg, time, &mut OsRng)?)
 }
 
 fn folder_meta(node: &NewNode, name: &str) -> Result<SealedMetadata> {

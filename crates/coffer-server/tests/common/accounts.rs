@@ -7,10 +7,8 @@ use coffer_core::api::{
     RegisterFinishRequest, RegisterFinishResponse, RegisterStartRequest, RegisterStartResponse,
     Username,
 };
-use coffer_core::encoding::{encode, ByteBuf};
+use coffer_core::encoding::ByteBuf;
 use coffer_core::ids::AccountId;
-use coffer_core::metadata::{seal_metadata, Metadata};
-use coffer_core::tree::{self, NewNode, SealedMetadata};
 use rand_core::OsRng;
 
 use super::{Resp, TestServer};
@@ -72,33 +70,8 @@ pub async fn register_request(
         &mut OsRng,
     )
     .expect("register");
-    let secrets = &reg.account.secrets;
-    let node = NewNode {
-        node_id: secrets.root_node_id,
-        node_key: secrets.root_node_key.clone(),
-    };
-    let md = Metadata::new("root".into(), 0, now, None, None).expect("metadata");
-    let sealed = seal_metadata(&node.node_key, &node.node_id, 1, &md, &mut OsRng);
-    let (_rec, signed) = tree::create_root(
-        &secrets.identity.signing,
-        &node,
-        SealedMetadata {
-            revision: 1,
-            sealed,
-        },
-        now,
-    )
-    .expect("root");
-    (
-        RegisterFinishRequest {
-            account_id: start.account_id,
-            registration_upload: ByteBuf::from(reg.registration_upload),
-            key_bundle: ByteBuf::from(reg.key_bundle),
-            signed_identity: ByteBuf::from(reg.signed_identity),
-            root_node: ByteBuf::from(encode(&signed)),
-        },
-        reg.account,
-    )
+    let finish = RegisterFinishRequest::new(&reg, now, &mut OsRng).expect("finish request");
+    (finish, reg.account)
 }
 
 pub async fn register(srv: &TestServer, username: &str, password: &str) -> Registered {

@@ -612,35 +612,18 @@ pub fn registration_finish_body(
     ids: &OpaqueIdentities<'_>,
     resp: &api::RegisterStartResponse,
 ) -> api::RegisterFinishRequest {
+    let time = now();
     let reg = account::register(
         state,
         PASSWORD,
         &resp.registration_response,
         ids,
         resp.account_id,
-        now(),
+        time,
         &mut OsRng,
     )
     .expect("register");
-    let acct = &reg.account;
-    let root = NewNode {
-        node_id: acct.secrets.root_node_id,
-        node_key: acct.secrets.root_node_key.clone(),
-    };
-    let (_, signed_root) = tree::create_root(
-        &acct.secrets.identity.signing,
-        &root,
-        meta_folder(&root, "root"),
-        now(),
-    )
-    .expect("root");
-    api::RegisterFinishRequest {
-        account_id: resp.account_id,
-        registration_upload: ByteBuf::from(reg.registration_upload),
-        key_bundle: ByteBuf::from(reg.key_bundle.clone()),
-        signed_identity: ByteBuf::from(reg.signed_identity),
-        root_node: ByteBuf::from(encode(&signed_root)),
-    }
+    api::RegisterFinishRequest::new(&reg, time, &mut OsRng).expect("finish request")
 }
 
 /// Logs in, unlocks the account and fetches the root.
