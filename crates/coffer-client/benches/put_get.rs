@@ -88,6 +88,24 @@
 //! 45-47% of one core at 893 MB/s); client CPU get 3.08-3.09 s (+0.6 s for the hash), put
 //! 2.78-2.85 s; server 2.08-2.22 s (put), 0.65-0.69 s (get); RSS client 39.5 / 9.5 MiB, server
 //! 21-23 MiB.
+//!
+//! 22:28-22:30 UTC (session 5), /dev/shm, 1 GiB, three runs, after: `PartStored` lost its
+//! `digest` (the server no longer hashes what it stores; §11.9.3), the local store writes each
+//! 1 MiB batch with one `writev`, and `get` decrypts up to two batches at once on blocking
+//! threads while a writer thread hashes and writes them in order:
+//!
+//! ```text
+//!             core enc/dec MB/s           put MB/s  get MB/s  put/enc  get/dec  put/enc1  get/dec1  CPU s client put/get, server put/get
+//! /dev/shm    1416-1436 / 1378-1434       439-513   464-517   31-36%   33-38%   53-67%    53-63%    2.62-2.96 / 3.01-3.41, 1.14-1.41 / 0.72-0.80
+//!             (1 core: 752-840 / 808-880)
+//! ```
+//!
+//! Peak RSS: client 39.6-39.7 MiB (put), 11.9-12.3 MiB (get), server 21-23 MiB. A put now
+//! costs about 3.8-4.4 CPU seconds per GiB (client and server), a get 3.7-4.2: on these two
+//! cores, which the client and the server share, half the all-core reference (about 700 MB/s)
+//! would need at most about 3 CPU seconds per GiB for everything. SHA-256 of the plaintext
+//! (the metadata's `content_digest`, §5.6; about 0.75 s per GiB with SHA-NI, 25-28% of the
+//! client's CPU in both directions) and ChaCha20-Poly1305 (about 1.2 s) alone take 2 s.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};

@@ -1593,65 +1593,110 @@ fn check_content_response(
     Ok(etag)
 }
 
-/// Encrypted chunks per batch of a whole-file download: each batch is authenticated, decrypted
-/// in place and written (512 KiB of plaintext, one `write`) by one blocking task while the next
-/// one arrives. Not larger: on ext4 in a VM, 1 MiB writes measured 1.7 times the kernel CPU of
-/// 512 KiB or 256 KiB ones (`dd bs=1M` vs `bs=512K`, 1 GiB, `conv=fsync`), 2 MiB writes 4 times.
+/// Encrypted chunks per batch of a whole-file download: each batch is authenticated and
+/// decrypted in place on a blocking thread, then hashed and written (512 KiB of plaintext, one
+/// `write`) by the download's writer thread. Not larger: on ext4 in a VM, 1 MiB writes measured
+/// 1.7 times the kernel CPU of 512 KiB or 256 KiB ones (`dd bs=1M` vs `bs=512K`, 1 GiB,
+/// `conv=fsync`), 2 MiB writes 4 times.
 const DOWNLOAD_BATCH_CHUNKS: usize = 8;
 
-/// A batch being decrypted and written: the writer, the plaintext hash and the buffer come back
-/// for reuse, with the plaintext length written.
-type Batch = tokio::task::JoinHandle<Result<(Out, sha2::Sha256, zeroize::Zeroizing<Vec<u8>>, u64)>>;
+/// Decrypted batches queued for the writer thread.
+const WRITER_QUEUE: usize = 2;
 
-/// Authenticates and decrypts the chunks `first_chunk..` in `buf` in place, hashes and writes
-/// their plaintext, on a blocking thread. Nothing of a batch is written unless all of it
-/// authenticates.
-fn decrypt_and_write(
+/// Batches of a whole-file download decrypted at once, each on its own blocking thread.
+fn decrypt_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+}
+
+/// A download buffer: ciphertext in, plaintext after decryption in place.
+type DownloadBuf = zeroize::Zeroizing<Vec<u8>>;
+
+/// A batch being authenticated and decrypted.
+type Decrypting = tokio::task::JoinHandle<Result<DownloadBuf>>;
+
+/// Authenticates and decrypts the chunks `first_chunk..` in `buf` in place on a blocking
+/// thread. A batch reaches the writer only if all of it authenticates.
+fn decrypt_batch(
     opener: &Arc<content::ContentOpener>,
-    (mut out, mut hash): (Out, sha2::Sha256),
-    mut buf: zeroize::Zeroizing<Vec<u8>>,
+    mut buf: DownloadBuf,
     first_chunk: u64,
-) -> Batch {
+) -> Decrypting {
     let opener = Arc::clone(opener);
     tokio::task::spawn_blocking(move || {
         opener
             .open_chunks_in_place(first_chunk, &mut buf)
             .map_err(|e| Error::integrity(format!("content does not authenticate: {e}")))?;
-        sha2::Digest::update(&mut hash, buf.as_slice());
-        out.write_all(&buf)?;
-        let n = buf.len() as u64;
-        Ok((out, hash, buf, n))
+        Ok(buf)
     })
 }
 
-/// Waits for the batch in flight, if any: puts the writer back into `sink` and the hash into
-/// `hash`, and returns the buffer for reuse.
-async fn finish_batch(
-    batch: Option<Batch>,
-    sink: &mut Sink,
-    hash: &mut Option<sha2::Sha256>,
-    written: &mut u64,
-    progress: &dyn Progress,
-) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
-    let Some(batch) = batch else {
-        return Ok(None);
-    };
-    let (out, h, mut buf, n) = batch
-        .await
-        .map_err(|e| Error::State(format!("decryption task: {e}")))??;
-    sink.out = Some(out);
-    *hash = Some(h);
-    *written += n;
-    progress.advance(n);
-    buf.clear();
-    Ok(Some(buf))
+/// The writer thread of a whole-file download: hashes and writes decrypted batches in order,
+/// and hands each buffer back for reuse. Hashing here, not with decryption, keeps the SHA-256
+/// (about a third of a download's CPU) in parallel with the decryption of later batches.
+struct OrderedWriter {
+    queue: tokio::sync::mpsc::Sender<DownloadBuf>,
+    spare: std::sync::mpsc::Receiver<DownloadBuf>,
+    task: tokio::task::JoinHandle<Result<(Out, sha2::Sha256, u64)>>,
+}
+
+impl OrderedWriter {
+    /// Starts the writer thread over `out`.
+    fn start(mut out: Out) -> Self {
+        let (queue, mut batches) = tokio::sync::mpsc::channel::<DownloadBuf>(WRITER_QUEUE);
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut hash = <sha2::Sha256 as sha2::Digest>::new();
+            let mut written = 0u64;
+            while let Some(mut buf) = batches.blocking_recv() {
+                sha2::Digest::update(&mut hash, buf.as_slice());
+                out.write_all(&buf)?;
+                written += buf.len() as u64;
+                buf.clear();
+                // The receiver is gone once the download has stopped reading: nothing to reuse.
+                let _ = give_back.send(buf);
+            }
+            Ok((out, hash, written))
+        });
+        Self { queue, spare, task }
+    }
+
+    /// A buffer the writer is done with, if any.
+    fn spare(&self) -> Option<DownloadBuf> {
+        self.spare.try_recv().ok()
+    }
+
+    /// Queues a decrypted batch. If the writer has stopped, its error.
+    async fn write(&mut self, buf: DownloadBuf) -> Result<()> {
+        if self.queue.send(buf).await.is_ok() {
+            return Ok(());
+        }
+        // The writer only stops early on an error (the caller stops at the one returned here,
+        // so the task is awaited once): take it.
+        match (&mut self.task).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) => Err(Error::Internal("the download's writer stopped")),
+            Err(e) => Err(Error::State(format!("writing task: {e}"))),
+        }
+    }
+
+    /// Waits for every queued batch to be written; the writer, the plaintext's hash and the
+    /// number of bytes written.
+    async fn finish(self) -> Result<(Out, sha2::Sha256, u64)> {
+        drop(self.queue);
+        self.task
+            .await
+            .map_err(|e| Error::State(format!("writing task: {e}")))?
+    }
 }
 
 /// The whole file: one request, decrypted as it streams. The ciphertext is gathered into batches
-/// of whole chunks; each is authenticated and decrypted in place, hashed and written on a
-/// blocking thread while the next arrives (two buffers, reused). The final chunk is the one the
-/// signed length names, the length received must be exactly that, and the plaintext's SHA-256
-/// must be the metadata's `content_digest` (§5.6) when it names one.
+/// of whole chunks; up to [`decrypt_concurrency`] batches are authenticated and decrypted in
+/// place at once on blocking threads while the next ones arrive, and an [`OrderedWriter`] hashes
+/// and writes them in order (buffers are reused). The final chunk is the one the signed length
+/// names, the length received must be exactly that, and the plaintext's SHA-256 must be the
+/// metadata's `content_digest` (§5.6) when it names one.
 async fn stream_whole(
     source: &ContentSource<'_>,
     sink: &mut Sink,
@@ -1667,11 +1712,11 @@ async fn stream_whole(
     let mut header = Vec::with_capacity(H);
     let mut opener: Option<Arc<content::ContentOpener>> = None;
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(batch_len));
-    let mut in_flight: Option<Batch> = None;
-    let mut hash = Some(<sha2::Sha256 as sha2::Digest>::new());
+    let mut decrypting = std::collections::VecDeque::<Decrypting>::new();
+    let concurrency = decrypt_concurrency();
+    let mut writer = OrderedWriter::start(sink.take()?);
     let mut next_chunk = 0u64;
     let mut received = 0u64;
-    let mut written = 0u64;
     while let Some(piece) = resp.chunk().await? {
         received += piece.len() as u64;
         if received > source.ciphertext_length {
@@ -1698,18 +1743,14 @@ async fn stream_whole(
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if buf.len() == batch_len {
-                let spare =
-                    finish_batch(in_flight.take(), sink, &mut hash, &mut written, progress).await?;
-                let full = std::mem::replace(
-                    &mut buf,
-                    spare.unwrap_or_else(|| zeroize::Zeroizing::new(Vec::with_capacity(batch_len))),
-                );
-                in_flight = Some(decrypt_and_write(
-                    op,
-                    (sink.take()?, take_hash(&mut hash)?),
-                    full,
-                    next_chunk,
-                ));
+                while decrypting.len() >= concurrency {
+                    hand_to_writer(decrypting.pop_front(), &mut writer, progress).await?;
+                }
+                let spare = writer
+                    .spare()
+                    .unwrap_or_else(|| zeroize::Zeroizing::new(Vec::with_capacity(batch_len)));
+                let full = std::mem::replace(&mut buf, spare);
+                decrypting.push_back(decrypt_batch(op, full, next_chunk));
                 next_chunk += DOWNLOAD_BATCH_CHUNKS as u64;
             }
         }
@@ -1720,17 +1761,20 @@ async fn stream_whole(
         ));
     }
     let op = opener.ok_or_else(|| Error::integrity("content without a header"))?;
-    finish_batch(in_flight.take(), sink, &mut hash, &mut written, progress).await?;
     if !buf.is_empty() {
-        let last = decrypt_and_write(&op, (sink.take()?, take_hash(&mut hash)?), buf, next_chunk);
-        finish_batch(Some(last), sink, &mut hash, &mut written, progress).await?;
+        decrypting.push_back(decrypt_batch(&op, buf, next_chunk));
     }
+    while !decrypting.is_empty() {
+        hand_to_writer(decrypting.pop_front(), &mut writer, progress).await?;
+    }
+    let (out, hash, written) = writer.finish().await?;
+    sink.out = Some(out);
     if written != op.plaintext_len() {
         return Err(Error::integrity(
             "content shorter than the signed record names",
         ));
     }
-    let digest: [u8; 32] = sha2::Digest::finalize(take_hash(&mut hash)?).into();
+    let digest: [u8; 32] = sha2::Digest::finalize(hash).into();
     if source.content_digest.is_some_and(|d| d != digest) {
         return Err(Error::integrity(
             "the content does not match its authenticated metadata (content digest)",
@@ -1739,10 +1783,22 @@ async fn stream_whole(
     Ok(written)
 }
 
-/// The plaintext hash, for the next batch.
-fn take_hash(hash: &mut Option<sha2::Sha256>) -> Result<sha2::Sha256> {
-    hash.take()
-        .ok_or(Error::Internal("the download's hash was lost"))
+/// Waits for the oldest batch being decrypted and queues it for the writer.
+async fn hand_to_writer(
+    batch: Option<Decrypting>,
+    writer: &mut OrderedWriter,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let Some(batch) = batch else {
+        return Ok(());
+    };
+    let buf = batch
+        .await
+        .map_err(|e| Error::State(format!("decryption task: {e}")))??;
+    let n = buf.len() as u64;
+    writer.write(buf).await?;
+    progress.advance(n);
+    Ok(())
 }
 
 /// Reads a whole (small) response body of exactly `len` bytes.

@@ -82,7 +82,10 @@ async fn written(
 
 /// Reads the next piece of at most [`READ_CHUNK`] bytes of `left` from `file`, on a blocking
 /// thread; returns the file for the next read.
-async fn read_piece(file: std::fs::File, left: u64) -> io::Result<(std::fs::File, bytes::Bytes)> {
+fn read_piece(
+    file: std::fs::File,
+    left: u64,
+) -> tokio::task::JoinHandle<io::Result<(std::fs::File, bytes::Bytes)>> {
     tokio::task::spawn_blocking(move || {
         use std::io::Read as _;
         let n = usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
@@ -97,8 +100,6 @@ async fn read_piece(file: std::fs::File, left: u64) -> io::Result<(std::fs::File
         }
         Ok((file, bytes::Bytes::from(buf)))
     })
-    .await
-    .map_err(io::Error::other)?
 }
 
 /// The bytes of `files` (each positioned at its range's start, with the range's length), in
@@ -112,7 +113,7 @@ fn blob_stream(files: Vec<(std::fs::File, u64)>) -> ByteStream {
     }
     fn start(file: std::fs::File, left: u64) -> (Ahead, u64) {
         let n = left.min(READ_CHUNK as u64);
-        (tokio::spawn(read_piece(file, left)), left - n)
+        (read_piece(file, left), left - n)
     }
     let mut files = files.into_iter();
     let ahead = files.next().map(|(f, left)| start(f, left));
