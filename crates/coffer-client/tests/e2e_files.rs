@@ -208,3 +208,30 @@ fn session_file_is_private_and_holds_no_password() {
     );
     assert_fails(&out, &["login"], 7);
 }
+
+/// A download whose output fails mid-way (standard output on a full device) stops with a clear
+/// one-line error and exit 1: the writer thread's error reaches the command while later batches
+/// are still being decrypted, and nothing hangs or panics.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_download_whose_output_fails_stops_with_a_clear_error() {
+    let server = Server::start();
+    let a = server.register(&unique("dora"));
+    let local = tempfile::tempdir().expect("dir");
+    // Several 512 KiB batches, so that decryption is ahead of the failing writer.
+    let data = random_bytes(5 * 1024 * 1024 + 7);
+    let src = write_local(local.path(), "f.bin", &data);
+    a.ok(&["put", path_str(&src), "/f.bin"]);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let args = ["get", "/f.bin", "-"];
+    let out = a.cmd(&args).stdout(full).output().expect("run coffer");
+    let err = assert_fails(&out, &args, 1);
+    assert!(err.contains("writing the download"), "{err}");
+    // The same download to a file still works.
+    let dest = local.path().join("back.bin");
+    a.ok(&["get", "/f.bin", path_str(&dest)]);
+    assert!(std::fs::read(&dest).expect("read") == data);
+}

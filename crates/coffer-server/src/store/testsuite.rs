@@ -465,9 +465,12 @@ pub async fn concurrent_registrations(h: &dyn Harness) {
         1,
         "one account: {results:?}"
     );
-    assert!(results
-        .iter()
-        .all(|r| matches!(r, Ok(_) | Err(StoreError::AlreadyExists))));
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(_) | Err(StoreError::AlreadyExists))),
+        "a retried finish gets the account or AlreadyExists: {results:?}"
+    );
     assert_eq!(
         m.account_by_username("zoe")
             .await
