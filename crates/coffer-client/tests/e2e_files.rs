@@ -230,6 +230,8 @@ fn a_download_whose_output_fails_stops_with_a_clear_error() {
     let out = a.cmd(&args).stdout(full).output().expect("run coffer");
     let err = assert_fails(&out, &args, 1);
     assert!(err.contains("writing the download"), "{err}");
+    // The cause once, not repeated by the error chain.
+    assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
     // The same download to a file still works.
     let dest = local.path().join("back.bin");
     a.ok(&["get", "/f.bin", path_str(&dest)]);

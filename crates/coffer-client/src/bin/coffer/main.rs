@@ -59,12 +59,20 @@ fn main() {
 
 /// The exit code, the one-line message and the hint of an error.
 fn describe(e: &anyhow::Error) -> (i32, String, Option<&'static str>) {
-    let msg = e
-        .chain()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
-        .replace('\n', " ");
+    // Each cause once: an error whose message already ends with its source's (as
+    // `Error::Io`'s does) does not repeat it.
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    let msg = msg.replace('\n', " ");
     match e.chain().find_map(|c| c.downcast_ref::<Error>()) {
         Some(ce) => (ce.exit_code(), msg, ce.hint()),
         None => (exit::GENERIC, msg, None),
