@@ -1517,23 +1517,6 @@ impl SqliteMetadataStore {
         Ok(reservation)
     }
 
-    /// [`Self::check_new_account`] in a write transaction that is rolled back: it reads the
-    /// newest snapshot (no pooled connection's older one), so an account committed before the
-    /// call is certain to be seen. For classifying a failed registration finish.
-    async fn check_new_account_fresh(
-        &self,
-        new: &NewAccount,
-        now: u64,
-    ) -> StoreResult<HandshakeId> {
-        let mut w = self.write().await?;
-        let checked = self.check_new_account(&mut w, new, now).await;
-        let WriteTx { tx, _turn, .. } = w;
-        // Rolled back (nothing was written) before the next writer's turn.
-        let _ = tx.rollback().await;
-        drop(_turn);
-        checked
-    }
-
     async fn write(&self) -> StoreResult<WriteTx> {
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
@@ -1669,18 +1652,9 @@ impl MetadataStore for SqliteMetadataStore {
         // in between (a failed insert is classified by the same checks, then certain to see it).
         // A retained user name cannot slip in between: the account deletion that retains it
         // removes the account's row in the same transaction, and either refuses the name.
-        let reservation = match self
+        let reservation = self
             .check_new_account(&mut *self.read().await?, &new, now)
-            .await
-        {
-            // No reservation: most likely a concurrent identical finish removed it when it
-            // committed. Looked at again on the newest snapshot, which then names the account.
-            Err(StoreError::NotFound) => {
-                self.check_new_account_fresh(&new, now).await?;
-                return Err(StoreError::NotFound);
-            }
-            r => r?,
-        };
+            .await?;
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
         let mut c = self.read().await?;
         let aid = &new.account_id.as_bytes()[..];
@@ -1713,14 +1687,13 @@ impl MetadataStore for SqliteMetadataStore {
         .await;
         if let Err(e) = written {
             rollback_batch(&mut c).await;
-            drop(c);
             drop(turn);
-            // Classified by the same checks, in a write transaction that is rolled back: it
-            // reads the newest snapshot, so an account committed in between (the usual cause:
-            // the same finish sent twice at once) is certain to be seen, and the client gets
-            // the replay's answer (`AlreadyExists`) or `UsernameTaken`, whatever the failure
-            // was. Otherwise the failure itself.
-            self.check_new_account_fresh(&new, now).await?;
+            let unique = matches!(&e, sqlx::Error::Database(d)
+                if d.kind() == sqlx::error::ErrorKind::UniqueViolation);
+            if unique {
+                // The conflicting account is committed now: the checks name it.
+                self.check_new_account(&mut c, &new, now).await?;
+            }
             return Err(db(e));
         }
         self.shared.invalidate();
