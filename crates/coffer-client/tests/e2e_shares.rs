@@ -165,3 +165,57 @@ fn share_read_remove_leave_and_pins() {
     a.ok(&["get", "/team/inner/new.bin", path_str(&p)]);
     assert_eq!(std::fs::read(&p).expect("read"), new);
 }
+
+/// `share remove --rotate-links`: the links to the folder get new URLs in the same command (a
+/// removed member may have seen the old ones, spec §9.3). The old URL stops working; the new
+/// one reads what was there and what is added after the removal.
+#[test]
+fn removing_a_member_can_rotate_the_links_they_may_have_seen() {
+    let server = Server::start();
+    let a = server.register(&unique("alice"));
+    let bn = unique("bob");
+    let _b = server.register(&bn);
+    let local = tempfile::tempdir().expect("dir");
+    let old = random_bytes(70_000);
+    a.ok(&["mkdir", "/team"]);
+    a.ok(&[
+        "put",
+        path_str(&write_local(local.path(), "old.bin", &old)),
+        "/team",
+    ]);
+    a.json(&["share", "add", "/team", &bn]);
+    let old_url = a.ok(&["link", "create", "/team"]).trim().to_owned();
+
+    let removed = a.json(&["share", "remove", "/team", &bn, "--rotate-links"]);
+    assert_eq!(
+        removed["resealed"].as_array().map(Vec::len),
+        Some(1),
+        "{removed}"
+    );
+    let new_url = removed["rotated"][0]["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no rotated URL: {removed}"))
+        .to_owned();
+    assert_ne!(new_url, old_url);
+    let new = random_bytes(50_000);
+    a.ok(&[
+        "put",
+        path_str(&write_local(local.path(), "new.bin", &new)),
+        "/team",
+    ]);
+
+    let stranger = server.user("stranger");
+    stranger.fails(
+        &[
+            "open",
+            &old_url,
+            "-o",
+            path_str(&local.path().join("via-old")),
+        ],
+        4,
+    );
+    let via = local.path().join("via-new");
+    stranger.ok(&["open", &new_url, "-o", path_str(&via)]);
+    assert!(std::fs::read(via.join("old.bin")).expect("old") == old);
+    assert!(std::fs::read(via.join("new.bin")).expect("new") == new);
+}

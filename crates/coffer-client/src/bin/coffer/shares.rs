@@ -1,5 +1,6 @@
 //! `coffer share ...` (owned by the "share" helper).
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use coffer_client::RemotePath;
 use serde_json::json;
@@ -19,12 +20,16 @@ pub(crate) enum ShareCommand {
         #[arg(long)]
         write: bool,
     },
-    /// Remove a member (rotates the folder's keys).
+    /// Remove a member (rotates the folder's keys; your links to the folder are re-sealed).
     Remove {
         /// The folder.
         path: String,
         /// The user.
         user: String,
+        /// Also rotate every re-sealed link (new URLs; the old ones stop working): for links
+        /// whose URL the removed member may have seen (spec §9.3).
+        #[arg(long)]
+        rotate_links: bool,
     },
     /// List your shares and the folders shared with you.
     List,
@@ -57,16 +62,44 @@ pub(crate) async fn run(ctx: &Ctx, command: ShareCommand) -> anyhow::Result<()> 
                 ),
             );
         }
-        ShareCommand::Remove { path, user } => {
+        ShareCommand::Remove {
+            path,
+            user,
+            rotate_links,
+        } => {
             let p = RemotePath::parse(&path)?;
             let (generation, links) = c.share_remove(&p, &user).await?;
             let mut human =
                 format!("removed {user} from {p}; its keys moved to generation {generation}");
+            let mut rotated = Vec::new();
             for id in &links {
-                human.push_str(&format!("\nlink {id} re-sealed (same URL)"));
+                if rotate_links {
+                    // The removal is done; a failed rotation says what is left to do.
+                    let info = c.link_rotate(id).await.with_context(|| {
+                        format!(
+                            "removed {user} from {p} (generation {generation}), but rotating \
+                             link {id} failed; rotate it with `coffer link rotate {id}`"
+                        )
+                    })?;
+                    human.push_str(&format!("\nlink {id} rotated: {}", info.url));
+                    rotated.push(
+                        json!({ "old_link_id": id, "link_id": info.link_id, "url": info.url }),
+                    );
+                } else {
+                    human.push_str(&format!(
+                        "\nlink {id} re-sealed (same URL); if {user} may have seen it, rotate \
+                         it: coffer link rotate {id}"
+                    ));
+                }
             }
             ctx.emit(
-                &json!({ "path": p.to_string(), "removed": user, "generation": generation, "resealed": links }),
+                &json!({
+                    "path": p.to_string(),
+                    "removed": user,
+                    "generation": generation,
+                    "resealed": links,
+                    "rotated": rotated,
+                }),
                 &human,
             );
         }
