@@ -89,23 +89,28 @@
 //! 2.78-2.85 s; server 2.08-2.22 s (put), 0.65-0.69 s (get); RSS client 39.5 / 9.5 MiB, server
 //! 21-23 MiB.
 //!
-//! 22:28-22:30 UTC (session 5), /dev/shm, 1 GiB, three runs, after: `PartStored` lost its
-//! `digest` (the server no longer hashes what it stores; §11.9.3), the local store writes each
-//! 1 MiB batch with one `writev`, and `get` decrypts up to two batches at once on blocking
-//! threads while a writer thread hashes and writes them in order:
+//! 22:28-23:05 UTC (session 5), after: `PartStored` lost its `digest` (the server no longer
+//! hashes what it stores; §11.9.3), the local store writes each 1 MiB batch with one `writev`,
+//! and `get` decrypts up to two batches at once on blocking threads while a writer thread hashes
+//! and writes them in order. /dev/shm, 1 GiB, eight runs (load average 1.3-2.0, which is the
+//! bench itself; the core's own rates varied by 20% between runs):
 //!
 //! ```text
 //!             core enc/dec MB/s           put MB/s  get MB/s  put/enc  get/dec  put/enc1  get/dec1  CPU s client put/get, server put/get
-//! /dev/shm    1416-1436 / 1378-1434       439-513   464-517   31-36%   33-38%   53-67%    53-63%    2.62-2.96 / 3.01-3.41, 1.14-1.41 / 0.72-0.80
-//!             (1 core: 752-840 / 808-880)
+//! /dev/shm    1033-1436 / 1069-1434       418-513   320-517   31-40%   25-42%   53-68%    38-63%    2.62-3.05 / 3.01-4.76, 1.14-1.49 / 0.64-0.94
+//!             (1 core: 612-844 / 711-880)
 //! ```
 //!
-//! Peak RSS: client 39.6-39.7 MiB (put), 11.9-12.3 MiB (get), server 21-23 MiB. A put now
-//! costs about 3.8-4.4 CPU seconds per GiB (client and server), a get 3.7-4.2: on these two
-//! cores, which the client and the server share, half the all-core reference (about 700 MB/s)
-//! would need at most about 3 CPU seconds per GiB for everything. SHA-256 of the plaintext
-//! (the metadata's `content_digest`, §5.6; about 0.75 s per GiB with SHA-NI, 25-28% of the
-//! client's CPU in both directions) and ChaCha20-Poly1305 (about 1.2 s) alone take 2 s.
+//! Six of the eight gets ran at 437-517 MB/s (53-63% of one core) with 3.0-3.4 s of client CPU;
+//! two ran at 320-338 MB/s with 4.3-4.8 s, an excess I have not explained. Peak RSS: client
+//! 39.6-47.9 MiB (put), 11.9-12.6 MiB (get), server 19-26 MiB, flat from 256 MiB to 1 GiB.
+//! A put now costs about 3.8-4.5 CPU seconds per GiB (client and server), a get 3.7-4.2: on
+//! these two cores, which the client and the server share, half the all-core reference (about
+//! 600-700 MB/s) would need at most about 3 CPU seconds per GiB for everything. SHA-256 of the
+//! plaintext (the metadata's `content_digest`, §5.6; about 0.75 s per GiB with SHA-NI, 25-28% of
+//! the client's CPU in both directions) and ChaCha20-Poly1305 (about 1.2 s) alone take 2 s.
+//! On /tmp (ext4 in this VM) both old and new clients spend 2.3-3.7 s of kernel CPU per GiB
+//! written, so gets there ran at 150-260 MB/s (new client 4.1-5.2 s wall, old 5.5-7.1 s).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
