@@ -207,6 +207,10 @@ impl Client {
                 &RecoverShare {
                     owner: &new_granter,
                     share,
+                    // Every listed member is kept (§9.4 lets departed ones be left out). The
+                    // server's `departed` list is an unsigned claim: acting on it would let a
+                    // server drop members from the owner's share during a recovery. A member
+                    // who left gets a grant the server does not serve it.
                     departed: &[],
                     parent_key: parent,
                     folder_key: &root_rec.folder_key(root_key.clone()),
