@@ -1743,8 +1743,10 @@ async fn stream_whole(
             buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             if buf.len() == batch_len {
-                while decrypting.len() >= concurrency {
-                    hand_to_writer(decrypting.pop_front(), &mut writer, progress).await?;
+                if decrypting.len() >= concurrency {
+                    if let Some(oldest) = decrypting.pop_front() {
+                        hand_to_writer(oldest, &mut writer, progress).await?;
+                    }
                 }
                 let spare = writer
                     .spare()
@@ -1764,8 +1766,8 @@ async fn stream_whole(
     if !buf.is_empty() {
         decrypting.push_back(decrypt_batch(&op, buf, next_chunk));
     }
-    while !decrypting.is_empty() {
-        hand_to_writer(decrypting.pop_front(), &mut writer, progress).await?;
+    while let Some(oldest) = decrypting.pop_front() {
+        hand_to_writer(oldest, &mut writer, progress).await?;
     }
     let (out, hash, written) = writer.finish().await?;
     sink.out = Some(out);
@@ -1785,13 +1787,10 @@ async fn stream_whole(
 
 /// Waits for the oldest batch being decrypted and queues it for the writer.
 async fn hand_to_writer(
-    batch: Option<Decrypting>,
+    batch: Decrypting,
     writer: &mut OrderedWriter,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let Some(batch) = batch else {
-        return Ok(());
-    };
     let buf = batch
         .await
         .map_err(|e| Error::State(format!("decryption task: {e}")))??;

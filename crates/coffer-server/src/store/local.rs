@@ -40,15 +40,12 @@ const READ_CHUNK: usize = 256 * 1024;
 /// most two batches: one being written, one being gathered.
 const WRITE_BATCH: usize = 1024 * 1024;
 
-/// A part file being written.
-type PartFile = std::fs::File;
-
 /// Writes `batch` to the part file on a blocking thread (one hand-off and one `writev` per
 /// batch instead of one per network read), while the connection receives the next batch.
 fn spawn_write(
-    mut file: PartFile,
+    mut file: std::fs::File,
     batch: Vec<bytes::Bytes>,
-) -> tokio::task::JoinHandle<io::Result<PartFile>> {
+) -> tokio::task::JoinHandle<io::Result<std::fs::File>> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write as _;
         let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
@@ -60,16 +57,15 @@ fn spawn_write(
             }
             io::IoSlice::advance_slices(&mut left, n);
         }
-        drop(slices);
         Ok(file)
     })
 }
 
 /// The part file once the write in progress, if any, is done.
 async fn written(
-    part: Option<PartFile>,
-    writing: Option<tokio::task::JoinHandle<io::Result<PartFile>>>,
-) -> StoreResult<PartFile> {
+    part: Option<std::fs::File>,
+    writing: Option<tokio::task::JoinHandle<io::Result<std::fs::File>>>,
+) -> StoreResult<std::fs::File> {
     match (writing, part) {
         (Some(h), _) => h
             .await
