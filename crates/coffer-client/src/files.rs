@@ -17,7 +17,7 @@ use coffer_core::content;
 use coffer_core::encoding::{b64url_encode, decode_bounded, encode, ByteBuf};
 use coffer_core::ids::NodeId;
 use coffer_core::metadata::{self, Metadata};
-use coffer_core::primitives::{SecretKey, SigningKey, VerifyingKey};
+use coffer_core::primitives::{ContentDigest, SecretKey, SigningKey, VerifyingKey};
 use coffer_core::tree::{self, FileContent, FolderKey, NewNode, NodeRecord, SealedMetadata};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use rand_core::OsRng;
@@ -1412,8 +1412,9 @@ pub struct ContentSource<'a> {
     pub ciphertext_length: u64,
     /// The content revision the verified record names (checked against the `ETag`), if known.
     pub content_revision: Option<u64>,
-    /// SHA-256 of the whole plaintext, from the verified metadata (spec §5.6): checked after a
-    /// whole-file download (a range cannot be checked), before the file is renamed into place.
+    /// The content digest of the whole plaintext (spec §2.3), from the verified metadata
+    /// (§5.6): checked after a whole-file download (a range cannot be checked), before the file
+    /// is renamed into place.
     pub content_digest: Option<[u8; 32]>,
 }
 
@@ -1633,12 +1634,12 @@ fn decrypt_batch(
 }
 
 /// The writer thread of a whole-file download: hashes and writes decrypted batches in order,
-/// and hands each buffer back for reuse. Hashing here, not with decryption, keeps the SHA-256
-/// (about a third of a download's CPU) in parallel with the decryption of later batches.
+/// and hands each buffer back for reuse. Hashing here, not with decryption, keeps the content
+/// digest in parallel with the decryption of later batches.
 struct OrderedWriter {
     queue: tokio::sync::mpsc::Sender<DownloadBuf>,
     spare: std::sync::mpsc::Receiver<DownloadBuf>,
-    task: tokio::task::JoinHandle<Result<(Out, sha2::Sha256, u64)>>,
+    task: tokio::task::JoinHandle<Result<(Out, ContentDigest, u64)>>,
 }
 
 impl OrderedWriter {
@@ -1647,10 +1648,10 @@ impl OrderedWriter {
         let (queue, mut batches) = tokio::sync::mpsc::channel::<DownloadBuf>(WRITER_QUEUE);
         let (give_back, spare) = std::sync::mpsc::channel();
         let task = tokio::task::spawn_blocking(move || {
-            let mut hash = <sha2::Sha256 as sha2::Digest>::new();
+            let mut hash = ContentDigest::new();
             let mut written = 0u64;
             while let Some(mut buf) = batches.blocking_recv() {
-                sha2::Digest::update(&mut hash, buf.as_slice());
+                hash.update(buf.as_slice());
                 out.write_all(&buf)?;
                 written += buf.len() as u64;
                 buf.clear();
@@ -1683,7 +1684,7 @@ impl OrderedWriter {
 
     /// Waits for every queued batch to be written; the writer, the plaintext's hash and the
     /// number of bytes written.
-    async fn finish(self) -> Result<(Out, sha2::Sha256, u64)> {
+    async fn finish(self) -> Result<(Out, ContentDigest, u64)> {
         drop(self.queue);
         self.task
             .await
@@ -1695,7 +1696,7 @@ impl OrderedWriter {
 /// of whole chunks; up to [`decrypt_concurrency`] batches are authenticated and decrypted in
 /// place at once on blocking threads while the next ones arrive, and an [`OrderedWriter`] hashes
 /// and writes them in order (buffers are reused). The final chunk is the one the signed length
-/// names, the length received must be exactly that, and the plaintext's SHA-256 must be the
+/// names, the length received must be exactly that, and the plaintext's digest (§2.3) must be the
 /// metadata's `content_digest` (§5.6) when it names one.
 async fn stream_whole(
     source: &ContentSource<'_>,
@@ -1776,7 +1777,7 @@ async fn stream_whole(
             "content shorter than the signed record names",
         ));
     }
-    let digest: [u8; 32] = sha2::Digest::finalize(hash).into();
+    let digest = hash.finalize();
     if source.content_digest.is_some_and(|d| d != digest) {
         return Err(Error::integrity(
             "the content does not match its authenticated metadata (content digest)",
@@ -1884,17 +1885,16 @@ struct ReadPlan<'a> {
 /// The reader of `put`: reads the file once, in order, hashing all of it, checks the parts an
 /// earlier run stored (re-encrypting them locally), and sends the plaintext covering every
 /// missing part to the workers.
-/// Returns the SHA-256 of the file.
+/// Returns the file's content digest (spec §2.3).
 fn read_parts(
     path: &Path,
     plan: ReadPlan<'_>,
     tx: &tokio::sync::mpsc::Sender<Result<PartJob>>,
 ) -> Result<[u8; 32]> {
-    use sha2::Digest as _;
     use std::io::{Read as _, Seek as _, SeekFrom};
     let mut file = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = ContentDigest::new();
     let mut hashed = 0u64;
     let mut buf = Vec::new();
     for index in 0..plan.part_count {
@@ -1970,7 +1970,7 @@ fn read_parts(
     if hashed != plan.size {
         return Err(Error::State("the file was not read whole".into()));
     }
-    Ok(hasher.finalize().into())
+    Ok(hasher.finalize())
 }
 
 /// Maps a `404` to a clear not-found for `what`.
@@ -2005,7 +2005,7 @@ fn write_problem(e: Error, path: &RemotePath) -> Error {
 mod tests {
     use super::*;
 
-    use coffer_core::primitives::sha256;
+    use coffer_core::primitives::content_digest;
 
     /// Serves `body` at `/c` on an ephemeral port; returns the base URL.
     async fn serve_bytes(body: Vec<u8>) -> String {
@@ -2046,7 +2046,7 @@ mod tests {
             content_revision: None,
             content_digest: digest,
         };
-        for digest in [Some(sha256(&plain)), None] {
+        for digest in [Some(content_digest(&plain)), None] {
             let n = download_to(&source(digest), &dest, None, &NoProgress)
                 .await
                 .expect("download");
@@ -2056,9 +2056,14 @@ mod tests {
         }
         let mut other = plain.clone();
         other[7] ^= 1;
-        let e = download_to(&source(Some(sha256(&other))), &dest, None, &NoProgress)
-            .await
-            .expect_err("digest mismatch");
+        let e = download_to(
+            &source(Some(content_digest(&other))),
+            &dest,
+            None,
+            &NoProgress,
+        )
+        .await
+        .expect_err("digest mismatch");
         assert!(matches!(e, Error::Integrity(_)), "{e:?}");
         assert!(
             !dest.exists(),

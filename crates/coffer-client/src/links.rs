@@ -23,11 +23,10 @@ use coffer_core::link::{
     NodeKind, OpenedLink, OwnerLinkEntry,
 };
 use coffer_core::metadata::{seal_metadata, Metadata};
-use coffer_core::primitives::{Argon2Params, SecretKey};
+use coffer_core::primitives::{Argon2Params, ContentDigest, SecretKey};
 use coffer_core::tree::{self, FileContent, NewNode, NodeExpectation, NodeRecord, SealedMetadata};
 use rand_core::OsRng;
 use reqwest::Method;
-use sha2::Digest as _;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -470,7 +469,7 @@ impl Client {
             )
             .await?;
         let mut dec = Decryptor::new(&file_key);
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = ContentDigest::new();
         let mut plain = Vec::new();
         let mut total = 0u64;
         let mut size = 0u64;
@@ -489,10 +488,7 @@ impl Client {
         dec.finish(&mut plain)?;
         hasher.update(&plain);
         size += plain.len() as u64;
-        if total != d.total_length
-            || size != metadata.size()
-            || <[u8; 32]>::from(hasher.finalize()) != digest
-        {
+        if total != d.total_length || size != metadata.size() || hasher.finalize() != digest {
             return Err(Error::integrity(
                 "a drop's content does not match its metadata",
             ));
@@ -919,7 +915,7 @@ impl OpenLink {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
         // First pass: the digest the metadata carries.
-        let mut hasher = sha2::Sha256::new();
+        let mut hasher = ContentDigest::new();
         let mut f = std::fs::File::open(file).map_err(|e| Error::io(ctx("opening"), e))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -929,14 +925,8 @@ impl OpenLink {
             }
             hasher.update(&buf[..n]);
         }
-        let metadata = Metadata::new(
-            name.clone(),
-            size,
-            mtime,
-            None,
-            Some(hasher.finalize().into()),
-        )
-        .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+        let metadata = Metadata::new(name.clone(), size, mtime, None, Some(hasher.finalize()))
+            .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
         let drop = link::create_drop(&mut OsRng, &self.opened, &encode(&metadata))?;
         let file_key = link::drop_file_key(&drop.node_key, drop.node_id);
         let total = content::ciphertext_len(size)?;

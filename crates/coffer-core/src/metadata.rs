@@ -138,7 +138,8 @@ impl Metadata {
 
     /// Builds and validates metadata.
     ///
-    /// `content_digest` is SHA-256 of the plaintext content for a file and `None` for a folder,
+    /// `content_digest` is the content digest of the plaintext (spec §2.3,
+    /// [`primitives::content_digest`]) for a file and `None` for a folder,
     /// whose `size` must then be 0.
     ///
     /// # Errors
@@ -161,7 +162,8 @@ impl Metadata {
         Ok(m)
     }
 
-    /// Metadata of a file with plaintext `content`: its size and SHA-256 digest are computed.
+    /// Metadata of a file with plaintext `content`: its size and content digest (spec §2.3) are
+    /// computed.
     ///
     /// # Errors
     /// As [`Metadata::new`].
@@ -176,7 +178,7 @@ impl Metadata {
             content.len() as u64,
             mtime,
             media_type,
-            Some(primitives::sha256(content)),
+            Some(primitives::content_digest(content)),
         )
     }
 
@@ -223,7 +225,7 @@ impl Metadata {
         self.media_type.as_deref()
     }
 
-    /// SHA-256 of the plaintext content (`None` for folders).
+    /// The content digest of the plaintext (spec §2.3; `None` for folders).
     #[must_use]
     pub fn content_digest(&self) -> Option<&[u8; 32]> {
         self.content_digest.as_ref().map(Bytes::as_bytes)

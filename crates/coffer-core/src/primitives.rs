@@ -4,6 +4,8 @@
 //! | use | primitive |
 //! |---|---|
 //! | key derivation | HKDF-SHA-256 (RFC 5869), `info = label \|\| 0x00 \|\| context` |
+//! | digests and identifiers | SHA-256 (FIPS 180-4) |
+//! | content digest | BLAKE3, 32-byte output |
 //! | content chunks | ChaCha20-Poly1305 (RFC 8439) |
 //! | sealed keys and records | XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha) |
 //! | signatures | Ed25519 (RFC 8032) with the strict verification rule of spec §2.4 |
@@ -124,6 +126,55 @@ pub fn derive_key(ikm: &[u8], salt: &[u8], label: &str, context: &[u8]) -> Secre
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(data).into()
+}
+
+/// Length of a content digest.
+pub const CONTENT_DIGEST_LEN: usize = 32;
+
+/// The content digest of spec §2.3 over a whole plaintext: BLAKE3 in its default hash mode with
+/// the default 32-byte output, fed in pieces of any size (the result depends only on the bytes,
+/// not on how they were split). Pieces of 16 KiB or more let the hash use every SIMD lane.
+///
+/// The state depends on the plaintext, so it is wiped when dropped.
+#[derive(Clone, Default)]
+pub struct ContentDigest(blake3::Hasher);
+
+impl ContentDigest {
+    /// A digest of nothing yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `data` to the input.
+    pub fn update(&mut self, data: &[u8]) -> &mut Self {
+        self.0.update(data);
+        self
+    }
+
+    /// The digest of everything appended so far (the state is left as it is).
+    #[must_use]
+    pub fn finalize(&self) -> [u8; CONTENT_DIGEST_LEN] {
+        self.0.finalize().into()
+    }
+}
+
+impl Drop for ContentDigest {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for ContentDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ContentDigest(..)")
+    }
+}
+
+/// The content digest (spec §2.3) of the whole plaintext `data`: see [`ContentDigest`].
+#[must_use]
+pub fn content_digest(data: &[u8]) -> [u8; CONTENT_DIGEST_LEN] {
+    ContentDigest::new().update(data).finalize()
 }
 
 /// ChaCha20-Poly1305 (RFC 8439) encryption with a 12-byte nonce; returns `ciphertext || tag`.

