@@ -186,6 +186,10 @@ pub struct Entry {
     pub size: u64,
     /// Modification time (seconds since the epoch).
     pub mtime: u64,
+    /// A file's content digest from its authenticated metadata (spec §2.3: BLAKE3 of the
+    /// plaintext, what `b3sum` prints), hex; `None` for folders.
+    #[serde(rename = "digest", skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
 }
 
 /// Reports transfer progress (bytes of plaintext); the CLI draws a bar, the library is quiet.
@@ -301,6 +305,7 @@ impl RemoteNode {
             kind: if self.is_folder() { "folder" } else { "file" },
             size: self.metadata.size(),
             mtime: self.metadata.mtime(),
+            content_digest: self.metadata.content_digest().map(hex::encode),
         }
     }
 }
@@ -745,6 +750,7 @@ impl Client {
             kind: "folder",
             size: 0,
             mtime: 0,
+            content_digest: None,
         };
         match self.resolve(path).await? {
             Resolved::Node(n) if n.is_folder() => {

@@ -40,10 +40,15 @@ fn big_file_and_tree_round_trip_and_server_holds_no_plaintext() {
         .collect();
     assert_eq!(names, ["big.bin", "docs"]);
     assert_eq!(root[0]["size"], big.len() as u64);
+    // The content digest of the signed metadata (§2.3), as `b3sum` would print it.
+    let digest = |b: &[u8]| hex::encode(coffer_core::primitives::content_digest(b));
+    assert_eq!(root[0]["digest"], digest(&big));
     assert_eq!(root[1]["kind"], "folder");
+    assert!(root[1].get("digest").is_none(), "a folder has no digest");
     let deep = a.json(&["ls", "/docs/deep"]);
     assert_eq!(deep[0]["name"], "nothing.txt");
     assert_eq!(deep[0]["size"], 0);
+    assert_eq!(deep[0]["digest"], digest(b""));
 
     // get returns identical bytes.
     let out = tempfile::tempdir().expect("out");
