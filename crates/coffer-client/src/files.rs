@@ -382,12 +382,15 @@ impl Drop for PooledPart {
 }
 
 /// How many parts are encrypted and sent at once: bounded for memory (each is one part of
-/// plaintext becoming ciphertext in place).
+/// plaintext becoming ciphertext in place). At least three, so that a part is being encrypted
+/// while two are on the wire or waiting for the server's `fsync`: with two, a 1 GiB put on two
+/// cores took 12-15% longer (five alternating pairs on tmpfs), with peak RSS 41-50 MiB either
+/// way.
 fn upload_concurrency() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4)
+        .unwrap_or(3)
+        .clamp(3, 4)
 }
 
 /// The part size for a ciphertext of `total` bytes: the default, raised (in whole strides) when
