@@ -35,6 +35,47 @@ use super::*;
 /// trip per 64 KiB), small enough to keep a download's buffers well under a MiB.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// The piece size of a download while [`LARGE_READS`] has room: each hand-off between the
+/// blocking reader and the connection costs two thread wake-ups, and 1 MiB pieces cut the
+/// server's CPU per GiB served by about a third against 256 KiB ones (0.68-0.82 s against
+/// 1.03-1.10 s, four alternating runs of a 1 GiB download on tmpfs).
+const LARGE_READ_CHUNK: usize = 1024 * 1024;
+
+/// Large pieces held at once across every download (a piece is held from its read until the
+/// response has sent it; each download reads one piece ahead): at most 64 MiB. Downloads beyond
+/// that read [`READ_CHUNK`] pieces, so memory stays bounded however many run.
+static LARGE_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LARGE_READ_PERMITS);
+
+/// [`LARGE_READS`]'s permits, one per large piece.
+const LARGE_READ_PERMITS: usize = (64 << 20) / LARGE_READ_CHUNK;
+
+/// A large piece and its share of [`LARGE_READS`], returned when the response drops the bytes.
+struct LargePiece {
+    buf: Vec<u8>,
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl AsRef<[u8]> for LargePiece {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// The size of the next piece of a download with `left` bytes to go, and the permit of a
+/// large one.
+fn piece_len(left: u64) -> (usize, Option<tokio::sync::SemaphorePermit<'static>>) {
+    if left > READ_CHUNK as u64 {
+        if let Ok(permit) = LARGE_READS.try_acquire() {
+            let n = usize::try_from(left.min(LARGE_READ_CHUNK as u64)).unwrap_or(LARGE_READ_CHUNK);
+            return (n, Some(permit));
+        }
+    }
+    (
+        usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK),
+        None,
+    )
+}
+
 /// Body bytes gathered before a blocking task writes them (one hand-off per batch instead of
 /// one per network read: thread wake-ups cost more CPU than the writes). A part upload holds at
 /// most two batches: one being written, one being gathered.
@@ -76,15 +117,15 @@ async fn written(
     }
 }
 
-/// Reads the next piece of at most [`READ_CHUNK`] bytes of `left` from `file`, on a blocking
-/// thread; returns the file for the next read.
+/// Reads the next piece of `file` (`n` bytes, see [`piece_len`]) on a blocking thread; returns
+/// the file for the next read.
 fn read_piece(
     file: std::fs::File,
-    left: u64,
+    n: usize,
+    permit: Option<tokio::sync::SemaphorePermit<'static>>,
 ) -> tokio::task::JoinHandle<io::Result<(std::fs::File, bytes::Bytes)>> {
     tokio::task::spawn_blocking(move || {
         use std::io::Read as _;
-        let n = usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
         let mut buf = Vec::with_capacity(n);
         let mut file = file;
         (&mut file).take(n as u64).read_to_end(&mut buf)?;
@@ -94,7 +135,14 @@ fn read_piece(
                 "blob file shorter than listed",
             ));
         }
-        Ok((file, bytes::Bytes::from(buf)))
+        let piece = match permit {
+            Some(permit) => bytes::Bytes::from_owner(LargePiece {
+                buf,
+                _permit: permit,
+            }),
+            None => bytes::Bytes::from(buf),
+        };
+        Ok((file, piece))
     })
 }
 
@@ -108,8 +156,8 @@ fn blob_stream(files: Vec<(std::fs::File, u64)>) -> ByteStream {
         ahead: Option<(Ahead, u64)>,
     }
     fn start(file: std::fs::File, left: u64) -> (Ahead, u64) {
-        let n = left.min(READ_CHUNK as u64);
-        (read_piece(file, left), left - n)
+        let (n, permit) = piece_len(left);
+        (read_piece(file, n, permit), left - n as u64)
     }
     let mut files = files.into_iter();
     let ahead = files.next().map(|(f, left)| start(f, left));
@@ -548,6 +596,73 @@ mod tests {
             0,
             "nothing left in tmp/"
         );
+    }
+
+    /// Blobs of several MiB read back exactly, whole and in ranges that cross parts and pieces,
+    /// in large pieces while the budget has room and in small ones once it is used up; every
+    /// large piece returns its permit when the reader drops it.
+    #[tokio::test]
+    async fn large_reads_are_exact_and_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalBlobStore::open(dir.path()).await.expect("open");
+        let uid = UploadId::from_bytes([9; 16]);
+        let part =
+            |i: u8, len: usize| -> Vec<u8> { (0..len).map(|j| (j % 251) as u8 ^ i).collect() };
+        let (a, b) = (
+            part(1, 3 * LARGE_READ_CHUNK + 12_345),
+            part(2, LARGE_READ_CHUNK + 7),
+        );
+        store
+            .put_part(uid, 0, bytes_stream(a.clone()), a.len() as u64)
+            .await
+            .expect("put");
+        store
+            .put_part(uid, 1, bytes_stream(b.clone()), b.len() as u64)
+            .await
+            .expect("put");
+        store.assemble(uid, 2, "big").await.expect("assemble");
+        let whole = [a, b].concat();
+        /// Reads ranges and the whole blob; the largest piece seen.
+        async fn check(store: &LocalBlobStore, whole: &[u8]) -> usize {
+            let total = whole.len() as u64;
+            for r in [0..total, 5..3_000_000, 3_100_000..total - 1] {
+                let read = store.read("big", Some(r.clone())).await.expect("read");
+                let got = drain(read).await;
+                let (from, to) = (usize::try_from(r.start), usize::try_from(r.end));
+                assert!(
+                    got == whole[from.expect("fits")..to.expect("fits")],
+                    "range {r:?}"
+                );
+            }
+            let mut read = store.read("big", None).await.expect("read");
+            let mut got = Vec::new();
+            let mut largest = 0;
+            while let Some(piece) = read.stream.next().await {
+                let piece = piece.expect("piece");
+                largest = largest.max(piece.len());
+                got.extend_from_slice(&piece);
+            }
+            assert!(got == whole, "whole blob");
+            largest
+        }
+        // While the budget has room, the pieces are large (no other test reads large blobs).
+        assert_eq!(check(&store, &whole).await, LARGE_READ_CHUNK);
+        // With the whole budget taken, every piece is a small one, and the bytes are the same.
+        // Taking the whole budget also shows that every permit came back.
+        let all = u32::try_from(LARGE_READ_PERMITS).expect("permits");
+        let whole_budget = || async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                LARGE_READS.acquire_many(all),
+            )
+            .await
+            .expect("every permit returned")
+            .expect("budget")
+        };
+        let held = whole_budget().await;
+        assert_eq!(check(&store, &whole).await, READ_CHUNK);
+        drop(held);
+        drop(whole_budget().await);
     }
 
     /// A download that started keeps streaming the whole blob when the blob is deleted.
