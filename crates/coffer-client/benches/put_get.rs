@@ -111,6 +111,23 @@
 //! the client's CPU in both directions) and ChaCha20-Poly1305 (about 1.2 s) alone take 2 s.
 //! On /tmp (ext4 in this VM) both old and new clients spend 2.3-3.7 s of kernel CPU per GiB
 //! written, so gets there ran at 150-260 MB/s (new client 4.1-5.2 s wall, old 5.5-7.1 s).
+//!
+//! 2026-11-29 (session 6), after: the content digest became BLAKE3 (spec §2.3; 4.8 GB/s on one
+//! core here against 1.4 GB/s for SHA-256 with SHA-NI), `put` keeps three parts in flight
+//! (was two), and cofferd reads downloads in 1 MiB pieces within a 64 MiB budget (was 256 KiB).
+//! /dev/shm, 1 GiB, six consecutive runs on a calm machine (load average 1.5-2.2, the bench):
+//!
+//! ```text
+//!             core enc/dec MB/s           put MB/s  get MB/s  put/enc  get/dec  put/enc1  get/dec1  CPU s client put/get, server put/get
+//! /dev/shm    1219-1503 / 1181-1460       486-590   523-591   37-47%   38-46%   61-76%    62-74%    2.05-2.38 / 2.46-2.75, 1.10-1.37 / 0.59-0.71
+//!             (1 core: 755-871 / 796-891)
+//! ```
+//!
+//! Peak RSS: client 47.7-48.0 MiB (put), 12.0-12.5 MiB (get), server 27-35 MiB. A put now costs
+//! 3.2-3.7 CPU seconds per GiB (client and server), a get 3.1-3.4. This VM has spells in which
+//! the same work costs two to three times the kernel CPU (a get's writes into tmpfs: 6-7 s of
+//! client CPU instead of 2.5, `copy_folio_from_iter_atomic` dominating); runs in such a spell
+//! (put 225-481 MB/s, get 190-277 MB/s, nine runs between 01:00 and 01:25 UTC) measure the VM.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
