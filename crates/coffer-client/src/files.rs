@@ -324,8 +324,9 @@ struct PartJob {
     span: (u64, u64),
     /// First chunk covered.
     first_chunk: u64,
-    /// The plaintext of the chunks covering the part.
-    plain: Vec<u8>,
+    /// The plaintext of the chunks covering the part, laid out as their ciphertext will be
+    /// (see [`read_into_layout`]).
+    chunks: Vec<u8>,
 }
 
 /// Part buffers kept for reuse: a fresh buffer per part costs its pages again (page faults and
@@ -337,16 +338,17 @@ impl BufferPool {
     /// At most this many idle buffers are kept (the parts in flight, and the one being read).
     const KEEP: usize = 6;
 
-    /// An empty buffer of at least `capacity` bytes.
-    fn take(&self, capacity: usize) -> Vec<u8> {
+    /// A buffer of `len` bytes, to be overwritten whole: a reused one keeps the ciphertext it
+    /// held (only bytes it never had are zeroed).
+    fn take(&self, len: usize) -> Vec<u8> {
         let mut v = self
             .0
             .lock()
             .ok()
             .and_then(|mut p| p.pop())
             .unwrap_or_default();
-        v.clear();
-        v.reserve(capacity);
+        v.truncate(len);
+        v.resize(len, 0);
         v
     }
 
@@ -441,8 +443,8 @@ fn seal_part(
 ) -> Result<(Bytes, String)> {
     let h = content::HEADER_LEN as u64;
     let stride = content::ENCRYPTED_CHUNK_LEN as u64;
-    let mut buf = job.plain;
-    sealer.seal_chunks_in_place(job.first_chunk, &mut buf)?;
+    let mut buf = job.chunks;
+    sealer.seal_chunks_in_layout(job.first_chunk, &mut buf)?;
     let check = part_check(&buf);
     let base = h + job.first_chunk * stride;
     let (a, len) = job.span;
@@ -1891,6 +1893,41 @@ struct ReadPlan<'a> {
     pool: &'a BufferPool,
 }
 
+/// The plaintext of each chunk in a buffer laid out as ciphertext (each chunk followed by room
+/// for its tag).
+fn layout_bodies(chunks: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let tag = coffer_core::primitives::TAG_LEN;
+    chunks
+        .chunks(content::ENCRYPTED_CHUNK_LEN)
+        .map(move |c| &c[..c.len().saturating_sub(tag)])
+}
+
+/// Fills `chunks`, whose length is that of whole encrypted chunks, with plaintext read from
+/// `file`, laid out as the ciphertext will be: each chunk at its ciphertext position, followed
+/// by room for its tag. [`content::ContentSealer::seal_chunks_in_layout`] then encrypts it
+/// where it lies, so the plaintext is never moved (one vectored read per part).
+fn read_into_layout(file: &mut impl std::io::Read, chunks: &mut [u8]) -> std::io::Result<()> {
+    use std::io::IoSliceMut;
+    let tag = coffer_core::primitives::TAG_LEN;
+    let mut slices: Vec<IoSliceMut<'_>> = chunks
+        .chunks_mut(content::ENCRYPTED_CHUNK_LEN)
+        .filter(|c| c.len() > tag)
+        .map(|c| {
+            let n = c.len() - tag;
+            IoSliceMut::new(&mut c[..n])
+        })
+        .collect();
+    let mut left = &mut slices[..];
+    while !left.is_empty() {
+        match file.read_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => IoSliceMut::advance_slices(&mut left, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 /// The reader of `put`: reads the file once, in order, hashing all of it, checks the parts an
 /// earlier run stored (re-encrypting them locally), and sends the plaintext covering every
 /// missing part to the workers.
@@ -1930,46 +1967,42 @@ fn read_parts(
             continue;
         }
         let n = usize::try_from(p1 - p0).map_err(|_| Error::Usage("part too large".into()))?;
-        // Room for the tags too: the part is encrypted in place without reallocating.
+        // The chunks with room for their tags: the part is encrypted where it is read.
         let tags = n.div_ceil(content::CHUNK_LEN).max(1) * coffer_core::primitives::TAG_LEN;
-        let mut plain = plan.pool.take(n + tags);
+        let mut chunks = plan.pool.take(n + tags);
         file.seek(SeekFrom::Start(p0))
             .map_err(|e| Error::io("reading the file", e))?;
-        // Read into the spare capacity (no zero-filling first).
-        (&mut file)
-            .take(p1 - p0)
-            .read_to_end(&mut plain)
-            .map_err(|e| Error::io("reading the file", e))?;
-        if plain.len() != n {
-            return Err(Error::io(
-                "reading the file (did it shrink?)",
-                std::io::ErrorKind::UnexpectedEof.into(),
-            ));
-        }
+        read_into_layout(&mut file, &mut chunks)
+            .map_err(|e| Error::io("reading the file (did it shrink?)", e))?;
         if p1 > hashed {
-            let from = usize::try_from(hashed.saturating_sub(p0)).unwrap_or(0);
-            hasher.update(&plain[from..]);
+            let mut skip = usize::try_from(hashed.saturating_sub(p0)).unwrap_or(0);
+            for body in layout_bodies(&chunks) {
+                let from = skip.min(body.len());
+                hasher.update(&body[from..]);
+                skip -= from;
+            }
             hashed = p1;
         }
         if !send {
             // Stored by an earlier run: its plaintext must be unchanged (same check as the
             // one recorded, computed from the part re-encrypted here and never sent).
             if let Some(d) = recorded {
-                plan.sealer.seal_chunks_in_place(first_chunk, &mut plain)?;
-                if part_check(&plain) != *d {
+                plan.sealer
+                    .seal_chunks_in_layout(first_chunk, &mut chunks)?;
+                if part_check(&chunks) != *d {
                     return Err(Error::Conflict(
                         "the local file changed since the interrupted upload".into(),
                     ));
                 }
             }
-            plan.pool.put(plain);
+            plan.pool.put(chunks);
             continue;
         }
         let job = PartJob {
             index,
             span: (a, len),
             first_chunk,
-            plain,
+            chunks,
         };
         if tx.blocking_send(Ok(job)).is_err() {
             // The workers stopped (an error): they report it.
@@ -2015,6 +2048,7 @@ mod tests {
     use super::*;
 
     use coffer_core::primitives::content_digest;
+    use coffer_core::primitives::TAG_LEN;
 
     /// Serves `body` at `/c` on an ephemeral port; returns the base URL.
     async fn serve_bytes(body: Vec<u8>) -> String {
@@ -2145,6 +2179,57 @@ mod tests {
         (plain, key, sealer)
     }
 
+    /// `plain` (whole chunks) laid out as ciphertext by [`read_into_layout`].
+    fn laid_out(plain: &[u8]) -> Vec<u8> {
+        let tags = plain.len().div_ceil(content::CHUNK_LEN).max(1) * TAG_LEN;
+        let mut chunks = vec![0u8; plain.len() + tags];
+        read_into_layout(&mut &plain[..], &mut chunks).expect("layout");
+        chunks
+    }
+
+    /// A reader that returns at most `step` bytes per call, from one buffer at a time.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn plaintext_is_read_into_the_ciphertext_layout() {
+        let chunk = content::CHUNK_LEN;
+        for len in [0usize, 1, chunk, 3 * chunk + 5] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let tags = len.div_ceil(chunk).max(1) * TAG_LEN;
+            for step in [7usize, 4096, usize::MAX] {
+                let mut chunks = vec![0xeeu8; len + tags];
+                let mut src = Trickle { data: &plain, step };
+                read_into_layout(&mut src, &mut chunks).expect("reads");
+                let bodies: Vec<u8> = layout_bodies(&chunks).flatten().copied().collect();
+                assert_eq!(bodies, plain, "len {len}, step {step}");
+                for (i, c) in chunks.chunks(content::ENCRYPTED_CHUNK_LEN).enumerate() {
+                    let at = i * content::ENCRYPTED_CHUNK_LEN + c.len() - TAG_LEN;
+                    assert_eq!(c.len() - TAG_LEN, chunk.min(len - i * chunk), "chunk {i}");
+                    assert!(chunks[at..at + TAG_LEN].iter().all(|&b| b == 0xee));
+                }
+            }
+            if len > 0 {
+                // A file shorter than the chunks: an error, not a partly filled part.
+                let mut chunks = vec![0u8; len + tags];
+                let err =
+                    read_into_layout(&mut &plain[..len - 1], &mut chunks).expect_err("short file");
+                assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+            }
+        }
+    }
+
     #[test]
     fn part_check_changes_with_any_plaintext_change() {
         let size = 3 * content::CHUNK_LEN as u64 + 5;
@@ -2158,7 +2243,7 @@ mod tests {
                 index: 0,
                 span: (0, total),
                 first_chunk,
-                plain: p.to_vec(),
+                chunks: laid_out(p),
             };
             seal_part(&sealer, job, &pool).expect("seal").1
         };
@@ -2190,7 +2275,7 @@ mod tests {
                 index: i,
                 span: (a, len),
                 first_chunk,
-                plain: plain[p0 as usize..p1 as usize].to_vec(),
+                chunks: laid_out(&plain[p0 as usize..p1 as usize]),
             };
             let bytes = seal_part(&sealer, job, &BufferPool::default())
                 .expect("seal")

@@ -782,14 +782,16 @@ impl ContentSealer {
     /// `first_chunk * CHUNK_LEN` and hold whole chunks: every one `CHUNK_LEN` bytes except the
     /// file's final chunk, which must be complete too (an empty file's single chunk is empty).
     ///
+    /// This moves each chunk to its ciphertext position first; a reader that can place the
+    /// plaintext there itself saves that copy with [`ContentSealer::seal_chunks_in_layout`].
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the chunks are not whole or lie outside the plaintext.
     pub fn seal_chunks_in_place(&self, first_chunk: u64, buf: &mut Vec<u8>) -> Result<()> {
-        let total = chunk_count(self.plaintext_len);
         let start = first_chunk
             .checked_mul(CHUNK_LEN_U64)
             .ok_or(Error::InvalidArgument("chunk index"))?;
-        if first_chunk >= total {
+        if first_chunk >= chunk_count(self.plaintext_len) {
             return Err(Error::InvalidArgument("chunk index past the end"));
         }
         let n = buf.len() as u64;
@@ -802,24 +804,66 @@ impl ContentSealer {
         let n = buf.len();
         let m = to_usize(m)?;
         buf.resize(n + m * TAG_LEN, 0);
-        let last_of_file = total - 1;
         for j in (0..m).rev() {
             let src = j * CHUNK_LEN;
             let len = CHUNK_LEN.min(n - src);
-            let dst = j * ENCRYPTED_CHUNK_LEN;
-            buf.copy_within(src..src + len, dst);
-            let i = first_chunk + j as u64;
-            let tag = seal_chunk(
+            buf.copy_within(src..src + len, j * ENCRYPTED_CHUNK_LEN);
+        }
+        self.seal_chunks_in_layout(first_chunk, buf)
+    }
+
+    /// Encrypts in place chunks `first_chunk..` laid out as their ciphertext will be: `buf`
+    /// stands for ciphertext offsets `HEADER_LEN + first_chunk * ENCRYPTED_CHUNK_LEN` onwards
+    /// and holds whole chunks (each [`ENCRYPTED_CHUNK_LEN`] bytes but the file's final one, which
+    /// must be complete too), each being the chunk's plaintext followed by [`TAG_LEN`] bytes of
+    /// room for its tag (their contents do not matter). On return `buf` holds the chunks'
+    /// ciphertext, byte-identical to the same range of [`encrypt`]'s output for this salt.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `buf` is not whole chunks of this content's ciphertext
+    /// (`buf` is left as it was).
+    pub fn seal_chunks_in_layout(&self, first_chunk: u64, buf: &mut [u8]) -> Result<()> {
+        let last_of_file = run_check(
+            first_chunk,
+            buf.len(),
+            self.ciphertext_len(),
+            chunk_count(self.plaintext_len),
+        )?;
+        for (i, chunk) in (first_chunk..).zip(buf.chunks_mut(ENCRYPTED_CHUNK_LEN)) {
+            let (body, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
+            tag.copy_from_slice(&seal_chunk(
                 &self.key,
                 &self.header,
                 i,
                 i == last_of_file,
-                &mut buf[dst..dst + len],
-            );
-            buf[dst + len..dst + len + TAG_LEN].copy_from_slice(&tag);
+                body,
+            ));
         }
         Ok(())
     }
+}
+
+/// Checks that `n` bytes from ciphertext offset `HEADER_LEN + first_chunk * ENCRYPTED_CHUNK_LEN`
+/// are whole chunks of a ciphertext of `ciphertext_len` bytes and `total` chunks (each
+/// [`ENCRYPTED_CHUNK_LEN`] bytes but the final one, which must be complete too). Returns the
+/// index of the file's final chunk.
+fn run_check(first_chunk: u64, n: usize, ciphertext_len: u64, total: u64) -> Result<u64> {
+    let n = n as u64;
+    let m = n.div_ceil(ENCRYPTED_CHUNK_LEN_U64);
+    let start = first_chunk
+        .checked_mul(ENCRYPTED_CHUNK_LEN_U64)
+        .and_then(|s| s.checked_add(HEADER_LEN_U64))
+        .ok_or(Error::InvalidArgument("chunk index"))?;
+    let end = first_chunk
+        .checked_add(m)
+        .and_then(|e| e.checked_mul(ENCRYPTED_CHUNK_LEN_U64))
+        .and_then(|e| e.checked_add(HEADER_LEN_U64))
+        .ok_or(Error::InvalidArgument("chunk index"))?
+        .min(ciphertext_len);
+    if n == 0 || first_chunk >= total || start.checked_add(n) != Some(end) {
+        return Err(Error::InvalidArgument("not whole chunks of the ciphertext"));
+    }
+    Ok(total - 1)
 }
 
 /// Decryption of whole chunks in place, at positions the caller knows: the reading counterpart
@@ -887,23 +931,12 @@ impl ContentOpener {
     /// as it was); [`Error::DecryptionFailed`] or [`Error::Truncated`] for a chunk that does not
     /// authenticate at its position.
     pub fn open_chunks_in_place(&self, first_chunk: u64, buf: &mut Vec<u8>) -> Result<()> {
-        let total = chunk_count(self.plaintext_len);
-        let n = buf.len() as u64;
-        let m = n.div_ceil(ENCRYPTED_CHUNK_LEN_U64);
-        let start = first_chunk
-            .checked_mul(ENCRYPTED_CHUNK_LEN_U64)
-            .and_then(|s| s.checked_add(HEADER_LEN_U64))
-            .ok_or(Error::InvalidArgument("chunk index"))?;
-        let end = first_chunk
-            .checked_add(m)
-            .and_then(|e| e.checked_mul(ENCRYPTED_CHUNK_LEN_U64))
-            .and_then(|e| e.checked_add(HEADER_LEN_U64))
-            .ok_or(Error::InvalidArgument("chunk index"))?
-            .min(self.ciphertext_len);
-        if n == 0 || first_chunk >= total || start.checked_add(n) != Some(end) {
-            return Err(Error::InvalidArgument("not whole chunks of the ciphertext"));
-        }
-        let last_of_file = total - 1;
+        let last_of_file = run_check(
+            first_chunk,
+            buf.len(),
+            self.ciphertext_len,
+            chunk_count(self.plaintext_len),
+        )?;
         let mut out = 0usize;
         let mut pos = 0usize;
         let mut i = first_chunk;
@@ -1208,6 +1241,63 @@ mod tests {
             }
             assert_eq!(out, whole, "len {len}");
             assert_eq!(decrypt(&k, &out).expect("decrypts"), pt);
+        }
+    }
+
+    #[test]
+    fn sealing_in_layout_matches_one_shot_encryption() {
+        let k = key(7);
+        for len in [
+            0usize,
+            1,
+            CHUNK_LEN - 1,
+            CHUNK_LEN,
+            7 * CHUNK_LEN + 5,
+            9 * CHUNK_LEN,
+        ] {
+            let pt = pattern(len);
+            let salt = ContentSealer::new_salt(&mut rng(3));
+            let sealer = ContentSealer::new(&k, &salt, len as u64).expect("sealer");
+            let whole = encrypt(&k, &pt, &mut rng(3));
+            let body = &whole[HEADER_LEN..];
+            for per_run in [1usize, 3, 16] {
+                for (j, expected) in body.chunks(per_run * ENCRYPTED_CHUNK_LEN).enumerate() {
+                    // The plaintext at each chunk's ciphertext position, junk where tags go.
+                    let mut buf = vec![0xa5u8; expected.len()];
+                    let first = j * per_run;
+                    for (c, slot) in buf.chunks_mut(ENCRYPTED_CHUNK_LEN).enumerate() {
+                        let a = (first + c) * CHUNK_LEN;
+                        let body_len = slot.len() - TAG_LEN;
+                        slot[..body_len].copy_from_slice(&pt[a..a + body_len]);
+                    }
+                    sealer
+                        .seal_chunks_in_layout(first as u64, &mut buf)
+                        .expect("seals");
+                    assert_eq!(buf, expected, "len {len}, run {j} of {per_run} chunks");
+                }
+            }
+        }
+        // Runs that are not whole chunks of the ciphertext are refused and left alone.
+        let sealer =
+            ContentSealer::new(&k, &[1; SALT_LEN], 3 * CHUNK_LEN as u64 + 10).expect("sealer");
+        for (first, n) in [
+            (0u64, ENCRYPTED_CHUNK_LEN - 1),
+            (0, ENCRYPTED_CHUNK_LEN + 1),
+            (0, 0),
+            (3, 10 + TAG_LEN - 1),
+            (3, 10 + TAG_LEN + 1),
+            (4, TAG_LEN),
+            (u64::MAX, ENCRYPTED_CHUNK_LEN),
+        ] {
+            let mut buf = vec![7u8; n];
+            assert!(
+                matches!(
+                    sealer.seal_chunks_in_layout(first, &mut buf),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "first {first}, {n} bytes"
+            );
+            assert!(buf.iter().all(|&b| b == 7));
         }
     }
 
