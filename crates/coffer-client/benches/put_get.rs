@@ -232,6 +232,17 @@ fn proc_cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// CPU time the hypervisor has taken from this machine's virtual CPUs so far ("steal", the
+/// eighth value of `/proc/stat`'s `cpu` line, in 1/100 s), in seconds; `None` where there is no
+/// such figure. In a VM whose host is busy, runs slow down for reasons outside the code; the
+/// bench prints the steal of each transfer so that such runs can be told apart.
+fn steal_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: f64 = cpu.split_whitespace().nth(8)?.parse().ok()?;
+    Some(steal / 100.0)
+}
+
 /// `VmHWM` of a process, in KiB.
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -374,11 +385,17 @@ fn main() {
         });
         (mbps(CORE_SIZE as u64, enc), mbps(CORE_SIZE as u64, dec))
     };
+    let steal0 = steal_secs();
     let (core_enc, core_dec) = rates(Parallelism::Auto);
     // Also one core: the client and the server share this machine's cores, so the parallel
     // figure (every core encrypting, nothing else running) is the stricter reference.
     let (core_enc1, core_dec1) = rates(Parallelism::Sequential);
+    let core_steal = steal0.zip(steal_secs()).map(|(a, b)| b - a);
     drop((plain, buf));
+    println!(
+        "core content runs: {} s of CPU stolen by the hypervisor",
+        core_steal.map_or("?".into(), |s| format!("{s:.2}"))
+    );
     println!("core content (256 MiB in memory, parallel): encrypt {core_enc:.0} MB/s, decrypt {core_dec:.0} MB/s");
     println!("core content (256 MiB in memory, one core): encrypt {core_enc1:.0} MB/s, decrypt {core_dec1:.0} MB/s");
 
@@ -395,7 +412,7 @@ fn main() {
     assert!(status.success(), "register failed");
 
     println!(
-        "{:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>11} {:>12} {:>12} {:>15}",
+        "{:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>11} {:>11} {:>12} {:>12} {:>15} {:>10} {:>10}",
         "size",
         "put MB/s",
         "get MB/s",
@@ -412,7 +429,9 @@ fn main() {
         "srv get CPU",
         "put RSS MiB",
         "get RSS MiB",
-        "server HWM MiB"
+        "server HWM MiB",
+        "put steal",
+        "get steal"
     );
     let work = tempfile::tempdir_in(&base).expect("work dir");
     for mib in sizes {
@@ -429,6 +448,7 @@ fn main() {
         }
         let remote = format!("/bench-{mib}.bin");
         let dst = work.path().join(format!("dst-{mib}.bin"));
+        let st0 = steal_secs();
         let srv0 = proc_cpu_secs(server.child.id());
         let put_run = timed_coffer(
             &server.url,
@@ -436,12 +456,14 @@ fn main() {
             &["put", src.to_str().expect("utf-8"), &remote],
         );
         let srv1 = proc_cpu_secs(server.child.id());
+        let st1 = steal_secs();
         let get_run = timed_coffer(
             &server.url,
             config.path(),
             &["get", &remote, dst.to_str().expect("utf-8")],
         );
         let srv2 = proc_cpu_secs(server.child.id());
+        let st2 = steal_secs();
         let srv_put = srv0.zip(srv1).map(|(a, b)| b - a);
         let srv_get = srv1.zip(srv2).map(|(a, b)| b - a);
         assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
@@ -454,7 +476,7 @@ fn main() {
         let kib = |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
         let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.2}"));
         println!(
-            "{:>5} MiB {put:>9.0} {get:>9.0} {disk:>9.0} {:>7.0}% {:>7.0}% {:>8.0}% {:>8.0}% {:>8.0}% {:>8.0}% {:>10} {:>10} {:>11} {:>11} {:>12} {:>12} {:>15}",
+            "{:>5} MiB {put:>9.0} {get:>9.0} {disk:>9.0} {:>7.0}% {:>7.0}% {:>8.0}% {:>8.0}% {:>8.0}% {:>8.0}% {:>10} {:>10} {:>11} {:>11} {:>12} {:>12} {:>15} {:>10} {:>10}",
             mib,
             100.0 * put / core_enc,
             100.0 * get / core_dec,
@@ -469,6 +491,8 @@ fn main() {
             kib(put_run.rss_kib),
             kib(get_run.rss_kib),
             kib(hwm),
+            secs(st0.zip(st1).map(|(a, b)| b - a)),
+            secs(st1.zip(st2).map(|(a, b)| b - a)),
         );
     }
 }
