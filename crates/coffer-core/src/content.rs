@@ -926,39 +926,60 @@ impl ContentOpener {
     /// plaintext offset `first_chunk * CHUNK_LEN`. Chunks are opened in order; on failure `buf`
     /// is zeroized and emptied, so no plaintext of the run is released.
     ///
+    /// This moves each chunk's plaintext down over the tags before it; a writer that can take
+    /// the plaintext where it lies (a vectored write) saves that copy with
+    /// [`ContentOpener::open_chunks_in_layout`].
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `buf` is not whole chunks of this ciphertext (`buf` is left
     /// as it was); [`Error::DecryptionFailed`] or [`Error::Truncated`] for a chunk that does not
     /// authenticate at its position.
     pub fn open_chunks_in_place(&self, first_chunk: u64, buf: &mut Vec<u8>) -> Result<()> {
+        if let Err(e) = self.open_chunks_in_layout(first_chunk, buf) {
+            if !matches!(e, Error::InvalidArgument(_)) {
+                buf.clear();
+            }
+            return Err(e);
+        }
+        let mut out = 0usize;
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            let body_len = ENCRYPTED_CHUNK_LEN.min(buf.len() - pos) - TAG_LEN;
+            buf.copy_within(pos..pos + body_len, out);
+            out += body_len;
+            pos += body_len + TAG_LEN;
+        }
+        buf.truncate(out);
+        Ok(())
+    }
+
+    /// Authenticates and decrypts in place the chunks `first_chunk..` held in `buf`, laid out
+    /// as for [`ContentOpener::open_chunks_in_place`], without moving anything: on success each
+    /// chunk's plaintext is where its ciphertext was, followed by its (now meaningless) tag.
+    /// Chunks are opened in order; on failure all of `buf` is zeroized, so no plaintext of the
+    /// run is released.
+    ///
+    /// # Errors
+    /// As [`ContentOpener::open_chunks_in_place`].
+    pub fn open_chunks_in_layout(&self, first_chunk: u64, buf: &mut [u8]) -> Result<()> {
         let last_of_file = run_check(
             first_chunk,
             buf.len(),
             self.ciphertext_len,
             chunk_count(self.plaintext_len),
         )?;
-        let mut out = 0usize;
-        let mut pos = 0usize;
-        let mut i = first_chunk;
-        while pos < buf.len() {
-            let len = ENCRYPTED_CHUNK_LEN.min(buf.len() - pos);
-            let body_len = len - TAG_LEN;
-            let (body, tag) = buf[pos..pos + len].split_at_mut(body_len);
-            let tag: [u8; TAG_LEN] = (&*tag)
-                .try_into()
-                .map_err(|_| Error::Internal("tag length"))?;
-            if let Err(e) = open_chunk(&self.key, &self.header, i, i == last_of_file, body, &tag) {
-                buf.zeroize();
-                buf.clear();
-                return Err(e);
-            }
-            buf.copy_within(pos..pos + body_len, out);
-            out += body_len;
-            pos += len;
-            i += 1;
+        let opened = (first_chunk..)
+            .zip(buf.chunks_mut(ENCRYPTED_CHUNK_LEN))
+            .try_for_each(|(i, chunk)| {
+                let (body, tag) = chunk
+                    .split_last_chunk_mut::<TAG_LEN>()
+                    .ok_or(Error::Internal("chunk shorter than its tag"))?;
+                open_chunk(&self.key, &self.header, i, i == last_of_file, body, tag)
+            });
+        if opened.is_err() {
+            buf.zeroize();
         }
-        buf.truncate(out);
-        Ok(())
+        opened
     }
 }
 
@@ -1342,6 +1363,51 @@ mod tests {
                 assert_eq!(out, pt, "len {len}, {per_run} chunks per run");
             }
         }
+    }
+
+    #[test]
+    fn opening_in_layout_leaves_each_chunk_where_it_was() {
+        let k = key(8);
+        for len in [0usize, 1, CHUNK_LEN, 5 * CHUNK_LEN + 3] {
+            let pt = pattern(len);
+            let ct = encrypt(&k, &pt, &mut rng(4));
+            let opener = ContentOpener::new(&k, &ct[..HEADER_LEN], ct.len() as u64).expect("new");
+            for per_run in [1usize, 2, 4] {
+                let body = &ct[HEADER_LEN..];
+                for (j, run) in body.chunks(per_run * ENCRYPTED_CHUNK_LEN).enumerate() {
+                    let mut buf = run.to_vec();
+                    opener
+                        .open_chunks_in_layout((j * per_run) as u64, &mut buf)
+                        .expect("opens");
+                    for (c, chunk) in buf.chunks(ENCRYPTED_CHUNK_LEN).enumerate() {
+                        let a = (j * per_run + c) * CHUNK_LEN;
+                        let n = chunk.len() - TAG_LEN;
+                        assert_eq!(
+                            &chunk[..n],
+                            &pt[a..a + n],
+                            "len {len}, chunk {c} of run {j}"
+                        );
+                    }
+                }
+            }
+        }
+        // A chunk that fails, after one that opened, leaves no plaintext of the run.
+        let pt = pattern(3 * CHUNK_LEN);
+        let ct = encrypt(&k, &pt, &mut rng(4));
+        let opener = ContentOpener::new(&k, &ct[..HEADER_LEN], ct.len() as u64).expect("new");
+        let mut run = ct[HEADER_LEN..].to_vec();
+        run[2 * ENCRYPTED_CHUNK_LEN + 3] ^= 0x80;
+        assert!(matches!(
+            opener.open_chunks_in_layout(0, &mut run),
+            Err(Error::DecryptionFailed)
+        ));
+        assert!(run.iter().all(|&b| b == 0));
+        let mut partial = ct[HEADER_LEN..HEADER_LEN + 100].to_vec();
+        assert!(matches!(
+            opener.open_chunks_in_layout(0, &mut partial),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert_eq!(partial, ct[HEADER_LEN..HEADER_LEN + 100]);
     }
 
     #[test]
