@@ -19,6 +19,18 @@
 //! (the reference); `put/enc1` and `get/dec1` against one core, for scale: here the
 //! client and the server share the same cores.
 //!
+//! Each transfer runs twice and the faster run counts, as the core's figures are the best of
+//! two; the peak RSS columns are the larger of the two runs. The last two columns are the CPU
+//! time the hypervisor stole during the counted put and get (`/proc/stat`). Why twice: on the
+//! VM this was measured on (Firecracker, a virtio balloon with free page reporting), memory the
+//! guest frees is handed back to the host, and the first write to such a page again costs a
+//! host page fault, which the guest sees as its own system time. Touching 8 GiB took 27.6 s the
+//! first time and 8.2 s right after; a 1 GiB get whose file pages landed on such memory spent
+//! 5-7 s of client CPU in `copy_folio_from_iter_atomic` instead of 2.5 s; for a while most runs
+//! were slowed this way. So before each transfer the bench also writes to twice the file's size
+//! of fresh memory and frees it: the transfer that follows at once gets pages the host backs.
+//! Both runs of each transfer are printed (to standard error).
+//!
 //! # Figures
 //!
 //! 2026-11-28, release, quiet machine (2 cores, no other builds), sizes 256 MiB and 1 GiB:
@@ -218,6 +230,36 @@ struct Run {
     wall: Duration,
     rss_kib: Option<u64>,
     cpu: Option<f64>,
+}
+
+/// One `coffer` transfer with the server's CPU and the hypervisor's steal during it.
+struct Transfer {
+    run: Run,
+    server_cpu: Option<f64>,
+    steal: Option<f64>,
+}
+
+/// Writes to every page of `bytes` of fresh memory and frees it: the transfer that follows
+/// right away then finds memory the host backs (see the module documentation).
+fn warm_memory(bytes: u64) {
+    let mut v = vec![0u8; usize::try_from(bytes).expect("fits")];
+    for b in v.iter_mut().step_by(4096) {
+        *b = 1;
+    }
+    std::hint::black_box(&v);
+}
+
+/// Runs `coffer ARGS` against `server`, measuring the server's CPU and the steal as well.
+fn transfer(server: &Server, config: &Path, args: &[&str], warm: u64) -> Transfer {
+    warm_memory(warm);
+    let (st0, srv0) = (steal_secs(), proc_cpu_secs(server.child.id()));
+    let run = timed_coffer(&server.url, config, args);
+    let (st1, srv1) = (steal_secs(), proc_cpu_secs(server.child.id()));
+    Transfer {
+        run,
+        server_cpu: srv0.zip(srv1).map(|(a, b)| b - a),
+        steal: st0.zip(st1).map(|(a, b)| b - a),
+    }
 }
 
 /// User plus system CPU seconds a process has used so far (`/proc/PID/stat` fields 14 and 15,
@@ -446,33 +488,51 @@ fn main() {
             }
             f.flush().expect("flush");
         }
-        let remote = format!("/bench-{mib}.bin");
-        let dst = work.path().join(format!("dst-{mib}.bin"));
-        let st0 = steal_secs();
-        let srv0 = proc_cpu_secs(server.child.id());
-        let put_run = timed_coffer(
-            &server.url,
-            config.path(),
-            &["put", src.to_str().expect("utf-8"), &remote],
-        );
-        let srv1 = proc_cpu_secs(server.child.id());
-        let st1 = steal_secs();
-        let get_run = timed_coffer(
-            &server.url,
-            config.path(),
-            &["get", &remote, dst.to_str().expect("utf-8")],
-        );
-        let srv2 = proc_cpu_secs(server.child.id());
-        let st2 = steal_secs();
-        let srv_put = srv0.zip(srv1).map(|(a, b)| b - a);
-        let srv_get = srv1.zip(srv2).map(|(a, b)| b - a);
-        assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
+        // Each transfer twice, the faster one counted (as the core's figures are the best of
+        // two): see the module documentation on this VM's cold memory.
+        let mut best_put: Option<Transfer> = None;
+        let mut best_get: Option<Transfer> = None;
+        let mut peak_rss = (None, None);
+        for attempt in 0..2 {
+            let remote = format!("/bench-{mib}-{attempt}.bin");
+            let dst = work.path().join(format!("dst-{mib}.bin"));
+            let put = transfer(
+                &server,
+                config.path(),
+                &["put", src.to_str().expect("utf-8"), &remote],
+                2 * bytes,
+            );
+            let get = transfer(
+                &server,
+                config.path(),
+                &["get", &remote, dst.to_str().expect("utf-8")],
+                2 * bytes,
+            );
+            assert_eq!(sha256_file(&src), sha256_file(&dst), "round trip differs");
+            let _ = std::fs::remove_file(&dst);
+            eprintln!(
+                "{mib} MiB, run {}: put {:.0} MB/s, get {:.0} MB/s",
+                attempt + 1,
+                mbps(bytes, put.run.wall),
+                mbps(bytes, get.run.wall)
+            );
+            peak_rss = (
+                peak_rss.0.max(put.run.rss_kib),
+                peak_rss.1.max(get.run.rss_kib),
+            );
+            if best_put.as_ref().is_none_or(|b| put.run.wall < b.run.wall) {
+                best_put = Some(put);
+            }
+            if best_get.as_ref().is_none_or(|b| get.run.wall < b.run.wall) {
+                best_get = Some(get);
+            }
+        }
         let _ = std::fs::remove_file(&src);
-        let _ = std::fs::remove_file(&dst);
+        let (put_t, get_t) = (best_put.expect("a put"), best_get.expect("a get"));
         let disk = disk_write_rate(work.path(), bytes);
         let hwm = vm_hwm_kib(server.child.id());
-        let put = mbps(bytes, put_run.wall);
-        let get = mbps(bytes, get_run.wall);
+        let put = mbps(bytes, put_t.run.wall);
+        let get = mbps(bytes, get_t.run.wall);
         let kib = |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0));
         let secs = |v: Option<f64>| v.map_or("?".into(), |s| format!("{s:.2}"));
         println!(
@@ -484,15 +544,15 @@ fn main() {
             100.0 * get / core_dec1,
             100.0 * put / disk,
             100.0 * get / disk,
-            secs(put_run.cpu),
-            secs(get_run.cpu),
-            secs(srv_put),
-            secs(srv_get),
-            kib(put_run.rss_kib),
-            kib(get_run.rss_kib),
+            secs(put_t.run.cpu),
+            secs(get_t.run.cpu),
+            secs(put_t.server_cpu),
+            secs(get_t.server_cpu),
+            kib(peak_rss.0),
+            kib(peak_rss.1),
             kib(hwm),
-            secs(st0.zip(st1).map(|(a, b)| b - a)),
-            secs(st1.zip(st2).map(|(a, b)| b - a)),
+            secs(put_t.steal),
+            secs(get_t.steal),
         );
     }
 }
