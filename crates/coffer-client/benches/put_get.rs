@@ -140,6 +140,24 @@
 //! the same work costs two to three times the kernel CPU (a get's writes into tmpfs: 6-7 s of
 //! client CPU instead of 2.5, `copy_folio_from_iter_atomic` dominating); runs in such a spell
 //! (put 225-481 MB/s, get 190-277 MB/s, nine runs between 01:00 and 01:25 UTC) measure the VM.
+//!
+//! 2026-11-29 (session 7), after: cofferd on jemalloc (glibc's malloc gave upload read buffers
+//! back to the kernel and faulted them in again: 59 000 page faults per GiB, now 4 300), 2 MiB
+//! server write batches (were 1 MiB), put reading each part straight into its ciphertext layout
+//! (no 1 GiB memmove), get decrypting 2 MiB batches (were 512 KiB: 24% fewer context switches)
+//! and writing the plaintext where it was decrypted. With the bench's new warm-up and
+//! best-of-two, /dev/shm, 1 GiB, eight runs between 04:03 and 04:08 UTC (steal 0-0.34 s per
+//! transfer, 1.01 s in one core run; the machine's own rates were lower than in session 6):
+//!
+//! ```text
+//!             core enc/dec MB/s           put MB/s  get MB/s  put/enc  get/dec  put/enc1  get/dec1  CPU s client put/get, server put/get
+//! /dev/shm    926-1321 / 975-1264         459-564   503-581   37-53%*  41-52%*  64-73%    59-78%    2.18-2.49 / 2.38-2.68, 1.20-1.41 / 0.81-0.94
+//!             (1 core: 670-822 / 680-855)
+//! ```
+//!
+//! (* 53% and 52% against a core run slowed by 1.01 s of steal; without that run 37-47% and
+//! 41-48%.) Peak RSS: client 48.5-48.6 MiB (put), 21.8-22.4 MiB (get: the larger batches),
+//! server 39-44 MiB (jemalloc keeps freed pages for reuse).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
