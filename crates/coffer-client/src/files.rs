@@ -1968,6 +1968,7 @@ fn read_into_layout(file: &mut impl std::io::Read, chunks: &mut [u8]) -> std::io
     }
     Ok(())
 }
+
 /// The reader of `put`: reads the file once, in order, hashing all of it, checks the parts an
 /// earlier run stored (re-encrypting them locally), and sends the plaintext covering every
 /// missing part to the workers.
@@ -2012,8 +2013,10 @@ fn read_parts(
         let mut chunks = plan.pool.take(n + tags);
         file.seek(SeekFrom::Start(p0))
             .map_err(|e| Error::io("reading the file", e))?;
-        read_into_layout(&mut file, &mut chunks)
-            .map_err(|e| Error::io("reading the file (did it shrink?)", e))?;
+        read_into_layout(&mut file, &mut chunks).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::io("reading the file (did it shrink?)", e),
+            _ => Error::io("reading the file", e),
+        })?;
         if p1 > hashed {
             let mut skip = usize::try_from(hashed.saturating_sub(p0)).unwrap_or(0);
             for body in layout_bodies(&chunks) {
