@@ -1640,7 +1640,7 @@ fn check_content_response(
 /// Encrypted chunks per batch of a whole-file download (2 MiB): each batch is authenticated and
 /// decrypted in place on a blocking thread, then hashed and written by the download's writer
 /// thread. Each batch costs thread hand-offs: against batches of 8 chunks, 32 cut a 1 GiB get's
-/// context switches from about 16 900 to 12 800 and its client CPU by 8-17% (three alternating
+/// context switches from about 16 900 to 12 800 and its client CPU by 8-19% (three alternating
 /// pairs on tmpfs); 64 changed nothing more.
 const DOWNLOAD_BATCH_CHUNKS: usize = 32;
 
