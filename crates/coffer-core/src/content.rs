@@ -830,14 +830,11 @@ impl ContentSealer {
             chunk_count(self.plaintext_len),
         )?;
         for (i, chunk) in (first_chunk..).zip(buf.chunks_mut(ENCRYPTED_CHUNK_LEN)) {
-            let (body, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
-            tag.copy_from_slice(&seal_chunk(
-                &self.key,
-                &self.header,
-                i,
-                i == last_of_file,
-                body,
-            ));
+            // Every chunk of a checked run holds at least its tag.
+            let (body, tag) = chunk
+                .split_last_chunk_mut::<TAG_LEN>()
+                .ok_or(Error::Internal("chunk shorter than its tag"))?;
+            *tag = seal_chunk(&self.key, &self.header, i, i == last_of_file, body);
         }
         Ok(())
     }
