@@ -90,6 +90,8 @@ impl Server {
         let config = dir.path().join("cofferd.toml");
         std::fs::write(&config, TEST_CONFIG_TOML).expect("config");
         let data = dir.path().join("data");
+        // The server's warnings and errors, printed if the test fails (see `Drop`).
+        let log = std::fs::File::create(dir.path().join(SERVER_LOG)).expect("server log");
         let mut child = Command::new(cofferd_bin())
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -100,7 +102,7 @@ impl Server {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn cofferd");
         let stdout = child.stdout.take().expect("stdout");
@@ -138,10 +140,22 @@ impl Server {
     }
 }
 
+/// The file in the server's directory that holds its standard error (`RUST_LOG=warn`).
+const SERVER_LOG: &str = "cofferd.log";
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A failing test shows what the server logged (the cause of a `500`, say).
+            let log = std::fs::read_to_string(self.dir.path().join(SERVER_LOG)).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("cofferd's log (last 60 lines):");
+            for l in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("  {l}");
+            }
+        }
     }
 }
 
