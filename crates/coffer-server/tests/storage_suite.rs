@@ -176,6 +176,7 @@ suite!(
     assembled_blob_is_a_snapshot,
     orphan_collection,
     concurrent_revisions,
+    dropped_operations_leave_the_store_usable,
     server_secrets,
 );
 

@@ -104,9 +104,14 @@ async fn relay<L: Liar>(State(st): State<Arc<ProxyState<L>>>, req: Request) -> R
             .unwrap_or_default(),
     };
     let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .expect("request body");
+    // A client that stops mid-body (one killed, or one that gave up on an upload) is not a
+    // failure of the proxy: the request goes no further.
+    let Ok(body) = axum::body::to_bytes(req.into_body(), usize::MAX).await else {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(Body::from("request body cut off"))
+            .expect("response");
+    };
     let upstream_path = match st.liar.before(lie, &relayed) {
         Err(answer) => return *answer,
         Ok(path) => path.unwrap_or_else(|| relayed.path_q.clone()),

@@ -802,6 +802,11 @@ impl std::fmt::Debug for ServerSecret {
 
 /// The metadata store. Every method is atomic on its own (one transaction).
 ///
+/// Every method is also safe to drop part-way, as the server does when a client goes away: the
+/// operation is then done or not done, and the store serves what follows as before (no
+/// transaction or lock left behind, no stale cache). The test suite's
+/// `dropped_operations_leave_the_store_usable` checks this.
+///
 /// Authorization is the caller's: the store checks only what it must check *inside* the
 /// transaction to stay consistent (revisions, existence, completeness, quota, limits).
 #[async_trait]

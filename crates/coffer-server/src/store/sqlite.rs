@@ -502,17 +502,42 @@ impl std::ops::DerefMut for WriteTx {
 
 impl WriteTx {
     /// Commits, invalidates the read cache, lets the next writer in, and waits until the
-    /// commit is durable.
+    /// commit is durable. The first three run to their end even if the caller is dropped (see
+    /// [`to_completion`]): a commit that took effect always invalidates the cache.
     async fn commit(self) -> Result<(), sqlx::Error> {
         let WriteTx { tx, _turn, shared } = self;
-        let r = tx.commit().await;
-        shared.invalidate();
-        drop(_turn);
-        r?;
-        if let Some(g) = &shared.group {
+        let group = Arc::clone(&shared);
+        to_completion(async move {
+            let r = tx.commit().await;
+            shared.invalidate();
+            drop(_turn);
+            r
+        })
+        .await?;
+        if let Some(g) = &group.group {
             g.barrier().await.map_err(sqlx::Error::Io)?;
         }
         Ok(())
+    }
+}
+
+/// Runs `work` to its end on a task of its own, whatever becomes of the caller's future.
+///
+/// A request's future is dropped whenever its client goes away, and sqlx is not safe to drop
+/// at every step: a future dropped after a custom `BEGIN` (`BEGIN IMMEDIATE`) took effect but
+/// before sqlx handed back its `Transaction` leaves the pooled connection inside a transaction
+/// that nothing will end, holding the database's write lock, so that every later write fails
+/// (`database is locked`, or sqlx's `begin_with at non-zero transaction depth`). A
+/// multi-statement query dropped part-way stops before its `COMMIT` in the same way, and a
+/// commit dropped after it took effect would skip the read cache's invalidation. Those steps run
+/// here; a caller dropped meanwhile leaves their result to be dropped at the task's end (a
+/// `Transaction` dropped open is rolled back before its connection is reused).
+async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    match tokio::spawn(work).await {
+        Ok(r) => r,
+        Err(e) => Err(sqlx::Error::Io(std::io::Error::other(e))),
     }
 }
 
@@ -532,6 +557,39 @@ async fn rollback_batch(c: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) {
     if in_tx {
         c.close_on_drop();
     }
+}
+
+/// The account, its identity chain at generation 0 and its root node: one transaction in one
+/// multi-statement query (numbered parameters are shared by its statements), in one hand-off to
+/// the connection's worker thread. On failure the transaction may be left open
+/// ([`rollback_batch`]).
+async fn insert_account(c: &mut Conn, new: &NewAccount) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "BEGIN IMMEDIATE;
+         INSERT INTO accounts (account_id, username, revision, password_file, key_bundle,
+                               identity_generation, root_node_id, created_at)
+         VALUES (?1, ?2, 0, ?3, ?4, 0, ?5, ?6);
+         INSERT INTO identity_chains (account_id, deleted) VALUES (?1, 0);
+         INSERT INTO identities (account_id, generation, record) VALUES (?1, 0, ?7);
+         INSERT INTO nodes (node_id, parent_id, owner, kind, revision, share_id, record,
+                            content_revision, content_length, blob_key)
+         VALUES (?5, NULL, ?1, ?8, ?9, ?10, ?11, 0, 0, NULL);
+         COMMIT",
+    )
+    .bind(&new.account_id.as_bytes()[..])
+    .bind(&new.username)
+    .bind(&new.password_file)
+    .bind(&new.key_bundle)
+    .bind(&new.root.node_id.as_bytes()[..])
+    .bind(i(new.created_at))
+    .bind(&new.identity)
+    .bind(kind_code(new.root.kind))
+    .bind(i(new.root.revision))
+    .bind(new.root.share_id.as_ref().map(|s| s.as_bytes().to_vec()))
+    .bind(&new.root.record)
+    .execute(&mut *c)
+    .await
+    .map(|_| ())
 }
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -1519,12 +1577,19 @@ impl SqliteMetadataStore {
 
     async fn write(&self) -> StoreResult<WriteTx> {
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        Ok(WriteTx {
-            tx,
-            _turn: turn,
-            shared: Arc::clone(&self.shared),
+        let pool = self.pool.clone();
+        let shared = Arc::clone(&self.shared);
+        // Begun where a dropped caller cannot interrupt it (see `to_completion`).
+        to_completion(async move {
+            let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            Ok(WriteTx {
+                tx,
+                _turn: turn,
+                shared,
+            })
         })
+        .await
+        .map_err(db)
     }
 
     async fn read(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
@@ -1656,38 +1721,27 @@ impl MetadataStore for SqliteMetadataStore {
             .check_new_account(&mut *self.read().await?, &new, now)
             .await?;
         let turn = Arc::clone(&self.shared.writer).lock_owned().await;
-        let mut c = self.read().await?;
-        let aid = &new.account_id.as_bytes()[..];
-        // The account, its identity chain at generation 0 and its root node: one transaction in
-        // one multi-statement query (numbered parameters are shared by its statements).
-        let written = sqlx::query(
-            "BEGIN IMMEDIATE;
-             INSERT INTO accounts (account_id, username, revision, password_file, key_bundle,
-                                   identity_generation, root_node_id, created_at)
-             VALUES (?1, ?2, 0, ?3, ?4, 0, ?5, ?6);
-             INSERT INTO identity_chains (account_id, deleted) VALUES (?1, 0);
-             INSERT INTO identities (account_id, generation, record) VALUES (?1, 0, ?7);
-             INSERT INTO nodes (node_id, parent_id, owner, kind, revision, share_id, record,
-                                content_revision, content_length, blob_key)
-             VALUES (?5, NULL, ?1, ?8, ?9, ?10, ?11, 0, 0, NULL);
-             COMMIT",
-        )
-        .bind(aid)
-        .bind(&new.username)
-        .bind(&new.password_file)
-        .bind(&new.key_bundle)
-        .bind(&new.root.node_id.as_bytes()[..])
-        .bind(i(new.created_at))
-        .bind(&new.identity)
-        .bind(kind_code(new.root.kind))
-        .bind(i(new.root.revision))
-        .bind(new.root.share_id.as_ref().map(|s| s.as_bytes().to_vec()))
-        .bind(&new.root.record)
-        .execute(&mut *c)
-        .await;
-        if let Err(e) = written {
-            rollback_batch(&mut c).await;
+        let c = self.read().await?;
+        let shared = Arc::clone(&self.shared);
+        // The batch, and its rollback or the cache's invalidation, run to their end even if
+        // this future is dropped (see `to_completion`): a batch stopped before its `COMMIT`
+        // would leave the connection in a transaction holding the write lock.
+        let (written, mut c, new) = to_completion(async move {
+            let mut c = c;
+            let written = insert_account(&mut c, &new).await;
+            match &written {
+                Err(_) => rollback_batch(&mut c).await,
+                Ok(()) => {
+                    shared.invalidate();
+                    lock(&shared.handshakes).remove(&reservation);
+                }
+            }
             drop(turn);
+            Ok((written, c, new))
+        })
+        .await
+        .map_err(db)?;
+        if let Err(e) = written {
             let unique = matches!(&e, sqlx::Error::Database(d)
                 if d.kind() == sqlx::error::ErrorKind::UniqueViolation);
             if unique {
@@ -1696,10 +1750,7 @@ impl MetadataStore for SqliteMetadataStore {
             }
             return Err(db(e));
         }
-        self.shared.invalidate();
-        lock(&self.shared.handshakes).remove(&reservation);
         drop(c);
-        drop(turn);
         if let Some(g) = &self.shared.group {
             g.barrier().await.map_err(|e| db(sqlx::Error::Io(e)))?;
         }

@@ -2944,6 +2944,107 @@ pub async fn concurrent_revisions(h: &dyn Harness) {
     );
 }
 
+/// An operation whose future is dropped part-way (a client that went away, a timeout) is done
+/// or not done, and never leaves the store unable to serve what follows: no transaction left
+/// open on a pooled connection, no write lock held. Writes (one that commits, one that fails
+/// inside its transaction, an account creation) and a read are each dropped after a delay
+/// swept over 0-400 us, so that the drops land at every step of their work; after each, a
+/// write must succeed at once.
+pub async fn dropped_operations_leave_the_store_usable(h: &dyn Harness) {
+    use std::time::Duration;
+
+    let s = h.fresh().await;
+    let m = s.meta.clone();
+    let a = register(&*m, "yuri", T0).await;
+    let dropped = node_write(a.account_id, Some(a.root_node_id), NodeKind::Folder, 1);
+    m.create_node(dropped.clone(), None).await.expect("create");
+    let mut checked = node_write(a.account_id, Some(a.root_node_id), NodeKind::Folder, 1);
+    m.create_node(checked.clone(), None).await.expect("create");
+    let mut revision = dropped.clone();
+    for i in 0..800u64 {
+        let delay = Duration::from_micros(i * 7919 % 400);
+        let kind = i % 4;
+        match kind {
+            0 => {
+                revision = next_revision(&revision);
+                let op = m.update_node(NodeUpdate {
+                    expected_revision: revision.revision - 1,
+                    node: revision.clone(),
+                });
+                if !matches!(tokio::time::timeout(delay, op).await, Ok(Ok(_))) {
+                    // Done or not done: the stored revision says which.
+                    let stored = m
+                        .node(dropped.node_id)
+                        .await
+                        .expect("read")
+                        .expect("exists");
+                    revision = stored.node;
+                }
+            }
+            1 => {
+                let op = m.append_identity(a.account_id, 1_000, b"not next".to_vec());
+                let _ = tokio::time::timeout(delay, op).await;
+            }
+            2 => {
+                let account_id = AccountId::from_bytes(fresh16());
+                let username = format!("dropped{i}");
+                let op = async {
+                    m.put_handshake(
+                        Handshake {
+                            id: fresh16(),
+                            kind: HandshakeKind::Registration,
+                            username: Some(username.clone()),
+                            account_id: Some(account_id),
+                            session_id: None,
+                            state: Vec::new(),
+                            expires_at: T0 + 300,
+                        },
+                        T0,
+                    )
+                    .await?;
+                    m.create_account(
+                        NewAccount {
+                            account_id,
+                            username,
+                            password_file: b"password-file-0".to_vec(),
+                            key_bundle: b"kb-0".to_vec(),
+                            identity: b"identity-0".to_vec(),
+                            root: node_write(account_id, None, NodeKind::Folder, 1),
+                            created_at: T0,
+                        },
+                        T0,
+                    )
+                    .await
+                };
+                let _ = tokio::time::timeout(delay, op).await;
+            }
+            _ => {
+                let _ = tokio::time::timeout(delay, m.node_path(dropped.node_id)).await;
+            }
+        }
+        let next = next_revision(&checked);
+        let done = tokio::time::timeout(
+            Duration::from_secs(5),
+            m.update_node(NodeUpdate {
+                expected_revision: checked.revision,
+                node: next.clone(),
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a write waited 5 s after operation {kind} was dropped"));
+        if let Err(e) = done {
+            panic!("a write failed after operation {kind} was dropped after {delay:?}: {e:?}");
+        }
+        checked = next;
+    }
+    let stored = m
+        .node(checked.node_id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(stored.node, checked, "the last write is what a read sees");
+}
+
 /// Server secrets: the first one stored for a name is returned to every later caller, also
 /// after a reopen; names are independent.
 pub async fn server_secrets(h: &dyn Harness) {
