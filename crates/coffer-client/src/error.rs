@@ -7,7 +7,7 @@ use coffer_core::api::{Problem, ProblemKind};
 /// The variants separate what the user can act on: a refused login ([`Error::Auth`]), a missing
 /// path ([`Error::NotFound`]), a server that broke the protocol or tampered with data
 /// ([`Error::Integrity`]), a conflicting concurrent change ([`Error::Conflict`]), an unreachable
-/// server ([`Error::Unavailable`]).
+/// server ([`Error::Transport`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

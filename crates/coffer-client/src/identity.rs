@@ -5,7 +5,7 @@
 //! its fingerprint. It lives in `pins.json` under the config directory (mode 0600, written
 //! atomically). Later chains must *extend* the pin ([`coffer_core::account::verify_pinned`]): a
 //! chain that forks from the pinned generation, rolls back behind it or names another account is
-//! refused loudly with [`IdentityError::Changed`]; a valid rotation chain advances the pin.
+//! refused loudly with [`Error::IdentityChanged`]; a valid rotation chain advances the pin.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

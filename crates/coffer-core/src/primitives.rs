@@ -111,7 +111,7 @@ fn unreachable_hkdf() -> ! {
     panic!("coffer-core: HKDF output length out of range")
 }
 
-/// Derives a 32-byte key with [`hkdf`].
+/// Derives a 32-byte key with [`hkdf()`].
 #[must_use]
 pub fn derive_key(ikm: &[u8], salt: &[u8], label: &str, context: &[u8]) -> SecretKey {
     let mut out = [0u8; KEY_LEN];

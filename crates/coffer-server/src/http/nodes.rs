@@ -1,7 +1,7 @@
 //! Nodes (spec §11.8) and the authorization helpers of the data plane (spec §11.5).
 //!
 //! Every node belongs to its owner's tree; a share grants its current members read or write
-//! access to the subtree below its root. [`access`] decides what a caller may do with a node:
+//! access to the subtree below its root. `access` decides what a caller may do with a node:
 //! `None` is answered `404` exactly like a node that does not exist.
 
 use axum::extract::{Path, RawQuery, State};

@@ -3,7 +3,7 @@
 //! Parts go to the blob store as they arrive (any order, any number of times); the metadata store
 //! records which are present. Finalize assembles the parts into the content blob, then one
 //! metadata transaction makes the record and the content visible together. Lapsed uploads are
-//! deleted by [`collect_garbage`], which `serve` runs periodically.
+//! deleted by [`collect_garbage`](super::collect_garbage), which `serve` runs periodically.
 
 use std::io;
 

@@ -30,7 +30,7 @@ use super::memory::{check_shape, username_hash, MAX_DEPTH};
 use super::*;
 
 /// The schema version this code writes (`PRAGMA user_version`). Older versions are migrated
-/// at open by [`MIGRATIONS`].
+/// at open by `MIGRATIONS`.
 pub const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[i]` moves a database of version `i + 1` to version `i + 2`, in the transaction
