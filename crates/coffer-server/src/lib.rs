@@ -250,17 +250,24 @@ pub async fn serve_with(
     })
 }
 
-/// Periodic maintenance: forget idle rate-limit keys, purge expired sessions, handshakes and
-/// link tokens, delete lapsed uploads.
+/// Maintenance rounds (one a minute) from one orphan scan to the next; the first round scans.
+const ORPHAN_SCAN_ROUNDS: u64 = 60;
+
+/// Periodic maintenance, at start and then once a minute: forget idle rate-limit keys, purge
+/// expired sessions, handshakes and link tokens, delete lapsed uploads; at start and then
+/// hourly, remove orphaned blobs and parts ([`http::collect_orphans`]).
 async fn maintain(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for round in 0u64.. {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         state.limits.retain_recent();
         http::collect_garbage(&state, state.now()).await;
+        if round % ORPHAN_SCAN_ROUNDS == 0 {
+            http::collect_orphans(&state).await;
+        }
     }
 }

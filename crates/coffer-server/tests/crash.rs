@@ -1,7 +1,8 @@
 //! Crash safety (spec §11.9): a real `cofferd` process is killed with SIGKILL while uploads,
 //! part writes and a finalize are in flight, then restarted on the same data directory. Nothing
 //! partial is visible, every unfinished upload resumes from the parts its status reports, and
-//! everything committed is intact (downloaded and decrypted).
+//! everything committed is intact (downloaded and decrypted); blobs and parts no metadata
+//! references are removed at the restart.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -124,9 +125,30 @@ async fn kill_9_mid_upload_then_resume() {
         let _ = t.await;
     }
 
+    // What a crash between a metadata change and its blob deletions leaves: a blob and the
+    // parts of an upload that no metadata references.
+    let blob_root = data.path().join(coffer_server::BLOB_DIR);
+    let orphan_blob = blob_root
+        .join("blobs")
+        .join(format!("c-{}", "ab".repeat(16)));
+    let orphan_parts = blob_root.join("parts").join("cd".repeat(16));
+    for dir in [&orphan_blob, &orphan_parts] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("0"), b"debris").unwrap();
+    }
+
     // Restart on the same data directory.
     let p2 = Process::spawn(data.path());
     p2.wait_ready().await;
+    // The orphan scan runs at start.
+    for _ in 0..100 {
+        if !orphan_blob.exists() && !orphan_parts.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!orphan_blob.exists(), "an orphaned blob survived the start");
+    assert!(!orphan_parts.exists(), "orphaned parts survived the start");
     let http = Http::new(&p2.url);
     // The session survived (it is stored), and what was committed is intact.
     assert_eq!(alice.download(&http, &kept).await, kept_plain);

@@ -505,6 +505,20 @@ pub async fn collect_garbage(state: &AppState, now: u64) {
     }
 }
 
+/// The orphan scan ([`crate::store::collect_orphans`], run by the server's maintenance): removes
+/// the blobs and upload parts that no metadata references, the debris of a crash or of a
+/// request dropped between a metadata change and the blob deletions it called for. What it
+/// removed is logged; a failure is logged and left to the next scan.
+pub async fn collect_orphans(state: &AppState) {
+    match crate::store::collect_orphans(&*state.meta, &*state.blobs).await {
+        Ok(o) if o.blobs > 0 || o.uploads > 0 => {
+            tracing::info!(blobs = o.blobs, uploads = o.uploads, "orphans removed");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "orphan scan failed"),
+    }
+}
+
 /// Deletes the parts and the (possibly assembled) blob of a deleted upload; failures are
 /// logged and left to the orphan scan.
 pub async fn delete_upload_blobs(state: &AppState, upload: &crate::store::Upload) {

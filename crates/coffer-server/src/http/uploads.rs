@@ -512,23 +512,3 @@ async fn replayed_finalize(
         },
     ))
 }
-
-/// Removes blobs and upload parts that no metadata references (left by a crash between the
-/// blob and the metadata step of a finalize or a deletion). Safe while serving: a blob of a live
-/// upload or node is in use, and parts of a live upload belong to an existing upload row.
-pub async fn collect_orphans(state: &AppState) {
-    if let Ok(keys) = state.blobs.list_blobs().await {
-        for k in keys {
-            if matches!(state.meta.blob_key_in_use(&k).await, Ok(false)) {
-                let _ = state.blobs.delete_blob(&k).await;
-            }
-        }
-    }
-    if let Ok(ids) = state.blobs.list_uploads().await {
-        for id in ids {
-            if matches!(state.meta.upload_exists(id).await, Ok(false)) {
-                let _ = state.blobs.delete_parts(id).await;
-            }
-        }
-    }
-}
