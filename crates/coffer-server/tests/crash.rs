@@ -2,7 +2,8 @@
 //! part writes and a finalize are in flight, then restarted on the same data directory. Nothing
 //! partial is visible, every unfinished upload resumes from the parts its status reports, and
 //! everything committed is intact (downloaded and decrypted); blobs and parts no metadata
-//! references are removed at the restart.
+//! references are removed at the restart. And a client that goes away mid-request does not
+//! leave the deletions of a committed change half-done.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -209,4 +210,118 @@ async fn kill_9_mid_upload_then_resume() {
     let all = alice.children(&http, folder.id).await;
     assert_eq!(all.len(), 1 + pending.len());
     drop(p2);
+}
+
+/// A local blob store whose deletions take 300 ms: long enough for a client to give up first.
+struct SlowDeletes(coffer_server::store::local::LocalBlobStore);
+
+#[async_trait::async_trait]
+impl coffer_server::store::BlobStore for SlowDeletes {
+    async fn put_part(
+        &self,
+        upload_id: coffer_core::ids::UploadId,
+        index: u64,
+        body: coffer_server::store::ByteStream,
+        max_len: u64,
+    ) -> coffer_server::store::StoreResult<coffer_server::store::PartStored> {
+        self.0.put_part(upload_id, index, body, max_len).await
+    }
+    async fn list_parts(
+        &self,
+        upload_id: coffer_core::ids::UploadId,
+    ) -> coffer_server::store::StoreResult<Vec<(u64, u64)>> {
+        self.0.list_parts(upload_id).await
+    }
+    async fn assemble(
+        &self,
+        upload_id: coffer_core::ids::UploadId,
+        part_count: u64,
+        key: &str,
+    ) -> coffer_server::store::StoreResult<u64> {
+        self.0.assemble(upload_id, part_count, key).await
+    }
+    async fn blob_length(&self, key: &str) -> coffer_server::store::StoreResult<Option<u64>> {
+        self.0.blob_length(key).await
+    }
+    async fn read(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> coffer_server::store::StoreResult<coffer_server::store::BlobRead> {
+        self.0.read(key, range).await
+    }
+    async fn delete_blob(&self, key: &str) -> coffer_server::store::StoreResult<bool> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.0.delete_blob(key).await
+    }
+    async fn delete_parts(
+        &self,
+        upload_id: coffer_core::ids::UploadId,
+    ) -> coffer_server::store::StoreResult<()> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.0.delete_parts(upload_id).await
+    }
+    async fn list_blobs(&self) -> coffer_server::store::StoreResult<Vec<String>> {
+        self.0.list_blobs().await
+    }
+    async fn list_uploads(
+        &self,
+    ) -> coffer_server::store::StoreResult<Vec<coffer_core::ids::UploadId>> {
+        self.0.list_uploads().await
+    }
+}
+
+/// A client that goes away mid-request (here: after 100 ms, while the server deletes) does not
+/// stop the deletions that follow a committed metadata change half-way: aborting an upload
+/// whose client gives up still removes its parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_finish_when_the_client_goes_away() {
+    use coffer_server::store::BlobStore as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = test_config(dir.path());
+    let setup = coffer_server::load_or_create_server_setup(dir.path()).expect("setup");
+    let (meta, _) = coffer_server::open_stores(&config).await.expect("stores");
+    let blobs = std::sync::Arc::new(SlowDeletes(
+        coffer_server::store::local::LocalBlobStore::open(dir.path().join("slow-blobs"))
+            .await
+            .expect("blobs"),
+    ));
+    let handle = coffer_server::serve_with(config, meta, blobs.clone(), setup)
+        .await
+        .expect("serve");
+    let base = format!("http://{}", handle.local_addr());
+    let http = Http::new(&base);
+    let alice = new_user(&http, "leaver").await;
+    let (node, ct) = alice.file_record(&alice.root, "abandoned", &random_bytes(2 * 1024 * 1024), 1);
+    let st = alice
+        .upload_create(&http, &node, alice.root.id, ct.len() as u64)
+        .await;
+    http.put_part(
+        &format!("/v1/uploads/{}/parts/0", st.upload_id),
+        alice.t(),
+        ct[..PART as usize].to_vec(),
+    )
+    .await
+    .ok::<api::PartStored>(200);
+    assert_eq!(blobs.list_uploads().await.unwrap(), vec![st.upload_id]);
+
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .delete(format!("{base}/v1/uploads/{}", st.upload_id))
+        .bearer_auth(&alice.token)
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up before the answer");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        blobs.list_uploads().await.unwrap().is_empty(),
+        "the parts of the aborted upload were left behind"
+    );
+    http.get(&format!("/v1/uploads/{}", st.upload_id), alice.t())
+        .await
+        .expect(ProblemKind::NotFound);
+    handle.shutdown().await.expect("shutdown");
 }

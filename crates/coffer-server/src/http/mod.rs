@@ -532,14 +532,28 @@ pub async fn delete_upload_blobs(state: &AppState, upload: &crate::store::Upload
 }
 
 /// Deletes what a store removal returned: content blobs and the parts of unfinished uploads.
+/// The deletions run to their end even if the request is dropped meanwhile ([`to_completion`]).
 pub async fn delete_removed_blobs(state: &AppState, removed: &crate::store::Removed) {
-    for key in &removed.blob_keys {
-        if let Err(e) = state.blobs.delete_blob(key).await {
-            tracing::warn!(error = %e, "deleting a blob failed");
+    let (state, removed) = (state.clone(), removed.clone());
+    to_completion(async move {
+        for key in &removed.blob_keys {
+            if let Err(e) = state.blobs.delete_blob(key).await {
+                tracing::warn!(error = %e, "deleting a blob failed");
+            }
         }
-    }
-    for upload in &removed.uploads {
-        delete_upload_blobs(state, upload).await;
+        for upload in &removed.uploads {
+            delete_upload_blobs(&state, upload).await;
+        }
+    })
+    .await;
+}
+
+/// Runs `work` to its end on a task of its own and waits for it. A request's future is dropped
+/// when its client goes away; the blob deletions that follow a committed metadata change must
+/// not stop half-way then (what they would leave is only found by the next orphan scan).
+pub(crate) async fn to_completion(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Err(e) = tokio::spawn(work).await {
+        tracing::warn!(error = %e, "clean-up task failed");
     }
 }
 

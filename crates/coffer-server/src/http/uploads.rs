@@ -350,8 +350,8 @@ pub(crate) async fn abort(state: &AppState, id: UploadId) -> ApiResult<()> {
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
-    let _ = state.blobs.delete_parts(id).await;
-    let _ = state.blobs.delete_blob(&u.blob_key).await;
+    let state = state.clone();
+    super::to_completion(async move { super::delete_upload_blobs(&state, &u).await }).await;
     Ok(())
 }
 

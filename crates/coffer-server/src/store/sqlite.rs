@@ -1983,7 +1983,9 @@ impl MetadataStore for SqliteMetadataStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        self.purge_deleted_pages().await;
+        // To its end even if this future is dropped: the deleted rows leave the WAL now.
+        let this = self.clone();
+        let _ = tokio::spawn(async move { this.purge_deleted_pages().await }).await;
         Ok(removed)
     }
 
