@@ -532,7 +532,7 @@ pub async fn delete_upload_blobs(state: &AppState, upload: &crate::store::Upload
 }
 
 /// Deletes what a store removal returned: content blobs and the parts of unfinished uploads.
-/// The deletions run to their end even if the request is dropped meanwhile ([`to_completion`]).
+/// The deletions run to their end even if the request is dropped meanwhile (`to_completion`).
 pub async fn delete_removed_blobs(state: &AppState, removed: &crate::store::Removed) {
     let (state, removed) = (state.clone(), removed.clone());
     to_completion(async move {
