@@ -256,3 +256,63 @@ async fn hostile_parts() {
     assert_eq!(s.present.to_vec(), vec![0]);
     assert!(http.healthy().await);
 }
+
+/// A body a little over its endpoint's limit gets its `413` after the server has read it, on a
+/// connection that stays open: a client that writes its whole body before reading the answer
+/// sees the `413` (not a connection reset mid-write), and its next request is served on the
+/// same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_answered_after_it_is_read() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let srv = TestServer::start().await;
+    let addr = srv.handle.local_addr();
+    let limit = <api::RegisterStartRequest as api::Body>::MAX_LEN;
+    let body = vec![0x41u8; limit + 1];
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /v1/accounts/register/start HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        api::CBOR_CONTENT_TYPE,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    // Long enough for a server that answers at once to have answered and closed.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for piece in body.chunks(1024) {
+        conn.write_all(piece)
+            .await
+            .expect("the server reads the body");
+    }
+    let first = read_response(&mut conn).await;
+    assert!(first.starts_with("HTTP/1.1 413"), "{first}");
+    conn.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("second request");
+    let second = read_response(&mut conn).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+
+    /// One response (head and `Content-Length` body) as text.
+    async fn read_response(conn: &mut tokio::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            let n = conn.read(&mut byte).await.expect("read");
+            assert_eq!(
+                n,
+                1,
+                "connection closed after {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse().expect("length"));
+        let mut rest = vec![0u8; len];
+        conn.read_exact(&mut rest).await.expect("body");
+        buf.extend_from_slice(&rest);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! [`Cbor<T>`] extracts one request body: the media type must be `application/cbor` (`415`),
 //! the body must fit `T::MAX_LEN` (`413`, decided from `Content-Length` before reading, and
-//! enforced while reading a body without one), and it must decode with `T::from_bytes`, the
+//! enforced while reading a body without one; a declared body up to 1 MiB is read and discarded
+//! first, so that the client gets the answer), and it must decode with `T::from_bytes`, the
 //! strict decoder that also applies the structural rules (`400 malformed-body`).
 //! [`NoBody`] enforces "no body" endpoints. [`CborResponse`] writes a body.
 //!
@@ -65,6 +66,18 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// A body declared longer than its endpoint's limit, but at most this long, is still read (and
+/// discarded) before the `413` is sent: hyper closes a connection whose request body was left
+/// unread, and a client that writes its whole body before reading the answer (most HTTP/1.1
+/// clients) then meets a reset connection instead of the `413`. A longer body is not read.
+const DRAIN_MAX: u64 = 1 << 20;
+
+/// Reads `body` to its end (at most its declared length, which hyper enforces), keeping nothing.
+async fn discard(mut body: AxumBody) {
+    use http_body_util::BodyExt as _;
+    while let Some(Ok(_)) = body.frame().await {}
+}
+
 /// Reads a whole body of at most `limit` bytes.
 ///
 /// # Errors
@@ -77,6 +90,9 @@ pub async fn read_limited(
 ) -> Result<bytes::Bytes, ApiError> {
     if let Some(len) = content_length(headers)? {
         if len > limit as u64 {
+            if len <= DRAIN_MAX {
+                discard(body).await;
+            }
             return Err(too_large(limit));
         }
     }
