@@ -14,6 +14,17 @@ use coffer_core::api::{self, ProblemKind};
 use coffer_core::encoding::ByteBuf;
 use common::*;
 
+/// Stores part 0 of the ciphertext `ct` for `upload`.
+async fn put_part0(http: &Http, user: &User, upload: coffer_core::ids::UploadId, ct: &[u8]) {
+    http.put_part(
+        &format!("/v1/uploads/{upload}/parts/0"),
+        user.t(),
+        ct[..PART as usize].to_vec(),
+    )
+    .await
+    .ok::<api::PartStored>(200);
+}
+
 struct Pending {
     node: Node,
     ct: Vec<u8>,
@@ -43,13 +54,7 @@ async fn kill_9_mid_upload_then_resume() {
             .upload_create(&http, &node, folder.id, ct.len() as u64)
             .await;
         assert_eq!(st.part_count, 3);
-        http.put_part(
-            &format!("/v1/uploads/{}/parts/0", st.upload_id),
-            alice.t(),
-            ct[..PART as usize].to_vec(),
-        )
-        .await
-        .ok::<api::PartStored>(200);
+        put_part0(&http, &alice, st.upload_id, &ct).await;
         pending.push(Pending {
             node,
             ct,
@@ -296,13 +301,7 @@ async fn deletions_finish_when_the_client_goes_away() {
     let st = alice
         .upload_create(&http, &node, alice.root.id, ct.len() as u64)
         .await;
-    http.put_part(
-        &format!("/v1/uploads/{}/parts/0", st.upload_id),
-        alice.t(),
-        ct[..PART as usize].to_vec(),
-    )
-    .await
-    .ok::<api::PartStored>(200);
+    put_part0(&http, &alice, st.upload_id, &ct).await;
     assert_eq!(blobs.list_uploads().await.unwrap(), vec![st.upload_id]);
 
     let impatient = reqwest::Client::builder()

@@ -94,38 +94,37 @@ fn next_revision(n: &NodeWrite) -> NodeWrite {
     out
 }
 
+/// The registration handshake reserving `name` at `now`, and the account it then creates.
+fn new_registration(name: &str, now: u64) -> (Handshake, NewAccount) {
+    let account_id = AccountId::from_bytes(fresh16());
+    let handshake = Handshake {
+        id: fresh16(),
+        kind: HandshakeKind::Registration,
+        username: Some(name.to_owned()),
+        account_id: Some(account_id),
+        session_id: None,
+        state: Vec::new(),
+        expires_at: now + 300,
+    };
+    let account = NewAccount {
+        account_id,
+        username: name.to_owned(),
+        password_file: b"password-file-0".to_vec(),
+        key_bundle: b"kb-0".to_vec(),
+        identity: b"identity-0".to_vec(),
+        root: node_write(account_id, None, NodeKind::Folder, 1),
+        created_at: now,
+    };
+    (handshake, account)
+}
+
 /// Registers an account named `name` at `now`.
 pub async fn register(m: &dyn MetadataStore, name: &str, now: u64) -> Account {
-    let account_id = AccountId::from_bytes(fresh16());
-    m.put_handshake(
-        Handshake {
-            id: fresh16(),
-            kind: HandshakeKind::Registration,
-            username: Some(name.to_owned()),
-            account_id: Some(account_id),
-            session_id: None,
-            state: Vec::new(),
-            expires_at: now + 300,
-        },
-        now,
-    )
-    .await
-    .expect("reserve");
-    let root = node_write(account_id, None, NodeKind::Folder, 1);
-    m.create_account(
-        NewAccount {
-            account_id,
-            username: name.to_owned(),
-            password_file: b"password-file-0".to_vec(),
-            key_bundle: b"kb-0".to_vec(),
-            identity: b"identity-0".to_vec(),
-            root,
-            created_at: now,
-        },
-        now,
-    )
-    .await
-    .expect("create account")
+    let (handshake, account) = new_registration(name, now);
+    m.put_handshake(handshake, now).await.expect("reserve");
+    m.create_account(account, now)
+        .await
+        .expect("create account")
 }
 
 fn new_upload(
@@ -2986,35 +2985,10 @@ pub async fn dropped_operations_leave_the_store_usable(h: &dyn Harness) {
                 let _ = tokio::time::timeout(delay, op).await;
             }
             2 => {
-                let account_id = AccountId::from_bytes(fresh16());
-                let username = format!("dropped{i}");
+                let (handshake, account) = new_registration(&format!("dropped{i}"), T0);
                 let op = async {
-                    m.put_handshake(
-                        Handshake {
-                            id: fresh16(),
-                            kind: HandshakeKind::Registration,
-                            username: Some(username.clone()),
-                            account_id: Some(account_id),
-                            session_id: None,
-                            state: Vec::new(),
-                            expires_at: T0 + 300,
-                        },
-                        T0,
-                    )
-                    .await?;
-                    m.create_account(
-                        NewAccount {
-                            account_id,
-                            username,
-                            password_file: b"password-file-0".to_vec(),
-                            key_bundle: b"kb-0".to_vec(),
-                            identity: b"identity-0".to_vec(),
-                            root: node_write(account_id, None, NodeKind::Folder, 1),
-                            created_at: T0,
-                        },
-                        T0,
-                    )
-                    .await
+                    m.put_handshake(handshake, T0).await?;
+                    m.create_account(account, T0).await
                 };
                 let _ = tokio::time::timeout(delay, op).await;
             }
