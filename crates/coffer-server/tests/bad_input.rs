@@ -257,62 +257,104 @@ async fn hostile_parts() {
     assert!(http.healthy().await);
 }
 
-/// A body a little over its endpoint's limit gets its `413` after the server has read it, on a
-/// connection that stays open: a client that writes its whole body before reading the answer
-/// sees the `413` (not a connection reset mid-write), and its next request is served on the
-/// same connection.
+/// A refused body a client writes whole before reading the answer: the refusal comes after the
+/// server has read the body, on a connection that stays open. A body a little over its
+/// endpoint's limit gets its `413` (not a connection reset mid-write), a part of the wrong
+/// length or index its `400`, and the next request is served on the same connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_body_is_answered_after_it_is_read() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+async fn refused_bodies_are_answered_after_they_are_read() {
     let srv = TestServer::start().await;
     let addr = srv.handle.local_addr();
     let limit = <api::RegisterStartRequest as api::Body>::MAX_LEN;
-    let body = vec![0x41u8; limit + 1];
-    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let head = format!(
-        "POST /v1/accounts/register/start HTTP/1.1\r\nHost: {addr}\r\n\
-         Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
-        api::CBOR_CONTENT_TYPE,
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.expect("head");
-    // Long enough for a server that answers at once to have answered and closed.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    for piece in body.chunks(1024) {
-        conn.write_all(piece)
-            .await
-            .expect("the server reads the body");
-    }
-    let first = read_response(&mut conn).await;
+    let head = format!("Content-Type: {}\r\n", api::CBOR_CONTENT_TYPE);
+    let first =
+        refused_then_served(addr, "POST /v1/accounts/register/start", &head, limit + 1).await;
     assert!(first.starts_with("HTTP/1.1 413"), "{first}");
+
+    let http = srv.http();
+    let alice = new_user(&http, "writer").await;
+    let (node, ct) = alice.file_record(&alice.root, "parts", &random_bytes(3 * PART as usize), 1);
+    let st = alice
+        .upload_create(&http, &node, alice.root.id, ct.len() as u64)
+        .await;
+    let head = format!(
+        "Authorization: Bearer {}\r\nContent-Type: {}\r\n",
+        alice.token,
+        api::OCTET_STREAM_CONTENT_TYPE
+    );
+    let part = |i: u64| format!("PUT /v1/uploads/{}/parts/{i}", st.upload_id);
+    for (what, request, len) in [
+        ("one byte short", part(0), PART - 1),
+        ("one byte long", part(0), PART + 1),
+        ("past the end", part(9), PART),
+    ] {
+        let len = usize::try_from(len).unwrap();
+        let answer = refused_then_served(addr, &request, &head, len).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{what}: {answer}");
+    }
+}
+
+/// Sends `request` (method and path) with the extra header lines `head` and a body of `len`
+/// bytes: the head, a pause in which a server that answers at once would have answered and
+/// closed, then the body. Returns the answer, after checking that a second request on the same
+/// connection is served.
+async fn refused_then_served(
+    addr: std::net::SocketAddr,
+    request: &str,
+    head: &str,
+    len: usize,
+) -> String {
+    use tokio::io::AsyncWriteExt as _;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("{request} HTTP/1.1\r\nHost: {addr}\r\n{head}Content-Length: {len}\r\n\r\n");
+    conn.write_all(head.as_bytes()).await.expect("head");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for piece in vec![0x41u8; len].chunks(64 * 1024) {
+        if let Err(e) = conn.write_all(piece).await {
+            let mut early = vec![0u8; 4096];
+            let n = tokio::io::AsyncReadExt::read(&mut conn, &mut early)
+                .await
+                .unwrap_or(0);
+            panic!(
+                "{request}: the server did not read the body ({e}); it answered {:?}",
+                String::from_utf8_lossy(&early[..n])
+            );
+        }
+    }
+    let answer = read_response(&mut conn).await;
     conn.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .expect("second request");
     let second = read_response(&mut conn).await;
-    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "after {answer}: {second}"
+    );
+    answer
+}
 
-    /// One response (head and `Content-Length` body) as text.
-    async fn read_response(conn: &mut tokio::net::TcpStream) -> String {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !buf.ends_with(b"\r\n\r\n") {
-            let n = conn.read(&mut byte).await.expect("read");
-            assert_eq!(
-                n,
-                1,
-                "connection closed after {:?}",
-                String::from_utf8_lossy(&buf)
-            );
-            buf.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&buf).to_lowercase();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .map_or(0, |v| v.trim().parse().expect("length"));
-        let mut rest = vec![0u8; len];
-        conn.read_exact(&mut rest).await.expect("body");
-        buf.extend_from_slice(&rest);
-        String::from_utf8_lossy(&buf).into_owned()
+/// One response (head and `Content-Length` body) as text.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = conn.read(&mut byte).await.expect("read");
+        assert_eq!(
+            n,
+            1,
+            "connection closed after {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.push(byte[0]);
     }
+    let head = String::from_utf8_lossy(&buf).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse().expect("length"));
+    let mut rest = vec![0u8; len];
+    conn.read_exact(&mut rest).await.expect("body");
+    buf.extend_from_slice(&rest);
+    String::from_utf8_lossy(&buf).into_owned()
 }

@@ -66,16 +66,21 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// A body declared longer than its endpoint's limit, but at most this long, is still read (and
-/// discarded) before the `413` is sent: hyper closes a connection whose request body was left
-/// unread, and a client that writes its whole body before reading the answer (most HTTP/1.1
-/// clients) then meets a reset connection instead of the `413`. A longer body is not read.
+/// A refused body declared at most this long is still read (and discarded) before the refusal
+/// is sent: hyper closes a connection whose request body was left unread, and a client that
+/// writes its whole body before reading the answer (most HTTP/1.1 clients) then meets a reset
+/// connection instead of the `413` or `400`. A longer body is not read.
 const DRAIN_MAX: u64 = 1 << 20;
 
-/// Reads `body` to its end (at most its declared length, which hyper enforces), keeping nothing.
-async fn discard(mut body: AxumBody) {
+/// Before a refusal decided from the headers: reads `body`, declared `declared` bytes long, to
+/// its end and keeps nothing, if it is at most [`DRAIN_MAX`] longer than `accepted` (what the
+/// caller would accept from this client anyway, such as a part of its upload; 0 for none).
+/// hyper stops a body at its declared length.
+pub(crate) async fn discard_declared(declared: u64, mut body: AxumBody, accepted: u64) {
     use http_body_util::BodyExt as _;
-    while let Some(Ok(_)) = body.frame().await {}
+    if declared <= accepted.saturating_add(DRAIN_MAX) {
+        while let Some(Ok(_)) = body.frame().await {}
+    }
 }
 
 /// Reads a whole body of at most `limit` bytes.
@@ -90,9 +95,7 @@ pub async fn read_limited(
 ) -> Result<bytes::Bytes, ApiError> {
     if let Some(len) = content_length(headers)? {
         if len > limit as u64 {
-            if len <= DRAIN_MAX {
-                discard(body).await;
-            }
+            discard_declared(len, body, 0).await;
             return Err(too_large(limit));
         }
     }

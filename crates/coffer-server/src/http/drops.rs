@@ -376,7 +376,13 @@ pub(crate) async fn put_drop_part(
 ) -> ApiResult<Response> {
     let index = parse_index(index)?;
     let announced = part_headers(headers)?;
-    let u = link_upload(state, link.link.link_id, upload).await?;
+    let u = match link_upload(state, link.link.link_id, upload).await {
+        Ok(u) => u,
+        Err(e) => {
+            super::body::discard_declared(announced, body, 0).await;
+            return Err(e);
+        }
+    };
     let stored = store_part(state, &u, index, announced, body).await?;
     Ok(cbor(StatusCode::OK, &stored))
 }

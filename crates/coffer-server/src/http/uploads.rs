@@ -266,15 +266,21 @@ pub(crate) async fn store_part(
             "the part's length is not its required length",
         )
     };
-    let want = u.part_length(index).ok_or_else(|| {
-        problem(
+    let refusal = match u.part_length(index) {
+        None => Some(problem(
             ProblemKind::InvalidParameter,
             "part index not below the part count",
-        )
-    })?;
-    if announced != want {
-        return Err(wrong());
+        )),
+        Some(want) if announced != want => Some(wrong()),
+        Some(_) => None,
+    };
+    if let Some(refusal) = refusal {
+        // Read first if not much longer than a part (what the client could send anyway), so
+        // that the client gets the answer (see `body::discard_declared`).
+        super::body::discard_declared(announced, body, u.upload.part_size).await;
+        return Err(refusal);
     }
+    let want = announced;
     let stream = body
         .into_data_stream()
         .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e));
@@ -326,7 +332,13 @@ pub(crate) async fn put_part(
     let id = path_id::<UploadId>(&id)?;
     let index = parse_index(&index)?;
     let announced = part_headers(&headers)?;
-    let u = own_upload(&state, caller.account_id, id).await?;
+    let u = match own_upload(&state, caller.account_id, id).await {
+        Ok(u) => u,
+        Err(e) => {
+            super::body::discard_declared(announced, body, 0).await;
+            return Err(e);
+        }
+    };
     let stored = store_part(&state, &u, index, announced, body).await?;
     Ok(cbor(StatusCode::OK, &stored))
 }
