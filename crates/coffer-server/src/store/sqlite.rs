@@ -1985,7 +1985,11 @@ impl MetadataStore for SqliteMetadataStore {
         tx.commit().await.map_err(db)?;
         // To its end even if this future is dropped: the deleted rows leave the WAL now.
         let this = self.clone();
-        let _ = tokio::spawn(async move { this.purge_deleted_pages().await }).await;
+        let _ = to_completion(async move {
+            this.purge_deleted_pages().await;
+            Ok(())
+        })
+        .await;
         Ok(removed)
     }
 
