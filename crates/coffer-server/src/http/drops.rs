@@ -350,7 +350,7 @@ fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
     Ok(())
 }
 
-/// A live drop upload of this link, or `404`.
+/// A live drop upload of this link with its parts, or `404`.
 async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<Upload> {
     let id = path_id::<UploadId>(id)?;
     let u = state
@@ -359,8 +359,27 @@ async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<U
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
-    match &u.upload.target {
-        UploadTarget::Drop { link_id: l, .. } if *l == link_id => Ok(u),
+    check_link_upload(&u.upload, link_id)?;
+    Ok(u)
+}
+
+/// A live drop upload of this link without its parts (what a part request needs), or `404`.
+async fn link_upload_head(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<NewUpload> {
+    let id = path_id::<UploadId>(id)?;
+    let u = state
+        .meta
+        .upload_head(id, state.now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    check_link_upload(&u, link_id)?;
+    Ok(u)
+}
+
+/// `404` unless `u` is a drop of link `link_id`.
+fn check_link_upload(u: &NewUpload, link_id: LinkId) -> ApiResult<()> {
+    match &u.target {
+        UploadTarget::Drop { link_id: l, .. } if *l == link_id => Ok(()),
         _ => Err(not_found()),
     }
 }
@@ -376,7 +395,7 @@ pub(crate) async fn put_drop_part(
 ) -> ApiResult<Response> {
     let index = parse_index(index)?;
     let announced = part_headers(headers)?;
-    let u = match link_upload(state, link.link.link_id, upload).await {
+    let u = match link_upload_head(state, link.link.link_id, upload).await {
         Ok(u) => u,
         Err(e) => {
             super::body::discard_declared(announced, body, 0).await;

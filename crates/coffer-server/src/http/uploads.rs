@@ -105,8 +105,7 @@ pub(crate) fn lapse_times(now: u64) -> (u64, u64) {
     )
 }
 
-/// The live node upload `id` of `caller`, or `404`. Write access to its target is re-checked
-/// (a member removed mid-upload no longer sees it).
+/// The live node upload `id` of `caller` with its parts, or `404` (see [`check_own`]).
 async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiResult<Upload> {
     let u = state
         .meta
@@ -114,12 +113,36 @@ async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiRes
         .await
         .map_err(store_error)?
         .ok_or_else(not_found)?;
-    if u.upload.creator != Some(caller) {
+    check_own(state, caller, &u.upload).await?;
+    Ok(u)
+}
+
+/// The live node upload `id` of `caller` without its parts (what a part request needs: its
+/// cost does not grow with the parts present), or `404` (see [`check_own`]).
+async fn own_upload_head(
+    state: &AppState,
+    caller: AccountId,
+    id: UploadId,
+) -> ApiResult<NewUpload> {
+    let u = state
+        .meta
+        .upload_head(id, state.now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)?;
+    check_own(state, caller, &u).await?;
+    Ok(u)
+}
+
+/// `404` unless `u` is a node upload created by `caller`, who can still write its target
+/// (a member removed mid-upload no longer sees it).
+async fn check_own(state: &AppState, caller: AccountId, u: &NewUpload) -> ApiResult<()> {
+    if u.creator != Some(caller) {
         return Err(not_found());
     }
     let UploadTarget::Node {
         node_id, parent_id, ..
-    } = &u.upload.target
+    } = &u.target
     else {
         return Err(not_found());
     };
@@ -133,7 +156,7 @@ async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiRes
             .ok_or_else(not_found)?,
     };
     match access(state, caller, &target).await? {
-        Some(a) if a.can_write() => Ok(u),
+        Some(a) if a.can_write() => Ok(()),
         _ => Err(not_found()),
     }
 }
@@ -255,7 +278,7 @@ pub(crate) fn part_headers(headers: &HeaderMap) -> ApiResult<u64> {
 /// `announced`; it must be the part's length exactly.
 pub(crate) async fn store_part(
     state: &AppState,
-    u: &Upload,
+    u: &NewUpload,
     index: u64,
     announced: u64,
     body: HttpBody,
@@ -277,14 +300,14 @@ pub(crate) async fn store_part(
     if let Some(refusal) = refusal {
         // Read first if not much longer than a part (what the client could send anyway), so
         // that the client gets the answer (see `body::discard_declared`).
-        super::body::discard_declared(announced, body, u.upload.part_size).await;
+        super::body::discard_declared(announced, body, u.part_size).await;
         return Err(refusal);
     }
     let want = announced;
     let stream = body
         .into_data_stream()
         .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e));
-    let id = u.upload.upload_id;
+    let id = u.upload_id;
     let stored = match state
         .blobs
         .put_part(id, index, Box::pin(stream), want)
@@ -332,7 +355,7 @@ pub(crate) async fn put_part(
     let id = path_id::<UploadId>(&id)?;
     let index = parse_index(&index)?;
     let announced = part_headers(&headers)?;
-    let u = match own_upload(&state, caller.account_id, id).await {
+    let u = match own_upload_head(&state, caller.account_id, id).await {
         Ok(u) => u,
         Err(e) => {
             super::body::discard_declared(announced, body, 0).await;

@@ -927,6 +927,13 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(self.lock().live_upload(&upload_id, now).cloned())
     }
 
+    async fn upload_head(&self, upload_id: UploadId, now: u64) -> StoreResult<Option<NewUpload>> {
+        Ok(self
+            .lock()
+            .live_upload(&upload_id, now)
+            .map(|u| u.upload.clone()))
+    }
+
     async fn record_part(
         &self,
         upload_id: UploadId,
@@ -934,7 +941,7 @@ impl MetadataStore for MemoryMetadataStore {
         length: u64,
         expires_at: u64,
         now: u64,
-    ) -> StoreResult<Upload> {
+    ) -> StoreResult<()> {
         self.tx(|s| {
             let u = s.live_upload(&upload_id, now).ok_or(StoreError::NotFound)?;
             if u.part_length(index) != Some(length) {
@@ -948,7 +955,7 @@ impl MetadataStore for MemoryMetadataStore {
                 Err(i) => u.parts.insert(i, (index, length)),
             }
             u.upload.expires_at = expires_at.min(u.upload.max_expires_at);
-            Ok(u.clone())
+            Ok(())
         })
     }
 

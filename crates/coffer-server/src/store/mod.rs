@@ -470,6 +470,24 @@ pub struct NewUpload {
     pub max_expires_at: u64,
 }
 
+impl NewUpload {
+    /// The number of parts of the upload's shape.
+    #[must_use]
+    pub fn part_count(&self) -> u64 {
+        if self.part_size == 0 {
+            0
+        } else {
+            self.total_length.div_ceil(self.part_size)
+        }
+    }
+
+    /// The required length of part `index` (§11.9.1), or `None` past the last part.
+    #[must_use]
+    pub fn part_length(&self, index: u64) -> Option<u64> {
+        part_length(self.total_length, self.part_size, index)
+    }
+}
+
 /// A stored, unfinished upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -496,18 +514,13 @@ impl Upload {
     /// The number of parts of the upload's shape.
     #[must_use]
     pub fn part_count(&self) -> u64 {
-        let u = &self.upload;
-        if u.part_size == 0 {
-            0
-        } else {
-            u.total_length.div_ceil(u.part_size)
-        }
+        self.upload.part_count()
     }
 
     /// The required length of part `index` (§11.9.1), or `None` past the last part.
     #[must_use]
     pub fn part_length(&self, index: u64) -> Option<u64> {
-        part_length(self.upload.total_length, self.upload.part_size, index)
+        self.upload.part_length(index)
     }
 
     /// Whether every part is present with its required length.
@@ -969,12 +982,18 @@ pub trait MetadataStore: Send + Sync {
         now: u64,
     ) -> StoreResult<UploadCreated>;
 
-    /// A live upload (`now` before its lapse time).
+    /// A live upload (`now` before its lapse time), with the list of its parts present.
     async fn upload(&self, upload_id: UploadId, now: u64) -> StoreResult<Option<Upload>>;
+
+    /// A live upload as [`MetadataStore::upload`] returns it, without the list of its parts:
+    /// what a part request needs. Its cost must not grow with the number of parts present (an
+    /// upload has up to `MAX_PARTS`, and every part request reads it).
+    async fn upload_head(&self, upload_id: UploadId, now: u64) -> StoreResult<Option<NewUpload>>;
 
     /// Records part `index` as stored with `length` bytes and moves the lapse time to
     /// `min(expires_at, max_expires_at)`. [`StoreError::NotFound`] for an unknown or lapsed
-    /// upload; [`StoreError::Invalid`] for an index or length outside the shape.
+    /// upload; [`StoreError::Invalid`] for an index or length outside the shape. Like
+    /// [`MetadataStore::upload_head`], its cost must not grow with the number of parts present.
     async fn record_part(
         &self,
         upload_id: UploadId,
@@ -982,7 +1001,7 @@ pub trait MetadataStore: Send + Sync {
         length: u64,
         expires_at: u64,
         now: u64,
-    ) -> StoreResult<Upload>;
+    ) -> StoreResult<()>;
 
     /// Finalizes a node upload (§11.9.5): every part present with its length
     /// ([`StoreError::UploadIncomplete`]); node absent ([`StoreError::AlreadyExists`]) or at

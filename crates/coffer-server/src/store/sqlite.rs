@@ -776,7 +776,8 @@ const UPLOAD_COLS: &str =
     "upload_id, creator, owner, node_id, parent_id, content_revision, link_id, envelope, \
      total_length, part_size, created_at, expires_at, max_expires_at, blob_key";
 
-async fn upload_from_row(c: &mut Conn, row: &SqliteRow) -> StoreResult<Upload> {
+/// The upload a row of `UPLOAD_COLS` holds, without its parts.
+fn upload_head_from_row(row: &SqliteRow) -> StoreResult<NewUpload> {
     let upload_id = UploadId::from_bytes(get_id(row, "upload_id")?);
     let target = match get_opt_id(row, "link_id")? {
         Some(l) => UploadTarget::Drop {
@@ -798,9 +799,25 @@ async fn upload_from_row(c: &mut Conn, row: &SqliteRow) -> StoreResult<Upload> {
             content_revision: get_u(row, "content_revision")?,
         },
     };
+    Ok(NewUpload {
+        upload_id,
+        creator: get_opt_id(row, "creator")?.map(AccountId::from_bytes),
+        owner: AccountId::from_bytes(get_id(row, "owner")?),
+        target,
+        total_length: get_u(row, "total_length")?,
+        part_size: get_u(row, "part_size")?,
+        created_at: get_u(row, "created_at")?,
+        expires_at: get_u(row, "expires_at")?,
+        max_expires_at: get_u(row, "max_expires_at")?,
+    })
+}
+
+/// The upload a row of `UPLOAD_COLS` holds, with its parts.
+async fn upload_from_row(c: &mut Conn, row: &SqliteRow) -> StoreResult<Upload> {
+    let upload = upload_head_from_row(row)?;
     let parts =
         sqlx::query("SELECT idx, length FROM upload_parts WHERE upload_id = ? ORDER BY idx")
-            .bind(&upload_id.as_bytes()[..])
+            .bind(&upload.upload_id.as_bytes()[..])
             .fetch_all(&mut *c)
             .await
             .map_err(db)?
@@ -808,17 +825,7 @@ async fn upload_from_row(c: &mut Conn, row: &SqliteRow) -> StoreResult<Upload> {
             .map(|r| Ok((get_u(r, "idx")?, get_u(r, "length")?)))
             .collect::<StoreResult<Vec<_>>>()?;
     Ok(Upload {
-        upload: NewUpload {
-            upload_id,
-            creator: get_opt_id(row, "creator")?.map(AccountId::from_bytes),
-            owner: AccountId::from_bytes(get_id(row, "owner")?),
-            target,
-            total_length: get_u(row, "total_length")?,
-            part_size: get_u(row, "part_size")?,
-            created_at: get_u(row, "created_at")?,
-            expires_at: get_u(row, "expires_at")?,
-            max_expires_at: get_u(row, "max_expires_at")?,
-        },
+        upload,
         blob_key: row.try_get::<String, _>("blob_key").map_err(db)?,
         parts,
     })
@@ -848,6 +855,20 @@ async fn live_upload(c: &mut Conn, id: &UploadId, now: u64) -> StoreResult<Optio
     Ok(get_upload(c, id)
         .await?
         .filter(|u| u.upload.expires_at > now))
+}
+
+/// A live upload without its parts: one row, however many parts are present.
+async fn live_upload_head(c: &mut Conn, id: &UploadId, now: u64) -> StoreResult<Option<NewUpload>> {
+    let sql = format!("SELECT {UPLOAD_COLS} FROM uploads WHERE upload_id = ? AND expires_at > ?");
+    sqlx::query(&sql)
+        .bind(&id.as_bytes()[..])
+        .bind(i(now))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(upload_head_from_row)
+        .transpose()
 }
 
 async fn delete_uploads(c: &mut Conn, uploads: &[Upload]) -> StoreResult<()> {
@@ -2425,6 +2446,10 @@ impl MetadataStore for SqliteMetadataStore {
         commit!(tx, u)
     }
 
+    async fn upload_head(&self, upload_id: UploadId, now: u64) -> StoreResult<Option<NewUpload>> {
+        live_upload_head(&mut *self.read().await?, &upload_id, now).await
+    }
+
     async fn record_part(
         &self,
         upload_id: UploadId,
@@ -2432,9 +2457,9 @@ impl MetadataStore for SqliteMetadataStore {
         length: u64,
         expires_at: u64,
         now: u64,
-    ) -> StoreResult<Upload> {
+    ) -> StoreResult<()> {
         let mut tx = self.write().await?;
-        let mut up = live_upload(&mut tx, &upload_id, now)
+        let up = live_upload_head(&mut tx, &upload_id, now)
             .await?
             .ok_or(StoreError::NotFound)?;
         if up.part_length(index) != Some(length) {
@@ -2452,19 +2477,13 @@ impl MetadataStore for SqliteMetadataStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        let exp = expires_at.min(up.upload.max_expires_at);
         sqlx::query("UPDATE uploads SET expires_at = ? WHERE upload_id = ?")
-            .bind(i(exp))
+            .bind(i(expires_at.min(up.max_expires_at)))
             .bind(uid)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        up.upload.expires_at = exp;
-        match up.parts.binary_search_by_key(&index, |p| p.0) {
-            Ok(k) => up.parts[k].1 = length,
-            Err(k) => up.parts.insert(k, (index, length)),
-        }
-        commit!(tx, up)
+        commit!(tx, ())
     }
 
     async fn finalize_upload(

@@ -1064,6 +1064,17 @@ pub async fn uploads_and_finalize(h: &dyn Harness) {
     let status = m.upload(uid, T0).await.expect("status").expect("live");
     assert_eq!(status.parts, vec![(1, 1000), (2, 500)]);
     assert!(!status.is_complete());
+    assert_eq!(
+        m.upload_head(uid, T0).await.expect("head"),
+        Some(status.upload.clone())
+    );
+    assert_eq!(
+        m.upload_head(UploadId::from_bytes(fresh16()), T0)
+            .await
+            .expect("head"),
+        None,
+        "an unknown upload has no head"
+    );
     // Oversized part: rejected, nothing replaced.
     assert!(s
         .blobs
@@ -1346,17 +1357,30 @@ pub async fn upload_expiry_and_gc(h: &dyn Harness) {
         .put_part(uid, 0, bytes_stream(content(1000, 1)), PS)
         .await
         .expect("put");
-    // A part write moves the lapse time, never past the maximum.
-    let u = m
-        .record_part(uid, 0, 1000, T0 + 100 * DAY, T0 + 10)
+    // A part write moves the lapse time, never past the maximum; the upload with and without
+    // its parts says so.
+    let lapse_after = |expires_at: u64| async move {
+        let head = m
+            .upload_head(uid, T0 + 10)
+            .await
+            .expect("head")
+            .expect("live");
+        let full = m.upload(uid, T0 + 10).await.expect("get").expect("live");
+        assert_eq!(
+            head, full.upload,
+            "the head is the upload without its parts"
+        );
+        assert_eq!(full.parts, vec![(0, 1000)]);
+        assert_eq!(head.expires_at, expires_at);
+    };
+    m.record_part(uid, 0, 1000, T0 + 100 * DAY, T0 + 10)
         .await
         .expect("record");
-    assert_eq!(u.upload.expires_at, T0 + 7 * DAY);
-    let u = m
-        .record_part(uid, 0, 1000, T0 + 10 + DAY, T0 + 10)
+    lapse_after(T0 + 7 * DAY).await;
+    m.record_part(uid, 0, 1000, T0 + 10 + DAY, T0 + 10)
         .await
         .expect("record");
-    assert_eq!(u.upload.expires_at, T0 + 10 + DAY);
+    lapse_after(T0 + 10 + DAY).await;
     assert_eq!(
         m.expired_uploads(T0 + 10 + DAY - 1, 100)
             .await
@@ -1364,6 +1388,11 @@ pub async fn upload_expiry_and_gc(h: &dyn Harness) {
         vec![]
     );
     let lapse = T0 + 10 + DAY;
+    assert_eq!(
+        m.upload_head(uid, lapse).await.expect("head"),
+        None,
+        "lapsed uploads are not served"
+    );
     assert_eq!(
         m.upload(uid, lapse).await.expect("get"),
         None,
