@@ -1188,6 +1188,7 @@ impl Client {
                 &tx,
             )
         });
+        let journal = self.config().sent_journal(&state)?;
         let state = Arc::new(tokio::sync::Mutex::new(state));
         let sent_now = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -1195,6 +1196,7 @@ impl Client {
         });
         let work = stream
             .map(|job| {
+                let journal = &journal;
                 let sealer = Arc::clone(&sealer);
                 let state = Arc::clone(&state);
                 let bearer = bearer.clone();
@@ -1210,8 +1212,8 @@ impl Client {
                             .map_err(|e| Error::State(format!("encryption task: {e}")))??;
                     {
                         // Never send changed plaintext under the same nonces (§11.9.1): the
-                        // check is recorded before the part is first sent and compared before
-                        // it is sent again.
+                        // check is recorded durably before the part is first sent and compared
+                        // before it is sent again.
                         let mut st = state.lock().await;
                         match st.sent.get(&index) {
                             Some(d) if *d != check => {
@@ -1221,8 +1223,14 @@ impl Client {
                             }
                             Some(_) => {}
                             None => {
+                                let journal = journal.clone();
+                                let line = check.clone();
+                                tokio::task::spawn_blocking(move || journal.record(index, &line))
+                                    .await
+                                    .map_err(|e| {
+                                        Error::State(format!("upload state task: {e}"))
+                                    })??;
                                 st.sent.insert(index, check);
-                                self.config().save_upload(&st)?;
                             }
                         }
                     }

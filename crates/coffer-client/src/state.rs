@@ -25,7 +25,15 @@
 //! compares the check before sending it again (spec §11.9.1, resumption safety), and re-checks
 //! the parts already stored. The record is deleted on finalize. Its `format` is
 //! [`UPLOAD_STATE_FORMAT`]; state of another format (format 1 recorded SHA-256 of each part's
-//! plaintext) is never resumed: `put` aborts that upload and starts a new one.
+//! plaintext; format 2 kept every check in the record itself) is never resumed: `put` aborts
+//! that upload and starts a new one.
+//!
+//! The record is written once, when the upload starts. The check of each part sent afterwards
+//! is appended to its journal, `uploads/<key>.<upload-id>.sent` (one line `<index> <check>`),
+//! and synced before the part is first sent ([`SentJournal::record`]): rewriting the whole
+//! record for every part would cost O(parts²) over an upload of up to 10 000 parts. Loading
+//! merges the journal of the record's upload; a last line cut short by a crash is ignored (its
+//! part was never sent), any other damage refuses the state.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -49,9 +57,13 @@ pub const CONFIG_DIR_ENV: &str = "COFFER_CONFIG_DIR";
 pub const SESSION_FILE: &str = "session.json";
 /// The directory of upload state files in the config directory.
 pub const UPLOADS_DIR: &str = "uploads";
-/// The format of upload state this client writes and resumes (2: part checks are SHA-256 of
-/// the chunk tags; 1, or a missing field: SHA-256 of the part's plaintext).
-pub const UPLOAD_STATE_FORMAT: u32 = 2;
+/// The format of upload state this client writes and resumes (3: part checks are SHA-256 of
+/// the chunk tags, those recorded after the start in the upload's journal; 2: the same checks,
+/// all in the record; 1, or a missing field: SHA-256 of the part's plaintext).
+pub const UPLOAD_STATE_FORMAT: u32 = 3;
+
+/// The length of a part check in the upload state: SHA-256, lowercase hex.
+const CHECK_HEX_LEN: usize = 64;
 
 /// The client's config directory.
 #[derive(Debug, Clone)]
@@ -186,10 +198,22 @@ impl ConfigDir {
                 path.display()
             )));
         }
+        let mut s = s;
+        if s.format == UPLOAD_STATE_FORMAT {
+            let journal = self.sent_journal(&s)?.path;
+            match fs::read(&journal) {
+                Ok(bytes) => merge_sent_journal(&bytes, &mut s.sent).map_err(|e| {
+                    Error::State(format!("{} is damaged ({e}); delete it", journal.display()))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(format!("reading {}", journal.display()), e)),
+            }
+        }
         Ok(Some(s))
     }
 
-    /// Saves upload state (atomically, `0600`).
+    /// Saves upload state (atomically, `0600`). Checks recorded with
+    /// [`SentJournal::record`] since the last save stay in the journal.
     ///
     /// # Errors
     /// [`Error::Io`].
@@ -200,13 +224,148 @@ impl ConfigDir {
         write_private(&self.upload_path(&state.key), &json)
     }
 
-    /// Deletes upload state (no error when absent).
+    /// The journal of part checks of `state`'s upload (see the module docs).
+    ///
+    /// # Errors
+    /// [`Error::State`] when the state's upload id is damaged.
+    pub fn sent_journal(&self, state: &UploadState) -> Result<SentJournal> {
+        // Parsed, so that the name holds nothing but the id's base64url.
+        let upload_id = state.upload_id()?.to_b64();
+        Ok(SentJournal {
+            path: self
+                .path
+                .join(UPLOADS_DIR)
+                .join(format!("{}.{upload_id}.sent", state.key.id())),
+        })
+    }
+
+    /// Deletes upload state and its journals (no error when absent).
     ///
     /// # Errors
     /// [`Error::Io`].
     pub fn delete_upload(&self, key: &UploadKey) -> Result<()> {
-        remove_if_exists(&self.upload_path(key))
+        // The record first: a crash in between leaves a journal that no record names (each
+        // journal is named by its upload), never a record without its journal.
+        remove_if_exists(&self.upload_path(key))?;
+        let prefix = format!("{}.", key.id());
+        let dir = self.path.join(UPLOADS_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".sent") {
+                remove_if_exists(&entry.path())?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// The journal of the part checks of one upload, appended as parts are first sent (see the
+/// module docs).
+#[derive(Debug, Clone)]
+pub struct SentJournal {
+    path: PathBuf,
+}
+
+impl SentJournal {
+    /// The journal's file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records durably that part `index` is sent with `check` (64 lowercase hex digits):
+    /// appended and synced. Returns once the record survives a crash; only then may the part
+    /// be sent.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::State`] for a malformed check.
+    pub fn record(&self, index: u64, check: &str) -> Result<()> {
+        if !is_check(check) {
+            return Err(Error::State("malformed part check".into()));
+        }
+        let path = &self.path;
+        let ctx = |what: &str| format!("{what} {}", path.display());
+        let mut opts = fs::OpenOptions::new();
+        opts.append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        // Created here the first time: then the directory entry is synced too.
+        let (mut file, created) = match opts.clone().create_new(true).open(path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
+                opts.open(path).map_err(|e| Error::io(ctx("opening"), e))?,
+                false,
+            ),
+            Err(e) => return Err(Error::io(ctx("creating"), e)),
+        };
+        // One write of a whole line: a crash leaves at most this line cut short.
+        file.write_all(format!("{index} {check}\n").as_bytes())
+            .map_err(|e| Error::io(ctx("writing"), e))?;
+        file.sync_data().map_err(|e| Error::io(ctx("syncing"), e))?;
+        if created {
+            if let Some(dir) = path.parent() {
+                sync_dir(dir);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `check` is a part check as recorded: [`CHECK_HEX_LEN`] lowercase hex digits.
+fn is_check(check: &str) -> bool {
+    check.len() == CHECK_HEX_LEN
+        && check
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Adds the checks of a sent-parts journal to `sent`. Every line must be `<index> <check>`
+/// with a check that agrees with one already known for that index; a last line without its
+/// newline is a record cut short by a crash, before its part was sent, and is ignored.
+fn merge_sent_journal(
+    bytes: &[u8],
+    sent: &mut BTreeMap<u64, String>,
+) -> std::result::Result<(), String> {
+    let complete = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&bytes[..0], |end| &bytes[..end]);
+    if complete.is_empty() {
+        return Ok(());
+    }
+    for (n, line) in complete.split(|&b| b == b'\n').enumerate() {
+        let bad = || format!("line {} is not `<index> <check>`", n + 1);
+        let line = std::str::from_utf8(line).map_err(|_| bad())?;
+        let (index, check) = line.split_once(' ').ok_or_else(bad)?;
+        let index: u64 = index
+            .parse()
+            .ok()
+            .filter(|i: &u64| i.to_string() == index)
+            .ok_or_else(bad)?;
+        if !is_check(check) {
+            return Err(bad());
+        }
+        match sent.get(&index) {
+            Some(known) if known != check => {
+                return Err(format!("two different checks for part {index}"))
+            }
+            Some(_) => {}
+            None => {
+                sent.insert(index, check.to_owned());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -600,7 +759,7 @@ mod tests {
         let st = UploadState {
             format: UPLOAD_STATE_FORMAT,
             key: key.clone(),
-            upload_id: "u".into(),
+            upload_id: UploadId::from_bytes([7; 16]).to_b64(),
             node_id: "n".into(),
             node_key: "00".repeat(32),
             file_key: "11".repeat(32),
@@ -636,5 +795,125 @@ mod tests {
         assert_ne!(old.format, UPLOAD_STATE_FORMAT);
         config.delete_upload(&key).expect("delete");
         assert!(config.load_upload(&key).expect("load").is_none());
+    }
+
+    #[test]
+    fn sent_journal_adds_checks_and_refuses_damage() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = ConfigDir::new(dir.path());
+        let key = UploadKey {
+            local_path: "/tmp/b.bin".into(),
+            size: 10,
+            mtime_ns: 5,
+            parent: "p".into(),
+            name: "b.bin".into(),
+        };
+        let check = |c: char| c.to_string().repeat(CHECK_HEX_LEN);
+        let mut sent = BTreeMap::new();
+        sent.insert(2, check('a'));
+        let st = UploadState {
+            format: UPLOAD_STATE_FORMAT,
+            key: key.clone(),
+            upload_id: UploadId::from_bytes([8; 16]).to_b64(),
+            node_id: "n".into(),
+            node_key: "00".repeat(32),
+            file_key: "11".repeat(32),
+            salt: "22".repeat(32),
+            part_size: 1,
+            total_length: 20,
+            content_revision: 1,
+            replaces_existing: false,
+            sent,
+        };
+        config.save_upload(&st).expect("save");
+        let journal = config.sent_journal(&st).expect("journal");
+        let sent_after = |config: &ConfigDir| {
+            config.load_upload(&key).map(|s| {
+                s.expect("saved")
+                    .sent
+                    .clone()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            })
+        };
+        // Checks recorded after the save are loaded with the record's.
+        journal.record(5, &check('b')).expect("record");
+        journal.record(7, &check('c')).expect("record");
+        journal
+            .record(2, &check('a'))
+            .expect("the same check again");
+        assert_eq!(
+            sent_after(&config).expect("load"),
+            vec![(2, check('a')), (5, check('b')), (7, check('c'))]
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(journal.path())
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Only well-formed checks are recorded.
+        for bad in [
+            "",
+            "ab",
+            &check('g'),
+            &check('A'),
+            &format!("{} x", check('a')),
+        ] {
+            assert!(
+                matches!(journal.record(9, bad), Err(Error::State(_))),
+                "{bad:?}"
+            );
+        }
+        // A last line cut short by a crash: its part was never sent.
+        let intact = fs::read(journal.path()).expect("read");
+        let mut torn = intact.clone();
+        torn.extend_from_slice(format!("9 {}", &check('d')[..20]).as_bytes());
+        fs::write(journal.path(), &torn).expect("write");
+        assert_eq!(sent_after(&config).expect("load").len(), 3);
+        // Any other damage refuses the state.
+        let damaged = [
+            format!("2 {}\n", check('e')),  // another check for a part
+            format!("x {}\n", check('e')),  // not an index
+            format!("05 {}\n", check('e')), // not the index's own spelling
+            format!("6 {}\n", check('G')),  // not a check
+            format!("6  {}\n", check('e')), // not one space
+            "\n".to_string(),               // an empty line
+        ];
+        for d in &damaged {
+            let mut bytes = intact.clone();
+            bytes.extend_from_slice(d.as_bytes());
+            fs::write(journal.path(), &bytes).expect("write");
+            assert!(matches!(sent_after(&config), Err(Error::State(_))), "{d:?}");
+        }
+        fs::write(journal.path(), &intact).expect("write");
+        // The journal of another upload under the same key is not this one's.
+        let mut other = st.clone();
+        other.upload_id = UploadId::from_bytes([9; 16]).to_b64();
+        let stale = config.sent_journal(&other).expect("journal");
+        stale.record(3, &check('f')).expect("record");
+        assert_eq!(sent_after(&config).expect("load").len(), 3);
+        // Deleting the upload deletes the record and every journal of its key.
+        config.delete_upload(&key).expect("delete");
+        assert!(config.load_upload(&key).expect("load").is_none());
+        assert!(!journal.path().exists());
+        assert!(!stale.path().exists());
+        // Format 2 kept every check in the record: no journal is read for it (`put` never
+        // resumes it).
+        let mut v2 = st.clone();
+        v2.format = 2;
+        v2.upload_id = "not an id".into();
+        config.save_upload(&v2).expect("save");
+        assert_eq!(
+            config
+                .load_upload(&key)
+                .expect("load")
+                .expect("saved")
+                .format,
+            2
+        );
     }
 }

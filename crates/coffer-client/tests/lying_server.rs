@@ -191,21 +191,31 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
     std::fs::write(&src, &data).expect("write");
     let src_s = src.to_str().expect("utf-8");
 
-    // Part 3 is refused: the upload stops, its state stays (0600).
+    // Part 3 is refused: the upload stops, its state stays (0600): the record, and the
+    // journal of the parts sent, a check per line.
     proxy.set(Tamper::FailPart3);
     a.fails(&["put", src_s, "/big.bin"], 1);
     let uploads = a.config_dir().join("uploads");
-    let states: Vec<_> = std::fs::read_dir(&uploads)
+    let mut states: Vec<_> = std::fs::read_dir(&uploads)
         .expect("uploads")
         .flatten()
+        .map(|e| e.path())
         .collect();
-    assert_eq!(states.len(), 1);
+    states.sort_by_key(|p| p.extension().map(|e| e.to_os_string()));
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(states[0].extension().expect("ext"), "json");
+    assert_eq!(states[1].extension().expect("ext"), "sent");
     #[cfg(unix)]
-    {
+    for state in &states {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = states[0].metadata().expect("meta").permissions().mode();
+        let mode = std::fs::metadata(state).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
+    let journal = std::fs::read_to_string(&states[1]).expect("journal");
+    assert!(
+        (1..=7).contains(&journal.lines().count()) && journal.ends_with('\n'),
+        "{journal}"
+    );
     assert!(a.json(&["ls"]).as_array().expect("list").is_empty());
 
     // Repeating the command continues where it stopped.
@@ -258,9 +268,9 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
     let state = std::fs::read_dir(&uploads)
         .expect("uploads")
         .flatten()
-        .next()
-        .expect("state")
-        .path();
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("state");
     let mut v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state).expect("read")).expect("json");
     v.as_object_mut().expect("object").remove("format");
