@@ -1004,6 +1004,47 @@ impl Client {
         }
     }
 
+    /// Creates an upload for a new attempt, whose file key no part was sent under yet
+    /// (§11.9.1, resumption safety). The server answers an identical creation with a matching
+    /// live upload (§11.9.2): an earlier attempt's upload whose state is lost, when the same
+    /// content revision of an existing file is uploaded again with the same shape. Its parts
+    /// are under that attempt's file key, and finishing it with this attempt's would make the
+    /// file undecryptable: it is aborted (§11.9.6) and created anew.
+    async fn create_fresh_upload(
+        &self,
+        bearer: &Bearer,
+        create: &api::UploadCreateRequest,
+        remote: &RemotePath,
+    ) -> Result<api::UploadStatus> {
+        for _ in 0..2 {
+            let status: api::UploadStatus = self
+                .http()
+                .post("/v1/uploads", Some(bearer), create, Retry::Idempotent)
+                .await
+                .map_err(|e| write_problem(e, remote))?;
+            if status.present.iter().all(|&b| b == 0) {
+                return Ok(status);
+            }
+            match self
+                .http()
+                .no_content(
+                    Method::DELETE,
+                    &format!("/v1/uploads/{}", status.upload_id.to_b64()),
+                    Some(bearer),
+                    Payload::Empty,
+                    Retry::Idempotent,
+                )
+                .await
+            {
+                Ok(()) | Err(Error::Problem(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "another upload to {remote} is in progress; wait for it to finish or lapse"
+        )))
+    }
+
     /// Uploads the local file `local` to `remote` (a folder: into it under the local name; an
     /// existing file: its content is replaced). Parts are encrypted in parallel; the upload
     /// state is persisted, so calling `put` again after an interruption resumes.
@@ -1114,22 +1155,14 @@ impl Client {
                     replaces_existing: target.existing.is_some(),
                     sent: BTreeMap::new(),
                 };
-                let status: api::UploadStatus = self
-                    .http()
-                    .post(
-                        "/v1/uploads",
-                        Some(&bearer),
-                        &api::UploadCreateRequest {
-                            node_id,
-                            parent_id: target.parent.id,
-                            content_revision,
-                            total_length: total,
-                            part_size,
-                        },
-                        Retry::Idempotent,
-                    )
-                    .await
-                    .map_err(|e| write_problem(e, remote))?;
+                let create = api::UploadCreateRequest {
+                    node_id,
+                    parent_id: target.parent.id,
+                    content_revision,
+                    total_length: total,
+                    part_size,
+                };
+                let status = self.create_fresh_upload(&bearer, &create, remote).await?;
                 let mut st = st;
                 st.upload_id = status.upload_id.to_b64();
                 self.config().save_upload(&st)?;

@@ -281,4 +281,29 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
     assert_eq!(v["parts_sent"], 7);
     a.ok(&["get", "/third.bin", dest.to_str().expect("utf-8")]);
     assert!(std::fs::read(&dest).expect("read") == data);
+
+    // A new version of an existing file is interrupted, then its state no longer applies (the
+    // file is edited again: another modification time). The next attempt's creation is
+    // identical to the interrupted one's, and the server returns that upload (§11.9.2), whose
+    // parts are under the lost attempt's file key: they must not be finished with this
+    // attempt's, which would leave the file undecryptable.
+    a.ok(&["put", src_s, "/replaced.bin"]);
+    data[20] ^= 0xff;
+    std::fs::write(&src, &data).expect("version 2");
+    proxy.set(Tamper::FailPart3);
+    a.fails(&["put", src_s, "/replaced.bin"], 1);
+    data[30] ^= 0xff;
+    std::fs::write(&src, &data).expect("version 3");
+    std::fs::File::options()
+        .write(true)
+        .open(&src)
+        .expect("open")
+        .set_modified(mtime + std::time::Duration::from_secs(60))
+        .expect("set mtime");
+    proxy.set(Tamper::None);
+    let v = a.json(&["put", src_s, "/replaced.bin"]);
+    assert_eq!(v["resumed"], false);
+    assert_eq!(v["parts_sent"], 7, "every part is sent under the new key");
+    a.ok(&["get", "/replaced.bin", dest.to_str().expect("utf-8")]);
+    assert!(std::fs::read(&dest).expect("read") == data);
 }
