@@ -1005,11 +1005,12 @@ impl Client {
     }
 
     /// Creates an upload for a new attempt, whose file key no part was sent under yet
-    /// (§11.9.1, resumption safety). The server answers an identical creation with a matching
-    /// live upload (§11.9.2): an earlier attempt's upload whose state is lost, when the same
-    /// content revision of an existing file is uploaded again with the same shape. Its parts
-    /// are under that attempt's file key, and finishing it with this attempt's would make the
-    /// file undecryptable: it is aborted (§11.9.6) and created anew.
+    /// (§11.9.2). Only an upload this request created (`201`) is used: the server answers an
+    /// identical creation with a matching live upload (`200`), which may be an earlier
+    /// attempt's whose state is lost, or another attempt's running at the same moment, with
+    /// parts under another file key; finishing it with this attempt's would make the file
+    /// undecryptable. Such an upload is aborted (§11.9.6) and created anew (when it was this
+    /// attempt's own, its creation retried after a lost response, that costs nothing).
     async fn create_fresh_upload(
         &self,
         bearer: &Bearer,
@@ -1017,12 +1018,24 @@ impl Client {
         remote: &RemotePath,
     ) -> Result<api::UploadStatus> {
         for _ in 0..2 {
-            let status: api::UploadStatus = self
+            let resp = self
                 .http()
-                .post("/v1/uploads", Some(bearer), create, Retry::Idempotent)
+                .send(
+                    Method::POST,
+                    "/v1/uploads",
+                    Some(bearer),
+                    Payload::Cbor(api::Body::to_bytes(create)),
+                    HeaderMap::new(),
+                    Retry::Idempotent,
+                )
                 .await
                 .map_err(|e| write_problem(e, remote))?;
-            if status.present.iter().all(|&b| b == 0) {
+            let created = resp.status() == reqwest::StatusCode::CREATED;
+            let status: api::UploadStatus = decode_body(resp).await?;
+            if created {
+                if status.present.iter().any(|&b| b != 0) {
+                    return Err(Error::integrity("a new upload with parts present"));
+                }
                 return Ok(status);
             }
             match self
@@ -1036,7 +1049,7 @@ impl Client {
                 )
                 .await
             {
-                Ok(()) | Err(Error::Problem(_)) => {}
+                Ok(()) | Err(Error::Problem(_) | Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }

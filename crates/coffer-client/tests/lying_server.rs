@@ -30,6 +30,9 @@ enum Tamper {
     SwapListing,
     /// Refuse upload part 3 (a non-retryable error): the upload stops there.
     FailPart3,
+    /// Answer every upload creation `200` instead of `201`, as for an identical creation
+    /// while a matching upload is live (another attempt's, §11.9.2).
+    CreateExisting,
 }
 
 /// Tampers with content, listings and uploads; learns the root from the first listing.
@@ -73,6 +76,17 @@ impl Liar for Tamperer {
             }
         }
         Ok(None)
+    }
+
+    fn status(&self, tamper: Tamper, req: &Relayed, status: StatusCode) -> StatusCode {
+        if tamper == Tamper::CreateExisting
+            && req.method == "POST"
+            && req.path == "/v1/uploads"
+            && status == StatusCode::CREATED
+        {
+            return StatusCode::OK;
+        }
+        status
     }
 
     fn after(&self, tamper: Tamper, req: &Relayed, status: StatusCode, bytes: &mut Vec<u8>) {
@@ -281,6 +295,14 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
     assert_eq!(v["parts_sent"], 7);
     a.ok(&["get", "/third.bin", dest.to_str().expect("utf-8")]);
     assert!(std::fs::read(&dest).expect("read") == data);
+
+    // Another attempt's upload of the same version, running at the same moment: its creation
+    // answered `200` with no part present yet. It is never used (both would send parts under
+    // their own keys); the client aborts it, creates again, and stops when that repeats.
+    proxy.set(Tamper::CreateExisting);
+    let e = a.fails(&["put", src_s, "/replaced.bin"], 6);
+    assert!(e.contains("in progress"), "{e}");
+    proxy.set(Tamper::None);
 
     // A new version of an existing file is interrupted, then its state no longer applies (the
     // file is edited again: another modification time). The next attempt's creation is

@@ -30,6 +30,11 @@ pub trait Liar: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The status the client gets for upstream's `status` (by default the same).
+    fn status(&self, _lie: Self::Lie, _req: &Relayed, status: StatusCode) -> StatusCode {
+        status
+    }
+
     /// Alters upstream's answer `body` (status `status`) before it goes back to the client.
     fn after(&self, lie: Self::Lie, req: &Relayed, status: StatusCode, body: &mut Vec<u8>);
 }
@@ -130,6 +135,7 @@ async fn relay<L: Liar>(State(st): State<Arc<ProxyState<L>>>, req: Request) -> R
     let rh = resp.headers().clone();
     let mut bytes = resp.bytes().await.expect("upstream body").to_vec();
     st.liar.after(lie, &relayed, status, &mut bytes);
+    let status = st.liar.status(lie, &relayed, status);
     let mut out = Response::builder().status(status.as_u16());
     for (k, v) in &rh {
         if k != "content-length" && k != "transfer-encoding" {
