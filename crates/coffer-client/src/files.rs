@@ -1100,6 +1100,13 @@ impl Client {
         // Resume, or start.
         let mut resumed = false;
         let mut state = None;
+        // State older than any upload the server keeps (best effort: a failure here must not
+        // stop this upload).
+        if let Some(cut) = std::time::SystemTime::now().checked_sub(std::time::Duration::from_secs(
+            api::UPLOAD_MAX_TTL_SECS + 86_400,
+        )) {
+            let _ = self.config().prune_uploads(cut);
+        }
         if let Some(st) = self.config().load_upload(&key)? {
             let status: Result<api::UploadStatus> = self
                 .http()

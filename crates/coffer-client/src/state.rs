@@ -34,6 +34,10 @@
 //! record for every part would cost O(parts²) over an upload of up to 10 000 parts. Loading
 //! merges the journal of the record's upload; a last line cut short by a crash is ignored (its
 //! part was never sent), any other damage refuses the state.
+//!
+//! State that no `put` will resume (a file edited after its upload was interrupted gets another
+//! key) is deleted by the next `put` once it is older than any upload the server keeps
+//! ([`ConfigDir::prune_uploads`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -263,6 +267,43 @@ impl ConfigDir {
             }
         }
         Ok(())
+    }
+}
+
+impl ConfigDir {
+    /// Deletes the upload state (records and journals) last written before `before`: state of
+    /// uploads the server has let lapse (at most `UPLOAD_MAX_TTL_SECS` after creation, spec
+    /// §11.9.2), which no `put` will resume, such as that of a file edited after its upload was
+    /// interrupted. It holds the keys of content that was never finished. Returns how many
+    /// files were deleted.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory cannot be read or a file not deleted.
+    pub fn prune_uploads(&self, before: std::time::SystemTime) -> Result<usize> {
+        let dir = self.path.join(UPLOADS_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
+        };
+        let mut pruned = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.ends_with(".json") || name.ends_with(".sent")) {
+                continue;
+            }
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < before);
+            if stale {
+                remove_if_exists(&entry.path())?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 }
 
@@ -901,6 +942,28 @@ mod tests {
         assert!(config.load_upload(&key).expect("load").is_none());
         assert!(!journal.path().exists());
         assert!(!stale.path().exists());
+        // State last written before the cut-off is pruned, newer state kept.
+        config.save_upload(&st).expect("save");
+        journal.record(1, &check('a')).expect("record");
+        let stale_record = config.upload_path(&key);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 86_400);
+        for p in [&stale_record, journal.path()] {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .expect("open")
+                .set_modified(old)
+                .expect("age");
+        }
+        let mut fresh = st.clone();
+        fresh.key.mtime_ns = 6;
+        config.save_upload(&fresh).expect("save");
+        let cut = std::time::SystemTime::now() - std::time::Duration::from_secs(7 * 86_400);
+        assert_eq!(config.prune_uploads(cut).expect("prune"), 2);
+        assert!(!stale_record.exists() && !journal.path().exists());
+        assert!(config.load_upload(&fresh.key).expect("load").is_some());
+        assert_eq!(config.prune_uploads(cut).expect("prune"), 0);
+        config.delete_upload(&fresh.key).expect("delete");
         // Format 2 kept every check in the record: no journal is read for it (`put` never
         // resumes it).
         let mut v2 = st.clone();
