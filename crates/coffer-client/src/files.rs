@@ -15,7 +15,7 @@ use bytes::Bytes;
 use coffer_core::api;
 use coffer_core::content;
 use coffer_core::encoding::{b64url_encode, decode_bounded, encode, ByteBuf};
-use coffer_core::ids::NodeId;
+use coffer_core::ids::{NodeId, UploadId};
 use coffer_core::metadata::{self, Metadata};
 use coffer_core::primitives::{ContentDigest, SecretKey, SigningKey, VerifyingKey};
 use coffer_core::tree::{self, FileContent, FolderKey, NewNode, NodeRecord, SealedMetadata};
@@ -1004,6 +1004,21 @@ impl Client {
         }
     }
 
+    /// After parts failed with a broken connection: asks the server about the upload once,
+    /// with a request that has no body. A server refuses a part whose session has ended (`401`)
+    /// before reading its body, and closes the connection (spec §11.4.1 step 4), so that
+    /// answer can only be seen this way. Returns the error the answer explains, if any.
+    async fn why_parts_failed(&self, upload_id: &UploadId, bearer: &Bearer) -> Option<Error> {
+        let probe: Result<api::UploadStatus> = self
+            .http()
+            .get(&format!("/v1/uploads/{upload_id}"), Some(bearer))
+            .await;
+        match probe {
+            Err(e @ Error::Problem(_)) => Some(part_problem(e)),
+            _ => None,
+        }
+    }
+
     /// Creates an upload for a new attempt, whose file key no part was sent under yet
     /// (§11.9.2). Only an upload this request created (`201`) is used: the server answers an
     /// identical creation with a matching live upload (`200`), which may be an earlier
@@ -1297,7 +1312,8 @@ impl Client {
                             Some(&bearer),
                             part,
                         )
-                        .await?;
+                        .await
+                        .map_err(part_problem)?;
                     if stored.part_index != index || stored.length != expected_len {
                         return Err(Error::integrity("the server stored another part"));
                     }
@@ -1339,6 +1355,10 @@ impl Client {
                 ));
             }
             return Err(match (work, digest) {
+                (Err(Error::Transport(e)), _) => self
+                    .why_parts_failed(&upload_id, &bearer)
+                    .await
+                    .unwrap_or(Error::Transport(e)),
                 (Err(e), _) | (Ok(()), Err(e)) => e,
                 (Ok(()), Ok(_)) => Error::State("upload failed".into()),
             });
@@ -2117,6 +2137,18 @@ fn read_parts(
         return Err(Error::State("the file was not read whole".into()));
     }
     Ok(hasher.finalize())
+}
+
+/// Maps the problems of a part upload to clear errors.
+fn part_problem(e: Error) -> Error {
+    match e.problem_kind() {
+        Some(api::ProblemKind::NotFound) => Error::NotFound(
+            "the upload ended on the server (aborted by another upload of this file, lapsed, or \
+             your write access was removed); run `coffer put` again"
+                .into(),
+        ),
+        _ => session_problem(e),
+    }
 }
 
 /// Maps a `404` to a clear not-found for `what`.

@@ -33,11 +33,37 @@ enum Tamper {
     /// Answer every upload creation `200` instead of `201`, as for an identical creation
     /// while a matching upload is live (another attempt's, §11.9.2).
     CreateExisting,
+    /// The session ends when part 2 is sent: from then on parts meet a broken connection (a
+    /// server refuses them with `401` before reading the body, §11.4.1) and every other request
+    /// is answered `401`.
+    SessionEndsAtPart2,
 }
 
 /// Tampers with content, listings and uploads; learns the root from the first listing.
 struct Tamperer {
     root: Mutex<Option<String>>,
+    /// The session has ended (`Tamper::SessionEndsAtPart2`).
+    ended: std::sync::atomic::AtomicBool,
+}
+
+/// The index of a part upload request.
+fn part_index(req: &Relayed) -> Option<u64> {
+    if req.method != "PUT" || !req.path.starts_with("/v1/uploads/") {
+        return None;
+    }
+    req.path.rsplit_once("/parts/")?.1.parse().ok()
+}
+
+/// A response whose body breaks off: the client sees the connection fail.
+fn broken_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("cut by the test proxy"))
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", coffer_core::api::CBOR_CONTENT_TYPE)
+        .body(Body::from_stream(failing))
+        .expect("response")
 }
 
 /// The folder a listing request is for.
@@ -66,6 +92,19 @@ impl Liar for Tamperer {
     fn before(&self, tamper: Tamper, req: &Relayed) -> Result<Option<String>, Box<Response>> {
         if tamper == Tamper::FailPart3 && req.method == "PUT" && req.path.ends_with("/parts/3") {
             return Err(Box::new(problem(400, "invalid-parameter")));
+        }
+        if tamper == Tamper::SessionEndsAtPart2 {
+            use std::sync::atomic::Ordering;
+            match part_index(req) {
+                Some(i) if i >= 2 || self.ended.load(Ordering::SeqCst) => {
+                    self.ended.store(true, Ordering::SeqCst);
+                    return Err(Box::new(broken_connection()));
+                }
+                None if self.ended.load(Ordering::SeqCst) => {
+                    return Err(Box::new(problem(401, "unauthenticated")));
+                }
+                _ => {}
+            }
         }
         // The first folder listed is the root.
         if let Some(folder) = listing(&req.path) {
@@ -126,6 +165,7 @@ impl Liar for Tamperer {
 fn tamper_proxy(upstream: &str) -> Proxy<Tamperer> {
     let liar = Tamperer {
         root: Mutex::new(None),
+        ended: std::sync::atomic::AtomicBool::new(false),
     };
     Proxy::start(upstream, liar, Tamper::None)
 }
@@ -328,4 +368,27 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
     assert_eq!(v["parts_sent"], 7, "every part is sent under the new key");
     a.ok(&["get", "/replaced.bin", dest.to_str().expect("utf-8")]);
     assert!(std::fs::read(&dest).expect("read") == data);
+}
+
+#[test]
+fn a_session_that_ends_mid_upload_says_log_in_again() {
+    let server = Server::start();
+    let proxy = tamper_proxy(&server.url);
+    let mut a = server.user(&unique("gail"));
+    a.server = proxy.url.clone();
+    a.ok(&["register", &a.name.clone()]);
+    let local = tempfile::tempdir().expect("dir");
+    let src = write_local(local.path(), "big.bin", &random_bytes(5 * 8 * 1024 * 1024));
+    // Parts meet a broken connection; the client asks once more with a bodyless request and
+    // reports what that answer says (not a transport failure), keeping the state to resume.
+    proxy.set(Tamper::SessionEndsAtPart2);
+    let e = a.fails(&["put", path_str(&src), "/big.bin"], 3);
+    assert!(e.contains("coffer login"), "{e}");
+    assert!(a
+        .config_dir()
+        .join("uploads")
+        .read_dir()
+        .expect("state")
+        .next()
+        .is_some());
 }
