@@ -783,34 +783,37 @@ mod tests {
         assert!(matches!(config.load_session(), Err(Error::State(_))));
     }
 
-    #[test]
-    fn upload_state_round_trips_and_is_keyed() {
-        let dir = tempfile::tempdir().expect("dir");
-        let config = ConfigDir::new(dir.path());
-        let key = UploadKey {
-            local_path: "/tmp/a.bin".into(),
-            size: 10,
-            mtime_ns: 5,
-            parent: "p".into(),
-            name: "a.bin".into(),
-        };
-        assert!(config.load_upload(&key).expect("load").is_none());
-        let mut sent = BTreeMap::new();
-        sent.insert(2, "ab".repeat(32));
-        let st = UploadState {
+    /// Upload state of a file `name` in upload `[id; 16]`, with part 2 sent with `check2`.
+    fn upload_state(name: &str, id: u8, check2: String) -> UploadState {
+        UploadState {
             format: UPLOAD_STATE_FORMAT,
-            key: key.clone(),
-            upload_id: UploadId::from_bytes([7; 16]).to_b64(),
+            key: UploadKey {
+                local_path: format!("/tmp/{name}"),
+                size: 10,
+                mtime_ns: 5,
+                parent: "p".into(),
+                name: name.into(),
+            },
+            upload_id: UploadId::from_bytes([id; 16]).to_b64(),
             node_id: "n".into(),
             node_key: "00".repeat(32),
             file_key: "11".repeat(32),
             salt: "22".repeat(32),
             part_size: 1,
-            total_length: 2,
+            total_length: 20,
             content_revision: 1,
             replaces_existing: false,
-            sent,
-        };
+            sent: BTreeMap::from([(2, check2)]),
+        }
+    }
+
+    #[test]
+    fn upload_state_round_trips_and_is_keyed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = ConfigDir::new(dir.path());
+        let st = upload_state("a.bin", 7, "ab".repeat(32));
+        let key = st.key.clone();
+        assert!(config.load_upload(&key).expect("load").is_none());
         config.save_upload(&st).expect("save");
         let back = config.load_upload(&key).expect("load").expect("saved");
         assert_eq!(back.sent.get(&2), st.sent.get(&2));
@@ -842,30 +845,9 @@ mod tests {
     fn sent_journal_adds_checks_and_refuses_damage() {
         let dir = tempfile::tempdir().expect("dir");
         let config = ConfigDir::new(dir.path());
-        let key = UploadKey {
-            local_path: "/tmp/b.bin".into(),
-            size: 10,
-            mtime_ns: 5,
-            parent: "p".into(),
-            name: "b.bin".into(),
-        };
         let check = |c: char| c.to_string().repeat(CHECK_HEX_LEN);
-        let mut sent = BTreeMap::new();
-        sent.insert(2, check('a'));
-        let st = UploadState {
-            format: UPLOAD_STATE_FORMAT,
-            key: key.clone(),
-            upload_id: UploadId::from_bytes([8; 16]).to_b64(),
-            node_id: "n".into(),
-            node_key: "00".repeat(32),
-            file_key: "11".repeat(32),
-            salt: "22".repeat(32),
-            part_size: 1,
-            total_length: 20,
-            content_revision: 1,
-            replaces_existing: false,
-            sent,
-        };
+        let st = upload_state("b.bin", 8, check('a'));
+        let key = st.key.clone();
         config.save_upload(&st).expect("save");
         let journal = config.sent_journal(&st).expect("journal");
         let sent_after = |config: &ConfigDir| {

@@ -161,6 +161,16 @@ impl Liar for Tamperer {
     }
 }
 
+/// A server, a proxy in front of it, and a user `name` registered through the proxy.
+fn registered_behind_proxy(name: &str) -> (Server, Proxy<Tamperer>, User) {
+    let server = Server::start();
+    let proxy = tamper_proxy(&server.url);
+    let mut a = server.user(&unique(name));
+    a.server = proxy.url.clone();
+    a.ok(&["register", &a.name.clone()]);
+    (server, proxy, a)
+}
+
 /// A proxy in front of `upstream` that forwards faithfully until told otherwise.
 fn tamper_proxy(upstream: &str) -> Proxy<Tamperer> {
     let liar = Tamperer {
@@ -181,11 +191,7 @@ fn no_temp_files(dir: &std::path::Path) {
 
 #[test]
 fn tampered_content_and_records_give_clear_errors_never_wrong_bytes() {
-    let server = Server::start();
-    let proxy = tamper_proxy(&server.url);
-    let mut a = server.user(&unique("eve"));
-    a.server = proxy.url.clone();
-    a.ok(&["register", &a.name.clone()]);
+    let (_server, proxy, a) = registered_behind_proxy("eve");
     let local = tempfile::tempdir().expect("dir");
     let data = random_bytes(2 * 1024 * 1024 + 99);
     let src = local.path().join("f.bin");
@@ -234,11 +240,7 @@ fn tampered_content_and_records_give_clear_errors_never_wrong_bytes() {
 
 #[test]
 fn interrupted_put_resumes_and_an_edited_file_restarts() {
-    let server = Server::start();
-    let proxy = tamper_proxy(&server.url);
-    let mut a = server.user(&unique("frank"));
-    a.server = proxy.url.clone();
-    a.ok(&["register", &a.name.clone()]);
+    let (_server, proxy, a) = registered_behind_proxy("frank");
     let local = tempfile::tempdir().expect("dir");
     let mut data = random_bytes(6 * 8 * 1024 * 1024 + 777); // 7 parts
     let src = local.path().join("big.bin");
@@ -372,11 +374,7 @@ fn interrupted_put_resumes_and_an_edited_file_restarts() {
 
 #[test]
 fn a_session_that_ends_mid_upload_says_log_in_again() {
-    let server = Server::start();
-    let proxy = tamper_proxy(&server.url);
-    let mut a = server.user(&unique("gail"));
-    a.server = proxy.url.clone();
-    a.ok(&["register", &a.name.clone()]);
+    let (_server, proxy, a) = registered_behind_proxy("gail");
     let local = tempfile::tempdir().expect("dir");
     let src = write_local(local.path(), "big.bin", &random_bytes(5 * 8 * 1024 * 1024));
     // Parts meet a broken connection; the client asks once more with a bodyless request and

@@ -24,7 +24,8 @@ use super::content::{serve_blob, Served};
 use super::links::LinkAuth;
 use super::nodes::{access, cbor, invalid_record, not_found, problem, store_error};
 use super::uploads::{
-    abort, check_shape, lapse_times, parse_index, part_headers, status_of, store_part,
+    abort, check_shape, lapse_times, live_upload, live_upload_head, parse_index, part_headers,
+    status_of, store_part,
 };
 use super::{ApiResult, AppState, Cbor, NoBody, Session};
 use crate::store::{
@@ -352,26 +353,14 @@ fn check_envelope(bytes: &[u8], link: &Link) -> ApiResult<()> {
 
 /// A live drop upload of this link with its parts, or `404`.
 async fn link_upload(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<Upload> {
-    let id = path_id::<UploadId>(id)?;
-    let u = state
-        .meta
-        .upload(id, state.now())
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
+    let u = live_upload(state, path_id::<UploadId>(id)?).await?;
     check_link_upload(&u.upload, link_id)?;
     Ok(u)
 }
 
 /// A live drop upload of this link without its parts (what a part request needs), or `404`.
 async fn link_upload_head(state: &AppState, link_id: LinkId, id: &str) -> ApiResult<NewUpload> {
-    let id = path_id::<UploadId>(id)?;
-    let u = state
-        .meta
-        .upload_head(id, state.now())
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
+    let u = live_upload_head(state, path_id::<UploadId>(id)?).await?;
     check_link_upload(&u, link_id)?;
     Ok(u)
 }

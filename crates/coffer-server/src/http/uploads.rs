@@ -105,31 +105,41 @@ pub(crate) fn lapse_times(now: u64) -> (u64, u64) {
     )
 }
 
-/// The live node upload `id` of `caller` with its parts, or `404` (see [`check_own`]).
-async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiResult<Upload> {
-    let u = state
+/// The live upload `id` with its parts, or `404`.
+pub(crate) async fn live_upload(state: &AppState, id: UploadId) -> ApiResult<Upload> {
+    state
         .meta
         .upload(id, state.now())
         .await
         .map_err(store_error)?
-        .ok_or_else(not_found)?;
+        .ok_or_else(not_found)
+}
+
+/// The live upload `id` without its parts (what a part request needs: its cost does not grow
+/// with the parts present), or `404`.
+pub(crate) async fn live_upload_head(state: &AppState, id: UploadId) -> ApiResult<NewUpload> {
+    state
+        .meta
+        .upload_head(id, state.now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_found)
+}
+
+/// The live node upload `id` of `caller` with its parts, or `404` (see [`check_own`]).
+async fn own_upload(state: &AppState, caller: AccountId, id: UploadId) -> ApiResult<Upload> {
+    let u = live_upload(state, id).await?;
     check_own(state, caller, &u.upload).await?;
     Ok(u)
 }
 
-/// The live node upload `id` of `caller` without its parts (what a part request needs: its
-/// cost does not grow with the parts present), or `404` (see [`check_own`]).
+/// The live node upload `id` of `caller` without its parts, or `404` (see [`check_own`]).
 async fn own_upload_head(
     state: &AppState,
     caller: AccountId,
     id: UploadId,
 ) -> ApiResult<NewUpload> {
-    let u = state
-        .meta
-        .upload_head(id, state.now())
-        .await
-        .map_err(store_error)?
-        .ok_or_else(not_found)?;
+    let u = live_upload_head(state, id).await?;
     check_own(state, caller, &u).await?;
     Ok(u)
 }
