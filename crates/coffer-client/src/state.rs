@@ -194,7 +194,7 @@ impl ConfigDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
-        let s: UploadState = serde_json::from_slice(&bytes)
+        let mut s: UploadState = serde_json::from_slice(&bytes)
             .map_err(|e| Error::State(format!("{} is damaged ({e}); delete it", path.display())))?;
         if s.key != *key {
             return Err(Error::State(format!(
@@ -202,7 +202,6 @@ impl ConfigDir {
                 path.display()
             )));
         }
-        let mut s = s;
         if s.format == UPLOAD_STATE_FORMAT {
             let journal = self.sent_journal(&s)?.path;
             match fs::read(&journal) {
