@@ -194,7 +194,7 @@
 //! MiB (put), 21.2-21.8 MiB (get), server 41.5-42.2 MiB.
 //!
 //! 2026-11-29 (session 10), the floor (see above) measured in the same runs, /dev/shm. Run A:
-//! 1 GiB only; run B: 256 MiB and 1 GiB. CPU seconds of each step; "at most" is `2 * size /
+//! 1 GiB only; run B: 256 MiB and 1 GiB; run C: 1 GiB, at 12:30 UTC. CPU seconds of each step; "at most" is `2 * size /
 //! floor` on these two cores:
 //!
 //! ```text
@@ -202,17 +202,19 @@
 //! A 1 GiB      1189 / 1263 (757 / 831)      501   530   42%      66%       0.75 0.48   1.42 0.63     0.64  0.83    3.91 / 3.87    549 / 555 MB/s   46% / 44%   91% / 95%
 //! B 256 MiB    1351 / 1192 (927 / 982)      449   491   33%      48%       0.18 0.10   0.29 0.13     0.14  0.16    0.85 / 0.81    633 / 660 MB/s   47% / 55%   71% / 74%
 //! B 1 GiB                                   476   517   35%      51%       0.24 0.45   1.16 0.65     0.62  0.26    3.12 / 3.08    689 / 698 MB/s   51% / 59%   69% / 74%
+//! C 1 GiB      1250 / 1445 (869 / 913)      539   529   43%      62%       0.76 0.46   1.24 0.67     0.66  0.83    3.79 / 3.80    566 / 565 MB/s   45% / 39%   95% / 94%
 //! ```
 //!
 //! Client plus server CPU of the counted put: A 2.52 + 1.40 = 3.92 s against a floor of 3.91;
-//! B 2.54 + 1.53 = 4.07 s against 3.12 (this run's file read cost a third of run A's). So a put
-//! does the floor's work and little more, and even with both cores busy all the time it could
-//! reach only 46-51% of the all-core encryption rate here (get: 44-59%): on two cores that the
-//! client and the server share, half the all-core rate is about the floor itself. The cost of
-//! memory in this VM is most of it: tmpfs writes ran at 1.5 GB/s (`dd`), BLAKE3 at 2.3 GB/s.
-//! `perf` of cofferd during a put: 83% kernel, of which writing parts into tmpfs 51% (page
-//! allocation 30%, the copy 18%) and receiving 21%. Peak RSS: client 47.9-48.1 MiB (put),
-//! 21.0-21.1 MiB (get), server 43.3-45.5 MiB, flat from 256 MiB to 1 GiB.
+//! B 2.54 + 1.53 = 4.07 s against 3.12 (this run's file read cost a third of run A's); C 2.35 +
+//! 1.42 = 3.77 s against 3.79. So a put does the floor's work and little more, and even with
+//! both cores busy all the time it could reach only 45-51% of the all-core encryption rate here
+//! (get: 39-59%): on two cores that the client and the server share, half the all-core rate is
+//! about the floor itself. The cost of memory in this VM is most of it: tmpfs writes ran at
+//! 1.5 GB/s (`dd`), BLAKE3 at 2.3 GB/s. `perf` of cofferd during a put: 83% kernel, of which
+//! writing parts into tmpfs 51% (page allocation 30%, the copy 18%) and receiving 21%. Peak
+//! RSS: client 47.9-48.1 MiB (put), 21.0-21.7 MiB (get), server 43.3-45.5 MiB, flat from
+//! 256 MiB to 1 GiB.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
