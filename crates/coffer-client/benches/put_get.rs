@@ -442,19 +442,26 @@ fn disk_write_rate(dir: &Path, bytes: u64) -> f64 {
     let mut block = vec![0u8; 4 << 20];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut block);
     let t = Instant::now();
-    {
-        let mut f = std::fs::File::create(&path).expect("create");
-        let mut left = bytes;
-        while left > 0 {
-            let n = usize::try_from(left.min(block.len() as u64)).expect("block");
-            f.write_all(&block[..n]).expect("write");
-            left -= n as u64;
-        }
-        f.sync_all().expect("fsync");
-    }
+    write_synced(&path, &block, bytes);
     let rate = mbps(bytes, t.elapsed());
     std::fs::remove_file(&path).expect("remove");
     rate
+}
+
+/// The lengths of the pieces of `total` bytes cut `piece` bytes at a time (the last one shorter).
+fn pieces(total: u64, piece: usize) -> impl Iterator<Item = usize> {
+    let piece = piece as u64;
+    (0..total.div_ceil(piece))
+        .map(move |i| usize::try_from(piece.min(total - i * piece)).expect("piece"))
+}
+
+/// Writes `bytes` to a new file at `path`, `block` (repeated) at a time, then `fsync`s it.
+fn write_synced(path: &Path, block: &[u8], bytes: u64) {
+    let mut f = std::fs::File::create(path).expect("create");
+    for n in pieces(bytes, block.len()) {
+        f.write_all(&block[..n]).expect("write");
+    }
+    f.sync_all().expect("fsync");
 }
 
 /// On-CPU time of the calling thread so far (Linux `/proc/thread-self/schedstat`, in
@@ -499,27 +506,15 @@ impl Floor {
         })?;
         let hash = cpu_of(|| {
             let mut d = coffer_core::primitives::ContentDigest::new();
-            let mut left = bytes;
-            while left > 0 {
-                let n = usize::try_from(left.min(PIECE as u64)).expect("piece");
+            for n in pieces(bytes, PIECE) {
                 d.update(&buf[..n]);
-                left -= n as u64;
             }
             std::hint::black_box(d.finalize());
         })?;
         let loopback = loopback_cpu(bytes)?;
         let path = dir.join("floor.bin");
         warm_memory(2 * bytes);
-        let write = cpu_of(|| {
-            let mut f = std::fs::File::create(&path).expect("create");
-            let mut left = bytes;
-            while left > 0 {
-                let n = usize::try_from(left.min(2 << 20)).expect("piece");
-                f.write_all(&buf[..n]).expect("write");
-                left -= n as u64;
-            }
-            f.sync_all().expect("fsync");
-        })?;
+        let write = cpu_of(|| write_synced(&path, &buf[..2 << 20], bytes))?;
         let reread = cpu_of(|| {
             let mut f = std::fs::File::open(&path).expect("open");
             while f.read(&mut buf[..1 << 20]).expect("read") > 0 {}
@@ -557,11 +552,8 @@ fn loopback_cpu(bytes: u64) -> Option<Duration> {
     let mut conn = std::net::TcpStream::connect(addr).expect("connect");
     let block = vec![0x5au8; 8 << 20];
     let sent = cpu_of(|| {
-        let mut left = bytes;
-        while left > 0 {
-            let n = usize::try_from(left.min(block.len() as u64)).expect("block");
+        for n in pieces(bytes, block.len()) {
             conn.write_all(&block[..n]).expect("send");
-            left -= n as u64;
         }
     });
     drop(conn);
