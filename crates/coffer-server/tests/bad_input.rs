@@ -152,17 +152,26 @@ async fn hostile_bodies_on_every_endpoint() {
                 // One byte over the limit (bulk bodies: a single endpoint suffices).
                 let limit = limit_of(name);
                 if limit <= api::MAX_RECORD_BODY || name == "ShareCreateRequest" {
-                    let r = http
-                        .send(
-                            method.clone(),
-                            &path,
-                            token,
-                            ct,
-                            Some(vec![0x41; limit + 1]),
-                            &[],
-                        )
-                        .await;
-                    assert_client_error(&r, &what("oversized"));
+                    // A server may refuse a body longer than it reads before refusing (the
+                    // reference server: 1 MiB) by closing the connection (§11.4.1 step 4): the
+                    // write then fails instead of the `413` arriving. A shorter one is answered.
+                    let body = vec![0x41; limit + 1];
+                    let may_close = body.len() > 1 << 20;
+                    let mut answer = Err(None);
+                    for _ in 0..2 {
+                        // Twice: the first may meet a pooled connection the server closed.
+                        let sent = http
+                            .try_send(method.clone(), &path, token, ct, Some(body.clone()), &[])
+                            .await;
+                        answer = sent.map_err(Some);
+                        if answer.is_ok() {
+                            break;
+                        }
+                    }
+                    match answer {
+                        Ok(r) => assert_client_error(&r, &what("oversized")),
+                        Err(e) => assert!(may_close, "{}: {e:?}", what("oversized")),
+                    }
                 }
             }
             Payload::Octets => {
